@@ -1,0 +1,99 @@
+#pragma once
+// The daemon's configuration as a validated value. Everything that reaches
+// the server has passed validation: no field here needs re-checking.
+// Built from TOML by load_config(); the contract is ../shared/CONFIG.md and
+// every key is documented for operators in config/framed.toml.
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "reactor/backend.hpp"
+
+namespace framed::config {
+
+enum class ListenerKind { tcp, udp, unix_stream, unix_dgram };
+enum class Framing { json, length, line, datagram };
+enum class Payload { text, json };
+enum class ByteOrder { big, little };
+enum class LogLevel { trace, debug, info, warn, error };
+
+struct Limits {
+  std::uint64_t max_header = 65536;
+  std::uint64_t max_body = 64ULL << 20;
+  std::chrono::nanoseconds idle_timeout = std::chrono::seconds(300);
+  std::chrono::nanoseconds header_timeout = std::chrono::seconds(10);
+  std::uint32_t max_pending_replies = 1024;
+};
+
+struct Listener {
+  std::string name;  // from the config, or "<kind>:<address|path>" when absent
+  ListenerKind kind = ListenerKind::tcp;
+  std::string address;  // tcp/udp: "host:port" or "[v6]:port", as written
+  std::string path;     // unix/unix_dgram: filesystem path, or "@name" (abstract)
+  std::uint32_t mode = 0660;
+  Framing framing = Framing::json;
+  Payload payload = Payload::text;
+  ByteOrder byte_order = ByteOrder::big;
+  std::optional<std::string> command;  // every payload is this command's body
+  int backlog = 511;                    // listen(2) backlog, as Redis and nginx
+  Limits limits;                        // [limits] with this listener's overrides
+};
+
+struct Files {
+  std::string root;
+  std::uint64_t max_file_size = 1ULL << 30;
+};
+
+struct Command {
+  std::string name;
+  std::vector<std::string> argv;  // argv[0] is an absolute path to an executable
+  bool allow_args = false;
+  std::chrono::nanoseconds timeout = std::chrono::seconds(10);
+  std::uint64_t max_output = 1ULL << 20;
+};
+
+struct Daemon {
+  unsigned workers = 0;  // 0 = number of CPUs
+  reactor::BackendChoice backend = reactor::BackendChoice::automatic;
+  LogLevel log_level = LogLevel::info;
+  std::uint32_t max_connections = 10000;
+  std::chrono::nanoseconds shutdown_timeout = std::chrono::seconds(10);
+};
+
+struct Config {
+  std::string source;  // the file it came from; empty for built-in defaults
+  Daemon daemon;
+  Limits limits;  // the [limits] table, before per-listener overrides
+  std::vector<Listener> listeners;
+  std::optional<Files> files;           // absent: put/get/list answer forbidden
+  std::map<std::string, Command> commands;  // by exec name
+};
+
+// One problem found in a file: rendered "FILE:LINE:COLUMN: message", or
+// "FILE: message" when it has no position (missing file, I/O error).
+struct ConfigError {
+  std::string file;
+  std::uint32_t line = 0;    // 1-based; 0 = no position
+  std::uint32_t column = 0;  // 1-based; 0 = no position
+  std::string message;
+  [[nodiscard]] std::string to_string() const;
+};
+
+struct LoadResult {
+  std::optional<Config> config;     // set only when errors is empty
+  std::vector<ConfigError> errors;  // every error found, in file order
+};
+
+// Parses and validates a TOML file. Never throws; never binds or opens
+// anything but the file itself.
+LoadResult load_config(const std::string& path);
+// The same, from text already in memory (tests; `source` names it in errors).
+LoadResult parse_config(std::string_view toml_text, const std::string& source);
+// The built-in defaults used when no --config is given (CONFIG.md, "Defaults").
+Config default_config();
+
+}  // namespace framed::config

@@ -1,0 +1,48 @@
+#include "buffer/byte_buffer.hpp"
+
+#include <algorithm>
+#include <cassert>
+
+namespace framed::buffer {
+
+ByteBuffer::ByteBuffer(std::size_t initial_capacity) { reallocate(initial_capacity + kTailPadding); }
+
+void ByteBuffer::reallocate(std::size_t new_capacity) {
+  // make_unique_for_overwrite: a 64 MiB body buffer must not be zero-filled
+  // only to be overwritten by recv() a moment later.
+  auto fresh = std::make_unique_for_overwrite<char[]>(new_capacity);
+  const std::size_t live = readable_size();
+  if (live != 0) std::memcpy(fresh.get(), read_ptr(), live);
+  data_ = std::move(fresh);
+  capacity_ = new_capacity;
+  read_pos_ = 0;
+  write_pos_ = live;
+}
+
+void ByteBuffer::ensure_writable(std::size_t n) {
+  if (writable_size() >= n) return;
+  const std::size_t live = readable_size();
+  // Compact when the consumed prefix alone makes room: cheaper than growing.
+  if (capacity_ - kTailPadding - live >= n) {
+    if (live != 0) std::memmove(data_.get(), read_ptr(), live);
+    read_pos_ = 0;
+    write_pos_ = live;
+    return;
+  }
+  const std::size_t needed = live + n + kTailPadding;
+  reallocate(std::max(needed, capacity_ * 2));
+}
+
+void ByteBuffer::consume(std::size_t n) noexcept {
+  assert(n <= readable_size());
+  read_pos_ += n;
+  // Rewinding when empty keeps the common request/reply cycle at the front of
+  // the buffer, so it never needs a memmove.
+  if (read_pos_ == write_pos_) read_pos_ = write_pos_ = 0;
+}
+
+void ByteBuffer::shrink_if_idle(std::size_t keep_capacity) {
+  if (empty() && capacity_ > keep_capacity + kTailPadding) reallocate(keep_capacity + kTailPadding);
+}
+
+}  // namespace framed::buffer

@@ -1,0 +1,154 @@
+#pragma once
+// The event loop: one thread, one Backend, timers, and a queue for work posted
+// from other threads (the worker pool hands its results back this way).
+//
+// Contract:
+//  * Everything here is called on the reactor thread, except post() and
+//    stop_from_any_thread(), which are thread-safe.
+//  * I/O is addressed through IoHandler registrations. register_handler()
+//    returns an IoToken; operations submitted with it complete into
+//    handler.on_io(tag, result, flags). The token carries a generation, so a
+//    completion that arrives after unregister_handler() is dropped instead of
+//    reaching a destroyed handler, even when the slot was reused.
+//  * A handler must stay alive while it has operations in flight; it may
+//    unregister and ask to be destroyed (defer()) only after their last
+//    completion. Deferred functions run after the current batch of
+//    completions, so a handler is never destroyed inside its own callback.
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <queue>
+#include <unordered_map>
+#include <vector>
+
+#include "base/clock.hpp"
+#include "base/unique_fd.hpp"
+#include "reactor/backend.hpp"
+
+namespace framed::reactor {
+
+class IoHandler {
+ public:
+  virtual void on_io(std::uint8_t tag, std::int32_t result, std::uint32_t flags) = 0;
+
+ protected:
+  ~IoHandler() = default;
+};
+
+struct IoToken {
+  std::uint32_t slot = 0;
+  std::uint32_t generation = 0;  // 0 never names a live registration
+  [[nodiscard]] bool valid() const noexcept { return generation != 0; }
+};
+
+using TimerId = std::uint64_t;
+
+class Reactor final : private CompletionSink {
+ public:
+  // Takes the backend; fails (null, *error = -errno) if the wake-up eventfd
+  // cannot be created.
+  static std::unique_ptr<Reactor> create(std::unique_ptr<Backend> backend, int* error);
+  ~Reactor();
+
+  Reactor(const Reactor&) = delete;
+  Reactor& operator=(const Reactor&) = delete;
+
+  [[nodiscard]] Backend& backend() noexcept { return *backend_; }
+  [[nodiscard]] std::string_view backend_name() const noexcept { return backend_->name(); }
+
+  // Runs until stop(). Each iteration: one backend poll (the only wait),
+  // completions, posted work, due timers, deferred functions.
+  void run();
+  void stop() noexcept { running_ = false; }
+  // Thread-safe.
+  void stop_from_any_thread();
+  // Thread-safe: runs fn on the reactor thread soon.
+  void post(std::function<void()> fn);
+  // Runs fn after the current batch of completions (reactor thread only).
+  void defer(std::function<void()> fn) { deferred_.push_back(std::move(fn)); }
+
+  // The time of the current batch of completions: read once per batch, not
+  // once per event.
+  [[nodiscard]] base::TimePoint now() noexcept {
+    if (!now_is_fresh_) {
+      now_ = base::Clock::now();
+      now_is_fresh_ = true;
+    }
+    return now_;
+  }
+  TimerId add_timer(base::TimePoint deadline, std::function<void()> fn);
+  void cancel_timer(TimerId id);
+
+  IoToken register_handler(IoHandler& handler);
+  void unregister_handler(IoToken token);
+
+  // Operations, see Backend for their semantics.
+  void accept(IoToken token, std::uint8_t tag, int fd) { backend_->accept(fd, encode(token, tag)); }
+  void recv(IoToken token, std::uint8_t tag, int fd, void* buffer, std::size_t length) {
+    backend_->recv(fd, buffer, length, encode(token, tag));
+  }
+  void sendmsg(IoToken token, std::uint8_t tag, int fd, const msghdr* message) {
+    backend_->sendmsg(fd, message, encode(token, tag));
+  }
+  void recvmsg(IoToken token, std::uint8_t tag, int fd, msghdr* message) {
+    backend_->recvmsg(fd, message, encode(token, tag));
+  }
+  void read(IoToken token, std::uint8_t tag, int fd, void* buffer, std::size_t length) {
+    backend_->read(fd, buffer, length, encode(token, tag));
+  }
+  void cancel(int fd) { backend_->cancel(fd); }
+
+ private:
+  // user_data layout: slot (32 bits) | generation (24 bits) | tag (8 bits).
+  // Zero is never produced (generations start at 1), so backends may use it
+  // for their own internal operations.
+  static std::uint64_t encode(IoToken token, std::uint8_t tag) noexcept {
+    return (std::uint64_t{token.slot} << 32) | (std::uint64_t{token.generation & 0xFFFFFF} << 8) | tag;
+  }
+
+  struct Slot {
+    IoHandler* handler = nullptr;
+    std::uint32_t generation = 0;
+  };
+  struct Timer {
+    base::TimePoint deadline;
+    TimerId id;
+    bool operator>(const Timer& other) const noexcept { return deadline > other.deadline; }
+  };
+
+  Reactor(std::unique_ptr<Backend> backend, base::UniqueFd wake_fd);
+  void on_completion(const Completion& completion) override;
+  void arm_wake_read();
+  void run_posted();
+  void run_due_timers();
+  void run_deferred();
+
+  std::unique_ptr<Backend> backend_;
+  bool running_ = false;
+  bool now_is_fresh_ = false;  // now_ was read during the current batch
+  base::TimePoint now_ = base::Clock::now();
+
+  std::vector<Slot> slots_;
+  std::vector<std::uint32_t> free_slots_;
+
+  std::priority_queue<Timer, std::vector<Timer>, std::greater<>> timer_heap_;
+  std::unordered_map<TimerId, std::function<void()>> timer_fns_;  // absent = cancelled
+  TimerId next_timer_id_ = 1;
+
+  std::vector<std::function<void()>> deferred_;
+
+  // Cross-thread wake-up: an eventfd the reactor keeps a read armed on.
+  class WakeHandler;
+  std::unique_ptr<WakeHandler> wake_handler_;
+  base::UniqueFd wake_fd_;
+  std::uint64_t wake_value_ = 0;
+  IoToken wake_token_;
+  std::mutex posted_mutex_;
+  std::vector<std::function<void()>> posted_;
+  std::vector<std::function<void()>> running_posted_;
+  bool stop_requested_ = false;  // guarded by posted_mutex_
+};
+
+}  // namespace framed::reactor
