@@ -1,0 +1,112 @@
+#include "codec/reply_encoder.hpp"
+
+#include <cstring>
+
+namespace framed::codec {
+namespace {
+
+// Python's multiprocessing.connection reads the u32 as a signed int, so any
+// payload from 2 GiB up uses its large form: 0xFFFFFFFF, then a u64.
+constexpr std::uint64_t kLargeLengthThreshold = 0x80000000ULL;
+constexpr std::uint32_t kLargeLengthMarker = 0xFFFFFFFFU;
+
+void append_escaped_line(std::string_view text, buffer::ByteBuffer& out) {
+  std::size_t run_start = 0;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (c != '\\' && c != '\n' && c != '\r') continue;
+    out.append(text.substr(run_start, i - run_start));
+    out.append(c == '\\' ? std::string_view("\\\\") : c == '\n' ? std::string_view("\\n") : std::string_view("\\r"));
+    run_start = i + 1;
+  }
+  out.append(text.substr(run_start));
+}
+
+}  // namespace
+
+void ReplyEncoder::render_json_header(const proto::Reply& reply, std::string& out) {
+  out.push_back('{');
+  if (!reply.id_json.empty()) {
+    out.append("\"id\":");
+    out.append(reply.id_json);
+    out.push_back(',');
+  }
+  if (reply.ok) {
+    out.append("\"ok\":true");
+  } else {
+    out.append("\"ok\":false,\"error\":{\"code\":\"");
+    out.append(proto::to_string(reply.error_code));
+    out.append("\",\"message\":");
+    proto::append_json_string(out, reply.error_message);
+    out.push_back('}');
+  }
+  if (!reply.body.empty()) {
+    out.append(",\"total_size\":");
+    proto::append_json_uint(out, reply.body.size());
+  }
+  out.append(reply.fields);
+  out.push_back('}');
+}
+
+void ReplyEncoder::encode(const proto::Reply& reply, buffer::ByteBuffer& out) {
+  if (format_ == WireFormat::json || format_ == WireFormat::datagram_json) {
+    encode_json(reply, out);
+    return;
+  }
+  // Simple mode: the payload is the output, or "ERR <code> <message>".
+  std::string_view head;
+  std::string_view body = reply.body;
+  if (!reply.ok) {
+    scratch_.assign("ERR ");
+    scratch_.append(proto::to_string(reply.error_code));
+    scratch_.push_back(' ');
+    scratch_.append(reply.error_message);
+    head = scratch_;
+    body = {};
+  }
+  if (format_ == WireFormat::line) {
+    encode_line(head, body, out);
+  } else if (format_ == WireFormat::length) {
+    encode_length(head, body, out);
+  } else {
+    out.append(head);
+    out.append(body);
+  }
+}
+
+void ReplyEncoder::encode_json(const proto::Reply& reply, buffer::ByteBuffer& out) {
+  scratch_.clear();
+  render_json_header(reply, scratch_);
+  out.ensure_writable(4 + scratch_.size() + reply.body.size());
+  char prefix[4];
+  store_u32(prefix, static_cast<std::uint32_t>(scratch_.size()), order_);
+  out.append(std::string_view(prefix, sizeof prefix));
+  out.append(scratch_);
+  out.append(reply.body);
+}
+
+void ReplyEncoder::encode_length(std::string_view payload_head, std::string_view payload_body,
+                                 buffer::ByteBuffer& out) {
+  const std::uint64_t size = payload_head.size() + payload_body.size();
+  out.ensure_writable(12 + size);
+  char prefix[12];
+  if (size >= kLargeLengthThreshold) {
+    store_u32(prefix, kLargeLengthMarker, order_);
+    store_u64(prefix + 4, size, order_);
+    out.append(std::string_view(prefix, 12));
+  } else {
+    store_u32(prefix, static_cast<std::uint32_t>(size), order_);
+    out.append(std::string_view(prefix, 4));
+  }
+  out.append(payload_head);
+  out.append(payload_body);
+}
+
+void ReplyEncoder::encode_line(std::string_view payload_head, std::string_view payload_body,
+                               buffer::ByteBuffer& out) {
+  append_escaped_line(payload_head, out);
+  append_escaped_line(payload_body, out);
+  out.append('\n');
+}
+
+}  // namespace framed::codec
