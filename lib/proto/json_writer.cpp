@@ -63,11 +63,10 @@ JsonWriter& JsonWriter::close(char bracket) {
   return *this;
 }
 
-JsonWriter& JsonWriter::key(std::string_view literal) {
+JsonWriter& JsonWriter::key(std::string_view name) {
   separate();
-  out_.push_back('"');
-  out_.append(literal);
-  out_.append("\":");
+  append_json_string(out_, name);
+  out_.push_back(':');
   after_key_ = true;
   return *this;
 }

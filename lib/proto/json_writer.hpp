@@ -17,7 +17,6 @@ void append_json_uint(std::string& out, std::uint64_t value);
 void append_json_int(std::string& out, std::int64_t value);
 
 // Builds a JSON object or array piece by piece, taking care of commas.
-// Keys are trusted literals from the code (not escaped).
 class JsonWriter {
  public:
   explicit JsonWriter(std::string& out) : out_(out) {}
@@ -26,8 +25,9 @@ class JsonWriter {
   JsonWriter& end_object() { return close('}'); }
   JsonWriter& begin_array() { return open('['); }
   JsonWriter& end_array() { return close(']'); }
-  // Starts a member: writes the comma if needed, then "key":.
-  JsonWriter& key(std::string_view literal);
+  // Starts a member: writes the comma if needed, then "key": (escaped: keys
+  // may be operator-chosen names, such as a listener's).
+  JsonWriter& key(std::string_view name);
 
   JsonWriter& value(std::string_view text);
   JsonWriter& value(const char* text) { return value(std::string_view(text)); }

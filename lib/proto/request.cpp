@@ -4,8 +4,8 @@
 
 namespace framed::proto {
 
-std::optional<std::string> parse_json_request(simdjson::dom::object header, std::string_view body,
-                                              Request& out) {
+std::optional<std::string> parse_json_request(simdjson::dom::object header, std::string_view body, Request& out,
+                                              bool require_command) {
   out.reset();
   out.mode = RequestMode::json;
   out.header = header;
@@ -52,7 +52,7 @@ std::optional<std::string> parse_json_request(simdjson::dom::object header, std:
       }
     }
   }
-  if (!problem && !have_command) problem = "the header has no \"cmd\" string";
+  if (!problem && !have_command && require_command) problem = "the header has no \"cmd\" string";
   return problem;
 }
 

@@ -1,0 +1,107 @@
+// help and stats: what the daemon can do, and what it has done.
+
+#include <chrono>
+
+#include "commands/command.hpp"
+#include "framed_build_config.hpp"
+#include "proto/json_writer.hpp"
+#include "server/server.hpp"
+
+namespace framed::commands {
+namespace {
+
+void write_traffic(proto::JsonWriter& json, const server::TrafficStats& stats) {
+  json.key("connections_accepted").value(stats.connections_accepted);
+  json.key("connections_active").value(stats.connections_active);
+  json.key("connections_rejected").value(stats.connections_rejected);
+  json.key("frames_in").value(stats.frames_in);
+  json.key("replies_out").value(stats.replies_out);
+  json.key("bytes_in").value(stats.bytes_in);
+  json.key("bytes_out").value(stats.bytes_out);
+  json.key("datagrams_in").value(stats.datagrams_in);
+  json.key("datagrams_out").value(stats.datagrams_out);
+  std::uint64_t errors = 0;
+  for (std::size_t i = 0; i < proto::kErrorCodeCount; ++i) errors += stats.errors[i];
+  json.key("errors").value(errors);
+  for (std::size_t i = 0; i < proto::kErrorCodeCount; ++i) {
+    const std::string key = "errors_" + std::string(proto::to_string(static_cast<proto::ErrorCode>(i)));
+    json.key(key).value(stats.errors[i]);
+  }
+}
+
+bool enabled_on(const server::ListenerSettings& listener, std::string_view command) {
+  return !listener.forced_command || *listener.forced_command == command;
+}
+
+class Help final : public Command {
+ public:
+  std::string_view name() const noexcept override { return "help"; }
+  std::string_view summary() const noexcept override { return "lists every command and whether this listener runs it"; }
+  void run(const proto::Request&, proto::Reply& reply, CommandContext& context) override {
+    proto::JsonWriter json(reply.body_storage);
+    json.begin_array();
+    for (const auto& entry : context.server.commands().all()) {
+      const std::string_view name = entry->command->name();
+      json.begin_object();
+      json.key("name").value(name);
+      json.key("summary").value(entry->command->summary());
+      json.key("enabled").value(enabled_on(context.listener, name));
+      json.end_object();
+    }
+    json.end_array();
+    reply.use_storage_as_body();
+  }
+};
+
+class Stats final : public Command {
+ public:
+  std::string_view name() const noexcept override { return "stats"; }
+  std::string_view summary() const noexcept override { return "counters: connections, frames, bytes, errors, per listener and command"; }
+  void run(const proto::Request&, proto::Reply& reply, CommandContext& context) override {
+    server::Server& server = context.server;
+    const server::ServerStats& stats = server.stats();
+    proto::JsonWriter json(reply.body_storage);
+    json.begin_object();
+    json.key("version").value(FRAMED_VERSION);
+    json.key("backend").value(server.reactor().backend_name());
+    const auto uptime = std::chrono::duration_cast<std::chrono::seconds>(base::Clock::now() - server.started_at());
+    json.key("uptime_seconds").value(static_cast<std::uint64_t>(uptime.count()));
+    write_traffic(json, stats.total);
+    json.key("idle_timeouts").value(stats.idle_timeouts);
+    json.key("header_timeouts").value(stats.header_timeouts);
+    json.key("accept_errors").value(stats.accept_errors);
+    json.key("accept_fd_exhausted").value(stats.accept_fd_exhausted);
+    json.key("reload_failures").value(stats.reload_failures);
+
+    json.key("listeners").begin_object();
+    const auto write_listener = [&json](const server::ListenerSettings& settings) {
+      json.key(settings.name).begin_object();
+      json.key("kind").value(settings.kind);
+      write_traffic(json, *settings.stats);
+      json.end_object();
+    };
+    for (const auto& listener : server.stream_listeners()) write_listener(*listener->settings());
+    for (const auto& endpoint : server.datagram_endpoints()) write_listener(*endpoint->settings());
+    json.end_object();
+
+    json.key("commands").begin_object();
+    for (const auto& entry : server.commands().all()) {
+      json.key(entry->command->name()).begin_object();
+      json.key("calls").value(entry->stats.calls);
+      json.key("failures").value(entry->stats.failures);
+      json.end_object();
+    }
+    json.end_object();
+    json.end_object();
+    reply.use_storage_as_body();
+  }
+};
+
+}  // namespace
+
+void register_introspection_commands(CommandRegistry& registry) {
+  registry.add(std::make_unique<Help>());
+  registry.add(std::make_unique<Stats>());
+}
+
+}  // namespace framed::commands

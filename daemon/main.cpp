@@ -1,0 +1,169 @@
+// framed: the daemon's entry point. Parses the command line, loads and
+// validates the config, picks the I/O backend, binds the listeners, tells
+// systemd it is ready, and runs the reactor until a signal stops it.
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <csignal>
+
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "base/errno_text.hpp"
+#include "config/config.hpp"
+#include "framed_build_config.hpp"
+#include "logging.hpp"
+#include "reactor/backend.hpp"
+#include "reactor/reactor.hpp"
+#include "sd_notify.hpp"
+#include "server/server.hpp"
+#include "signals.hpp"
+
+namespace {
+
+constexpr std::string_view kUsage =
+    "usage: framed [--config PATH] [--check-config] [--version] [--help]\n"
+    "\n"
+    "  --config PATH    read the TOML configuration from PATH\n"
+    "                   (without it: built-in defaults, loopback listeners only)\n"
+    "  --check-config   validate the configuration, print ok, and exit\n"
+    "  --version        print the version and exit\n"
+    "  --help           print this help and exit\n"
+    "\n"
+    "Environment: FRAMED_BACKEND=auto|io_uring|epoll overrides daemon.backend.\n"
+    "Signals: SIGTERM/SIGINT stop gracefully (a second one exits at once).\n";
+
+struct Options {
+  std::optional<std::string> config_path;
+  bool check_config = false;
+};
+
+// Returns the exit status when the command line says to exit right away.
+std::optional<int> parse_options(int argc, char** argv, Options& options) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      std::cout << kUsage;
+      return 0;
+    }
+    if (arg == "--version") {
+      std::cout << "framed " << FRAMED_VERSION << "\n";
+      return 0;
+    }
+    if (arg == "--check-config") {
+      options.check_config = true;
+    } else if (arg == "--config" && i + 1 < argc) {
+      options.config_path = argv[++i];
+    } else if (arg.starts_with("--config=")) {
+      options.config_path = std::string(arg.substr(9));
+    } else {
+      std::cerr << "framed: unknown or incomplete option '" << arg << "'\n" << kUsage;
+      return 2;
+    }
+  }
+  return std::nullopt;
+}
+
+std::string_view describe_limits(const framed::config::Limits& limits, std::string& out) {
+  out = fmt::format("max_header={} max_body={} idle_timeout={:g}s header_timeout={:g}s max_pending_replies={}",
+                    limits.max_header, limits.max_body, std::chrono::duration<double>(limits.idle_timeout).count(),
+                    std::chrono::duration<double>(limits.header_timeout).count(), limits.max_pending_replies);
+  return out;
+}
+
+int run(const framed::config::Config& config) {
+  using namespace framed;
+  set_log_level(config.daemon.log_level);
+
+  reactor::BackendChoice choice = config.daemon.backend;
+  if (const char* forced = std::getenv("FRAMED_BACKEND"); forced != nullptr && *forced != '\0') {
+    const auto parsed = reactor::parse_backend_choice(forced);
+    if (!parsed) {
+      SPDLOG_ERROR("FRAMED_BACKEND='{}' is not one of auto, io_uring, epoll", forced);
+      return 1;
+    }
+    choice = *parsed;
+  }
+  auto selection = reactor::select_backend(choice);
+  if (!selection.backend) {
+    SPDLOG_ERROR("no I/O backend: {}", selection.reason);
+    return 1;
+  }
+  const std::string backend_name(selection.backend->name());
+  int error = 0;
+  auto reactor = reactor::Reactor::create(std::move(selection.backend), &error);
+  if (!reactor) {
+    SPDLOG_ERROR("cannot create the reactor: {}", base::errno_text(error));
+    return 1;
+  }
+
+  std::string limits_text;
+  SPDLOG_INFO("framed {} starting: backend {} ({}), config {}", FRAMED_VERSION, backend_name, selection.reason,
+              config.source.empty() ? "built-in defaults" : config.source);
+  SPDLOG_INFO("limits: {}; max_connections={}", describe_limits(config.limits, limits_text),
+              config.daemon.max_connections);
+
+  server::Server server(*reactor, config);
+  int signals_seen = 0;
+  SignalWatcher signals(*reactor, [&](int signal) {
+    if (signal == SIGHUP) {
+      SPDLOG_WARN("SIGHUP: configuration reload is not available in this version; the running config is unchanged");
+      return;
+    }
+    if (++signals_seen > 1) {
+      SPDLOG_WARN("second stop signal: exiting at once");
+      std::fflush(nullptr);
+      ::_exit(1);
+    }
+    SPDLOG_INFO("{} received: stopping", signal == SIGTERM ? "SIGTERM" : "SIGINT");
+    sd_notify("STOPPING=1");
+    server.begin_shutdown();
+  });
+  if (!signals.valid()) {
+    SPDLOG_ERROR("cannot create a signalfd: {}", base::errno_text(errno));
+    return 1;
+  }
+
+  const auto errors = server.start(server::take_activated_sockets());
+  if (!errors.empty()) {
+    for (const auto& message : errors) SPDLOG_ERROR("{}", message);
+    return 1;
+  }
+  signals.start();
+  if (!sd_notify("READY=1\nSTATUS=accepting connections")) {
+    SPDLOG_WARN("could not notify systemd through $NOTIFY_SOCKET");
+  }
+  SPDLOG_INFO("ready");
+  reactor->run();
+  SPDLOG_INFO("stopped");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options options;
+  if (auto exit_status = parse_options(argc, argv, options)) return *exit_status;
+
+  framed::config::LoadResult loaded;
+  if (options.config_path) {
+    loaded = framed::config::load_config(*options.config_path);
+  } else {
+    loaded.config = framed::config::default_config();
+  }
+  if (!loaded.errors.empty()) {
+    for (const auto& error : loaded.errors) std::cerr << error.to_string() << "\n";
+    return 1;
+  }
+  if (options.check_config) {
+    std::cout << "ok\n";
+    return 0;
+  }
+  framed::setup_logging();
+  return run(*loaded.config);
+}

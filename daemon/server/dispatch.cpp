@@ -1,0 +1,76 @@
+#include "server/dispatch.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include "commands/command.hpp"
+#include "server/server.hpp"
+
+namespace framed::server {
+namespace {
+
+// Long enough to recognise a typo, short enough that a megabyte of garbage
+// does not come back in the error message.
+constexpr std::size_t kMaxNameInMessage = 64;
+
+std::string quoted_name(std::string_view name) {
+  std::string text = "'";
+  text.append(name.substr(0, kMaxNameInMessage));
+  if (name.size() > kMaxNameInMessage) text.append("...");
+  text.push_back('\'');
+  return text;
+}
+
+}  // namespace
+
+void answer_error(Server& server, const ListenerSettings& listener, proto::ErrorCode code,
+                  std::string_view message, proto::Reply& reply) {
+  reply.fail(code, message);
+  server.stats().total.count_error(code);
+  listener.stats->count_error(code);
+}
+
+void answer_frame(Server& server, const ListenerSettings& listener, const codec::DecodeResult& frame,
+                  simdjson::dom::object header, proto::Request& request, proto::Reply& reply) {
+  reply.reset();
+  ++server.stats().total.frames_in;
+  ++listener.stats->frames_in;
+
+  const bool json = !codec::is_simple_mode(listener.format);
+  if (json) {
+    if (auto problem = proto::parse_json_request(header, frame.body, request, !listener.forced_command)) {
+      reply.id_json = request.id_json;
+      answer_error(server, listener, proto::ErrorCode::bad_request, *problem, reply);
+      return;
+    }
+    reply.id_json = request.id_json;
+    if (listener.forced_command) request.command = *listener.forced_command;
+  } else {
+    if (listener.forced_command) {
+      proto::parse_simple_request(frame.body, *listener.forced_command, request);
+    } else {
+      proto::parse_simple_request(frame.body, std::nullopt, request);
+    }
+    if (request.command.empty()) {
+      answer_error(server, listener, proto::ErrorCode::bad_request, "empty request: expected COMMAND [ARGUMENTS]",
+                   reply);
+      return;
+    }
+  }
+
+  commands::RegisteredCommand* command = server.commands().find(request.command);
+  if (command == nullptr) {
+    answer_error(server, listener, proto::ErrorCode::unknown_command,
+                 "unknown command " + quoted_name(request.command) + " (try help)", reply);
+    return;
+  }
+  commands::CommandContext context{server, listener};
+  command->command->run(request, reply, context);
+  ++command->stats.calls;
+  if (!reply.ok) {
+    ++command->stats.failures;
+    server.stats().total.count_error(reply.error_code);
+    listener.stats->count_error(reply.error_code);
+  }
+}
+
+}  // namespace framed::server

@@ -1,0 +1,33 @@
+#pragma once
+// What a connection needs to know about the listener that accepted it. Held
+// by shared_ptr<const>: a connection keeps the settings it was accepted
+// under, so a reload changes only connections accepted after it.
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "codec/byte_order.hpp"
+#include "codec/frame_decoder.hpp"
+#include "codec/reply_encoder.hpp"
+#include "server/stats.hpp"
+
+namespace framed::server {
+
+struct ListenerSettings {
+  std::string name;
+  std::string kind;  // "tcp", "udp", "unix", "unix_dgram": for stats and logs
+  codec::WireFormat format = codec::WireFormat::json;
+  codec::ByteOrder byte_order = codec::ByteOrder::big;
+  codec::FrameLimits frame_limits;
+  std::chrono::nanoseconds idle_timeout{};
+  std::chrono::nanoseconds header_timeout{};
+  std::uint32_t max_pending_replies = 1024;
+  std::optional<std::string> forced_command;
+  // Per-listener counters; shared with the listener so they outlive a
+  // connection and show in stats while the listener exists.
+  std::shared_ptr<TrafficStats> stats = std::make_shared<TrafficStats>();
+};
+
+}  // namespace framed::server

@@ -1,0 +1,102 @@
+#include "server/stream_listener.hpp"
+
+#include <spdlog/spdlog.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "base/errno_text.hpp"
+#include "server/server.hpp"
+
+namespace framed::server {
+namespace {
+
+// Long enough that a loop stuck at EMFILE costs nothing measurable, short
+// enough that clients waiting in the backlog barely notice.
+constexpr auto kAcceptBackoff = std::chrono::milliseconds(100);
+
+bool is_resource_exhaustion(int err) {
+  return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
+}
+
+}  // namespace
+
+StreamListener::StreamListener(Server& server, base::UniqueFd fd, std::shared_ptr<const ListenerSettings> settings,
+                               net::SocketAddress address, bool owns_path)
+    : server_(server),
+      reactor_(server.reactor()),
+      fd_(std::move(fd)),
+      settings_(std::move(settings)),
+      address_(address),
+      owns_path_(owns_path) {
+  token_ = reactor_.register_handler(*this);
+}
+
+StreamListener::~StreamListener() {
+  if (backoff_timer_ != 0) reactor_.cancel_timer(backoff_timer_);
+  reactor_.unregister_handler(token_);
+  remove_socket_file();
+}
+
+void StreamListener::start() { arm(); }
+
+void StreamListener::arm() {
+  if (stopping_ || !fd_ || accept_armed_) return;
+  accept_armed_ = true;
+  reactor_.accept(token_, 0, fd_.get());
+}
+
+void StreamListener::on_io(std::uint8_t /*tag*/, std::int32_t result, std::uint32_t flags) {
+  if ((flags & reactor::kCompletionMore) == 0) accept_armed_ = false;
+  if (result >= 0) {
+    base::UniqueFd client(result);
+    if (!stopping_) server_.on_accepted(*this, std::move(client));
+  } else if (result != -ECANCELED) {
+    const int err = -result;
+    if (is_resource_exhaustion(err)) {
+      ++server_.stats().accept_fd_exhausted;
+      server_.warn_rate_limited("accept on " + settings_->name + " paused: " + base::errno_text(err));
+    } else {
+      ++server_.stats().accept_errors;
+      SPDLOG_WARN("accept on {} failed: {}", settings_->name, base::errno_text(err));
+    }
+    if (!accept_armed_ && !stopping_ && backoff_timer_ == 0) {
+      backoff_timer_ = reactor_.add_timer(reactor_.now() + kAcceptBackoff, [this] {
+        backoff_timer_ = 0;
+        arm();
+      });
+    }
+    return;
+  }
+  if (stopping_) {
+    if (!accept_armed_) fd_.reset();
+    return;
+  }
+  // A single-shot completion (no kCompletionMore) leaves nothing armed.
+  if (!accept_armed_) arm();
+}
+
+void StreamListener::stop() {
+  if (stopping_) return;
+  stopping_ = true;
+  if (backoff_timer_ != 0) {
+    reactor_.cancel_timer(backoff_timer_);
+    backoff_timer_ = 0;
+  }
+  if (accept_armed_) {
+    reactor_.cancel(fd_.get());  // the fd is closed when the cancel completes
+  } else {
+    fd_.reset();
+  }
+  remove_socket_file();
+}
+
+void StreamListener::remove_socket_file() {
+  if (!owns_path_) return;
+  owns_path_ = false;
+  const auto* un = reinterpret_cast<const sockaddr_un*>(&address_.storage);
+  if (address_.family() == AF_UNIX && un->sun_path[0] != '\0') ::unlink(un->sun_path);
+}
+
+}  // namespace framed::server

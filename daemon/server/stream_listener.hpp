@@ -1,0 +1,58 @@
+#pragma once
+// A listening stream socket (TCP or Unix) and its multishot accept.
+//
+// Accept errors never spin the loop: fd exhaustion (EMFILE, ENFILE) and
+// kernel memory pressure (ENOBUFS, ENOMEM) pause accepting for a back-off
+// and re-arm afterwards; pending clients wait in the kernel's backlog
+// meanwhile, and are served as soon as descriptors free up.
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "base/unique_fd.hpp"
+#include "net/socket_address.hpp"
+#include "reactor/reactor.hpp"
+#include "server/listener_settings.hpp"
+
+namespace framed::server {
+
+class Server;
+
+class StreamListener final : public reactor::IoHandler {
+ public:
+  StreamListener(Server& server, base::UniqueFd fd, std::shared_ptr<const ListenerSettings> settings,
+                 net::SocketAddress address, bool owns_path);
+  ~StreamListener();
+
+  StreamListener(const StreamListener&) = delete;
+  StreamListener& operator=(const StreamListener&) = delete;
+
+  void start();
+  // Stops accepting and closes the socket once the accept has completed;
+  // removes the Unix socket file if this listener created it.
+  void stop();
+  [[nodiscard]] bool stopped() const noexcept { return !fd_ && !accept_armed_; }
+
+  [[nodiscard]] const std::shared_ptr<const ListenerSettings>& settings() const noexcept { return settings_; }
+  [[nodiscard]] const net::SocketAddress& address() const noexcept { return address_; }
+
+  void on_io(std::uint8_t tag, std::int32_t result, std::uint32_t flags) override;
+
+ private:
+  void arm();
+  void remove_socket_file();
+
+  Server& server_;
+  reactor::Reactor& reactor_;
+  base::UniqueFd fd_;
+  reactor::IoToken token_;
+  std::shared_ptr<const ListenerSettings> settings_;
+  net::SocketAddress address_;
+  bool owns_path_;
+  bool accept_armed_ = false;
+  bool stopping_ = false;
+  reactor::TimerId backoff_timer_ = 0;
+};
+
+}  // namespace framed::server
