@@ -19,7 +19,10 @@ SignalWatcher::SignalWatcher(reactor::Reactor& reactor, Handler handler)
   token_ = reactor_.register_handler(*this);
 }
 
-SignalWatcher::~SignalWatcher() { reactor_.unregister_handler(token_); }
+SignalWatcher::~SignalWatcher() {
+  reactor_.unregister_handler(token_);
+  reactor_.close(fd_);
+}
 
 void SignalWatcher::start() {
   if (!fd_ || armed_) return;

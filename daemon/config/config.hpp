@@ -9,6 +9,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "reactor/backend.hpp"
@@ -20,6 +21,14 @@ enum class Framing { json, length, line, datagram };
 enum class Payload { text, json };
 enum class ByteOrder { big, little };
 enum class LogLevel { trace, debug, info, warn, error };
+
+// Each enum value's name as written in the file ("tcp", "unix_dgram", "json",
+// "little", "warn", ...), for log lines and listener names.
+std::string_view to_string(ListenerKind kind) noexcept;
+std::string_view to_string(Framing framing) noexcept;
+std::string_view to_string(Payload payload) noexcept;
+std::string_view to_string(ByteOrder byte_order) noexcept;
+std::string_view to_string(LogLevel level) noexcept;
 
 struct Limits {
   std::uint64_t max_header = 65536;

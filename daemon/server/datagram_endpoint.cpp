@@ -45,6 +45,7 @@ DatagramEndpoint::DatagramEndpoint(Server& server, base::UniqueFd fd, std::share
 
 DatagramEndpoint::~DatagramEndpoint() {
   reactor_.unregister_handler(token_);
+  reactor_.close(fd_);
   if (owns_path_) {
     const auto* un = reinterpret_cast<const sockaddr_un*>(&address_.storage);
     if (un->sun_path[0] != '\0') ::unlink(un->sun_path);
@@ -171,7 +172,7 @@ void DatagramEndpoint::stop() {
 }
 
 void DatagramEndpoint::close_if_idle() {
-  if (!recv_in_flight_ && !send_in_flight_) fd_.reset();
+  if (!recv_in_flight_ && !send_in_flight_) reactor_.close(fd_);
 }
 
 }  // namespace framed::server

@@ -39,13 +39,16 @@ StreamConnection::StreamConnection(Server& server, base::UniqueFd fd, std::share
       in_(kInitialInputCapacity),
       out_(kInitialOutputCapacity),
       sending_(kInitialOutputCapacity),
-      decoder_(server.json_parser(), listener_->frame_limits, listener_->byte_order),
+      decoder_(listener_->format, server.json_parser(), listener_->frame_limits, listener_->byte_order),
       encoder_(listener_->format, listener_->byte_order) {
   token_ = reactor_.register_handler(*this);
   last_activity_ = reactor_.now();
 }
 
-StreamConnection::~StreamConnection() { reactor_.unregister_handler(token_); }
+StreamConnection::~StreamConnection() {
+  reactor_.unregister_handler(token_);
+  reactor_.close(fd_);
+}
 
 void StreamConnection::start() { arm_recv(); }
 
@@ -105,15 +108,10 @@ void StreamConnection::process_input() {
   // request still gets every reply.
   while (state_ == State::open || state_ == State::draining) {
     if (output_full()) return;  // resumed from on_send once replies drain
-    if (codec::is_simple_mode(listener_->format)) {
-      // The simple framings arrive with issue #3; config validation refuses
-      // them on stream listeners until then.
-      return;
-    }
     codec::DecodeResult result = decoder_.decode(in_.readable());
     switch (result.status) {
       case codec::DecodeStatus::need_more:
-        if (codec::JsonFrameDecoder::header_incomplete(in_.readable(), listener_->byte_order)) {
+        if (decoder_.header_incomplete(in_.readable())) {
           if (header_started_ == base::TimePoint{}) header_started_ = reactor_.now();
         } else {
           header_started_ = {};
@@ -261,7 +259,7 @@ void StreamConnection::close() {
 
 void StreamConnection::finalize_if_idle() {
   if (recv_in_flight_ || send_in_flight_) return;
-  fd_.reset();
+  reactor_.close(fd_);
   server_.on_connection_closed(*this);
 }
 

@@ -36,7 +36,7 @@
 #include "base/clock.hpp"
 #include "base/unique_fd.hpp"
 #include "buffer/byte_buffer.hpp"
-#include "codec/json_frame_decoder.hpp"
+#include "codec/stream_decoder.hpp"
 #include "codec/reply_encoder.hpp"
 #include "proto/reply.hpp"
 #include "proto/request.hpp"
@@ -110,7 +110,7 @@ class StreamConnection final : public reactor::IoHandler {
   iovec send_iov_{};
   msghdr send_msg_{};
 
-  codec::JsonFrameDecoder decoder_;
+  codec::StreamDecoder decoder_;
   codec::ReplyEncoder encoder_;
   proto::Request request_;
   proto::Reply reply_;

@@ -36,6 +36,7 @@ StreamListener::StreamListener(Server& server, base::UniqueFd fd, std::shared_pt
 StreamListener::~StreamListener() {
   if (backoff_timer_ != 0) reactor_.cancel_timer(backoff_timer_);
   reactor_.unregister_handler(token_);
+  reactor_.close(fd_);
   remove_socket_file();
 }
 
@@ -70,7 +71,7 @@ void StreamListener::on_io(std::uint8_t /*tag*/, std::int32_t result, std::uint3
     return;
   }
   if (stopping_) {
-    if (!accept_armed_) fd_.reset();
+    if (!accept_armed_) reactor_.close(fd_);
     return;
   }
   // A single-shot completion (no kCompletionMore) leaves nothing armed.
@@ -87,7 +88,7 @@ void StreamListener::stop() {
   if (accept_armed_) {
     reactor_.cancel(fd_.get());  // the fd is closed when the cancel completes
   } else {
-    fd_.reset();
+    reactor_.close(fd_);
   }
   remove_socket_file();
 }

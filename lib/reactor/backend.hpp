@@ -74,6 +74,11 @@ class Backend {
   virtual void read(int fd, void* buffer, std::size_t length, std::uint64_t user_data) = 0;
   // Ends every outstanding operation on fd (see above).
   virtual void cancel(int fd) = 0;
+  // Must be called just before an fd that was ever used here is closed (its
+  // operations all completed): fd numbers are reused at once by the kernel,
+  // and a backend that keeps per-fd state (epoll) must not mistake the next
+  // socket with that number for this one.
+  virtual void forget(int /*fd*/) {}
 
   // Sends queued submissions to the kernel, waits until at least one
   // completion is ready or the timeout passes (nullopt: no timeout; zero: do

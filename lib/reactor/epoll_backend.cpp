@@ -157,6 +157,15 @@ void EpollBackend::cancel(int fd) {
   state = FdState{};
 }
 
+void EpollBackend::forget(int fd) {
+  if (fd < 0 || static_cast<std::size_t>(fd) >= fds_.size()) return;
+  FdState& state = fds_[static_cast<std::size_t>(fd)];
+  // close() would drop the registration too, but only if no duplicate of the
+  // fd exists anywhere; deleting it explicitly does not depend on that.
+  if (state.registered) ::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_DEL, fd, nullptr);
+  state = FdState{};
+}
+
 void EpollBackend::poll(std::optional<std::chrono::nanoseconds> timeout, CompletionSink& sink) {
   int timeout_ms = -1;
   if (!ready_.empty() || !retry_.empty()) {

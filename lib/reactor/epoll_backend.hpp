@@ -32,6 +32,7 @@ class EpollBackend final : public Backend {
   void recvmsg(int fd, msghdr* message, std::uint64_t user_data) override;
   void read(int fd, void* buffer, std::size_t length, std::uint64_t user_data) override;
   void cancel(int fd) override;
+  void forget(int fd) override;
   void poll(std::optional<std::chrono::nanoseconds> timeout, CompletionSink& sink) override;
 
  private:

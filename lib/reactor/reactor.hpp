@@ -99,6 +99,14 @@ class Reactor final : private CompletionSink {
     backend_->read(fd, buffer, length, encode(token, tag));
   }
   void cancel(int fd) { backend_->cancel(fd); }
+  // Call right before closing an fd used for operations (see Backend).
+  void forget(int fd) { backend_->forget(fd); }
+  // forget(), then close: the one way handlers close their fds.
+  void close(base::UniqueFd& fd) {
+    if (!fd) return;
+    backend_->forget(fd.get());
+    fd.reset();
+  }
 
  private:
   // user_data layout: slot (32 bits) | generation (24 bits) | tag (8 bits).
