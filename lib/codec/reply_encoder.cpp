@@ -24,6 +24,16 @@ void append_escaped_line(std::string_view text, buffer::ByteBuffer& out) {
 
 }  // namespace
 
+std::size_t encode_length_prefix(std::uint64_t size, ByteOrder order, char (&out)[12]) noexcept {
+  if (size >= kLargeLengthThreshold) {
+    store_u32(out, kLargeLengthMarker, order);
+    store_u64(out + 4, size, order);
+    return 12;
+  }
+  store_u32(out, static_cast<std::uint32_t>(size), order);
+  return 4;
+}
+
 void ReplyEncoder::render_json_header(const proto::Reply& reply, std::string& out) {
   out.push_back('{');
   if (!reply.id_json.empty()) {
@@ -90,14 +100,7 @@ void ReplyEncoder::encode_length(std::string_view payload_head, std::string_view
   const std::uint64_t size = payload_head.size() + payload_body.size();
   out.ensure_writable(12 + size);
   char prefix[12];
-  if (size >= kLargeLengthThreshold) {
-    store_u32(prefix, kLargeLengthMarker, order_);
-    store_u64(prefix + 4, size, order_);
-    out.append(std::string_view(prefix, 12));
-  } else {
-    store_u32(prefix, static_cast<std::uint32_t>(size), order_);
-    out.append(std::string_view(prefix, 4));
-  }
+  out.append(std::string_view(prefix, encode_length_prefix(size, order_, prefix)));
   out.append(payload_head);
   out.append(payload_body);
 }

@@ -24,6 +24,11 @@ enum class WireFormat : std::uint8_t {
   return format == WireFormat::length || format == WireFormat::line || format == WireFormat::datagram_text;
 }
 
+// Writes the `length` framing's prefix for a payload of `size` bytes into
+// `out` and returns its length: 4, or 12 for the large form that Python's
+// multiprocessing.connection expects from 2 GiB up (it reads a signed u32).
+std::size_t encode_length_prefix(std::uint64_t size, ByteOrder order, char (&out)[12]) noexcept;
+
 class ReplyEncoder {
  public:
   ReplyEncoder(WireFormat format, ByteOrder order) noexcept : format_(format), order_(order) {}
