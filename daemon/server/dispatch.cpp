@@ -35,21 +35,19 @@ void answer_frame(Server& server, const ListenerSettings& listener, const codec:
   ++server.stats().total.frames_in;
   ++listener.stats->frames_in;
 
-  const bool json = !codec::is_simple_mode(listener.format);
-  if (json) {
-    if (auto problem = proto::parse_json_request(header, frame.body, request, !listener.forced_command)) {
-      reply.id_json = request.id_json;
+  if (!codec::is_simple_mode(listener.format)) {
+    const auto problem = proto::parse_json_request(header, frame.body, request);
+    reply.id_json = request.id_json;
+    if (problem) {
       answer_error(server, listener, proto::ErrorCode::bad_request, *problem, reply);
       return;
     }
-    reply.id_json = request.id_json;
-    if (listener.forced_command) request.command = *listener.forced_command;
   } else {
-    if (listener.forced_command) {
-      proto::parse_simple_request(frame.body, *listener.forced_command, request);
-    } else {
-      proto::parse_simple_request(frame.body, std::nullopt, request);
-    }
+    // `command = NAME` (simple framings only, see config validation): the
+    // whole payload is that command's body.
+    const std::optional<std::string_view> forced =
+        listener.forced_command ? std::optional<std::string_view>(*listener.forced_command) : std::nullopt;
+    proto::parse_simple_request(frame.body, forced, request);
     if (request.command.empty()) {
       answer_error(server, listener, proto::ErrorCode::bad_request, "empty request: expected COMMAND [ARGUMENTS]",
                    reply);

@@ -4,8 +4,7 @@
 
 namespace framed::proto {
 
-std::optional<std::string> parse_json_request(simdjson::dom::object header, std::string_view body, Request& out,
-                                              bool require_command) {
+std::optional<std::string> parse_json_request(simdjson::dom::object header, std::string_view body, Request& out) {
   out.reset();
   out.mode = RequestMode::json;
   out.header = header;
@@ -52,7 +51,7 @@ std::optional<std::string> parse_json_request(simdjson::dom::object header, std:
       }
     }
   }
-  if (!problem && !have_command && require_command) problem = "the header has no \"cmd\" string";
+  if (!problem && !have_command) problem = "the header has no \"cmd\" string";
   return problem;
 }
 

@@ -40,10 +40,8 @@ struct Request {
 // valid total_size). Returns the bad_request message when `cmd` is missing or
 // not a string, `id` is neither an integer nor a string, or `args` is not an
 // array of strings; `out.id_json` is set whenever the id itself was valid, so
-// even the error reply carries it. A listener with a forced command does not
-// need `cmd` (require_command = false).
-std::optional<std::string> parse_json_request(simdjson::dom::object header, std::string_view body, Request& out,
-                                              bool require_command = true);
+// even the error reply carries it.
+std::optional<std::string> parse_json_request(simdjson::dom::object header, std::string_view body, Request& out);
 
 // Fills `out` from a simple-mode payload. With forced_command (a listener's
 // `command = NAME`) the whole payload is that command's body.

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs what building and testing framed needs, from Debian 12's own
+# packages. Does nothing (and needs no network) when all is already there.
+set -euo pipefail
+
+packages=(
+  g++ meson ninja-build pkg-config
+  liburing-dev libspdlog-dev libtomlplusplus-dev libsimdjson-dev libssl-dev
+  catch2 python3 python3-pytest socat procps
+)
+
+missing=()
+for package in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' || missing+=("$package")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+sudo=()
+[ "$(id -u)" -eq 0 ] || sudo=(sudo)
+echo "installing: ${missing[*]}"
+"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

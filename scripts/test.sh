@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The README's second command: install what is missing, build, and run every
+# test (unit, reactor under both backends, integration against the real
+# binary under both backends), then all of it again in an ASan+UBSan build.
+# Prints the totals last: "N passed, M failed, K skipped".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh || exit 1
+
+passed=0 failed=0 skipped=0
+count_results() {  # sums meson's per-test outcomes from testlog.json
+  local log=$1/meson-logs/testlog.json
+  [ -f "$log" ] || return 0
+  read -r p f s < <(/usr/bin/python3 - "$log" <<'PY'
+import json, sys
+p = f = s = 0
+for line in open(sys.argv[1]):
+    result = json.loads(line)["result"]
+    if result == "OK": p += 1
+    elif result in ("SKIP",): s += 1
+    else: f += 1
+print(p, f, s)
+PY
+)
+  passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
+}
+
+run_suite() {  # builddir, meson setup options...
+  local builddir=$1
+  shift
+  echo "== $builddir: build"
+  if ! scripts/build.sh "$builddir" "$@"; then
+    echo "== $builddir: BUILD FAILED"
+    failed=$((failed + 1))
+    return
+  fi
+  echo "== $builddir: test"
+  meson test -C "$builddir" --print-errorlogs --num-processes 1
+  count_results "$builddir"
+}
+
+run_suite build
+# b_lundef=false: the sanitizer runtimes resolve symbols at load time.
+ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  run_suite build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
+
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ]
