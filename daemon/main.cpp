@@ -140,6 +140,8 @@ int run(const framed::config::Config& config) {
   }
   SPDLOG_INFO("ready");
   reactor->run();
+  // No operation may outlive the server's buffers it points into.
+  reactor->shut_down_backend();
   SPDLOG_INFO("stopped");
   return 0;
 }

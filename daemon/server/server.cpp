@@ -254,8 +254,9 @@ void Server::begin_shutdown() {
   shutdown_timer_ = reactor_.add_timer(reactor_.now() + config_.daemon.shutdown_timeout, [this] {
     shutdown_timer_ = 0;
     SPDLOG_WARN("shutdown_timeout reached: closing {} connection(s) with work unfinished", connections_.size());
+    // Each closes once its cancelled operations complete, and the last one
+    // stops the reactor (maybe_finish_shutdown).
     for (auto& [id, connection] : connections_) connection->abort();
-    reactor_.defer([this] { reactor_.stop(); });
   });
   reactor_.defer([this] { maybe_finish_shutdown(); });
 }

@@ -31,16 +31,17 @@ std::unique_ptr<Reactor> Reactor::create(std::unique_ptr<Backend> backend, int* 
 }
 
 Reactor::Reactor(std::unique_ptr<Backend> backend, base::UniqueFd wake_fd)
-    : backend_(std::move(backend)), wake_handler_(std::make_unique<WakeHandler>(*this)), wake_fd_(std::move(wake_fd)) {
+    : backend_(std::move(backend)), backend_name_(backend_->name()), wake_handler_(std::make_unique<WakeHandler>(*this)), wake_fd_(std::move(wake_fd)) {
   wake_token_ = register_handler(*wake_handler_);
   arm_wake_read();
 }
 
 Reactor::~Reactor() {
-  // The ring or epoll set dies with the backend; the kernel drops whatever
-  // operations are still queued, so nothing completes into freed memory.
+  shut_down_backend();
   unregister_handler(wake_token_);
 }
+
+void Reactor::shut_down_backend() noexcept { backend_.reset(); }
 
 void Reactor::arm_wake_read() {
   read(wake_token_, 0, wake_fd_.get(), &wake_value_, sizeof wake_value_);

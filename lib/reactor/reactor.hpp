@@ -56,7 +56,7 @@ class Reactor final : private CompletionSink {
   Reactor& operator=(const Reactor&) = delete;
 
   [[nodiscard]] Backend& backend() noexcept { return *backend_; }
-  [[nodiscard]] std::string_view backend_name() const noexcept { return backend_->name(); }
+  [[nodiscard]] std::string_view backend_name() const noexcept { return backend_name_; }
 
   // Runs until stop(). Each iteration: one backend poll (the only wait),
   // completions, posted work, due timers, deferred functions.
@@ -98,15 +98,21 @@ class Reactor final : private CompletionSink {
   void read(IoToken token, std::uint8_t tag, int fd, void* buffer, std::size_t length) {
     backend_->read(fd, buffer, length, encode(token, tag));
   }
-  void cancel(int fd) { backend_->cancel(fd); }
-  // Call right before closing an fd used for operations (see Backend).
-  void forget(int fd) { backend_->forget(fd); }
-  // forget(), then close: the one way handlers close their fds.
+  void cancel(int fd) {
+    if (backend_) backend_->cancel(fd);
+  }
+  // forget() (see Backend), then close: the one way handlers close their fds.
   void close(base::UniqueFd& fd) {
     if (!fd) return;
-    backend_->forget(fd.get());
+    if (backend_) backend_->forget(fd.get());
     fd.reset();
   }
+
+  // Tears the backend down (the ring or the epoll set), dropping every
+  // operation still queued, so that the kernel holds no buffer of a handler
+  // when the handlers are destroyed afterwards. Call after run() returns and
+  // before destroying the handlers; close() and cancel() are no-ops after it.
+  void shut_down_backend() noexcept;
 
  private:
   // user_data layout: slot (32 bits) | generation (24 bits) | tag (8 bits).
@@ -134,6 +140,7 @@ class Reactor final : private CompletionSink {
   void run_deferred();
 
   std::unique_ptr<Backend> backend_;
+  std::string_view backend_name_;  // names are string literals
   bool running_ = false;
   bool now_is_fresh_ = false;  // now_ was read during the current batch
   base::TimePoint now_ = base::Clock::now();

@@ -1,0 +1,260 @@
+// framed-bench: a closed-loop load generator. Each connection keeps
+// --pipeline requests in flight and sends a new one for every reply, so the
+// offered load adapts to the server; throughput and the latency percentiles
+// are measured over --duration after --warmup. See README.md.
+
+#include <sys/resource.h>
+
+#include <atomic>
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "client.hpp"
+#include "codec.hpp"
+#include "options.hpp"
+
+namespace framed::bench {
+namespace {
+
+// Time given to replies still due after the window before connections are
+// closed anyway; generous for a server on loopback.
+constexpr std::chrono::seconds kDrainTime{2};
+// Past drain_end every thread should be gone within one poll; this slack
+// only matters if something is badly stuck, and then the process exits.
+constexpr std::chrono::seconds kHardDeadlineSlack{3};
+// How often the main thread looks at the finished threads and the clock.
+constexpr std::chrono::milliseconds kMainPoll{50};
+// Descriptors besides the connections: epoll per thread, stdio, slack.
+constexpr rlim_t kSpareFds = 64;
+
+enum ExitCode { kExitOk = 0, kExitFailed = 1, kExitUsage = 2, kExitDeadline = 3, kExitInterrupted = 130 };
+
+// The connections need one fd each; raise the soft limit toward the hard
+// one rather than fail at connection 1021.
+bool ensure_fd_limit(rlim_t wanted, std::string& error) {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return true;  // cannot tell; let socket() say
+  if (limit.rlim_cur >= wanted) return true;
+  if (limit.rlim_max != RLIM_INFINITY && limit.rlim_max < wanted) {
+    error = "need " + std::to_string(wanted) + " file descriptors, the hard limit is " + std::to_string(limit.rlim_max);
+    return false;
+  }
+  limit.rlim_cur = wanted;
+  if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) {
+    error = std::string("setrlimit(RLIMIT_NOFILE): ") + std::strerror(errno);
+    return false;
+  }
+  return true;
+}
+
+std::string json_escape(std::string_view text) {
+  std::string out;
+  for (const char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (byte < 0x20) {
+      char escaped[8];
+      std::snprintf(escaped, sizeof escaped, "\\u%04x", byte);
+      out += escaped;
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+double micros(std::uint64_t nanoseconds) { return static_cast<double>(nanoseconds) / 1000.0; }
+
+struct Summary {
+  LatencyHistogram latency;
+  std::uint64_t completed = 0;
+  std::uint64_t errors = 0;
+  std::uint64_t connected = 0;
+  std::uint64_t undrained = 0;
+  double measured_s = 0;
+  bool interrupted = false;
+};
+
+void print_text(const Options& options, const Target& target, const Summary& summary) {
+  const LatencyHistogram& latency = summary.latency;
+  const double rate = summary.measured_s > 0 ? static_cast<double>(summary.completed) / summary.measured_s : 0.0;
+  std::printf("framed-bench: %s %s, protocol %s", target.tcp ? "tcp" : "unix", target.description.c_str(),
+              std::string(to_string(options.protocol)).c_str());
+  if (options.protocol == Protocol::json) std::printf(" (%s-endian)", std::string(to_string(options.byte_order)).c_str());
+  std::printf(", command %s", std::string(to_string(options.command)).c_str());
+  if (options.command == Command::echo) std::printf(" %u B", options.size);
+  std::printf("\n  %u connections x %u pipeline on %u thread%s, warmup %g s, duration %g s (measured %.3f s%s)\n",
+              options.connections, options.pipeline, options.threads, options.threads == 1 ? "" : "s",
+              options.warmup_s, options.duration_s, summary.measured_s, summary.interrupted ? ", interrupted" : "");
+  std::printf("  requests    %llu  (%.1f req/s)\n", static_cast<unsigned long long>(summary.completed), rate);
+  std::printf("  errors      %llu\n", static_cast<unsigned long long>(summary.errors));
+  if (summary.connected != options.connections) {
+    std::printf("  connected   %llu of %u\n", static_cast<unsigned long long>(summary.connected), options.connections);
+  }
+  if (summary.undrained != 0) {
+    std::printf("  undrained   %llu connections still had replies due %lld s after the end\n",
+                static_cast<unsigned long long>(summary.undrained), static_cast<long long>(kDrainTime.count()));
+  }
+  std::printf("  latency us  p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f  (min %.1f  mean %.1f  max %.1f)\n",
+              micros(latency.percentile(50)), micros(latency.percentile(90)), micros(latency.percentile(99)),
+              micros(latency.percentile(99.9)), micros(latency.min()), latency.mean() / 1000.0,
+              micros(latency.max()));
+}
+
+void print_json(const Options& options, const Target& target, const Summary& summary) {
+  const LatencyHistogram& latency = summary.latency;
+  const double rate = summary.measured_s > 0 ? static_cast<double>(summary.completed) / summary.measured_s : 0.0;
+  std::printf(
+      "{\"target\":\"%s\",\"transport\":\"%s\",\"protocol\":\"%s\",\"byte_order\":\"%s\",\"command\":\"%s\","
+      "\"size\":%u,\"connections\":%u,\"pipeline\":%u,\"threads\":%u,\"warmup_s\":%g,\"duration_s\":%g,"
+      "\"measured_s\":%.6f,\"interrupted\":%s,\"requests\":%llu,\"errors\":%llu,\"connected\":%llu,"
+      "\"undrained\":%llu,\"requests_per_s\":%.1f,\"latency_us\":{\"min\":%.1f,\"p50\":%.1f,\"p90\":%.1f,"
+      "\"p99\":%.1f,\"p99_9\":%.1f,\"max\":%.1f,\"mean\":%.1f}}\n",
+      json_escape(target.description).c_str(), target.tcp ? "tcp" : "unix",
+      std::string(to_string(options.protocol)).c_str(), std::string(to_string(options.byte_order)).c_str(),
+      std::string(to_string(options.command)).c_str(), options.command == Command::echo ? options.size : 0U,
+      options.connections, options.pipeline, options.threads, options.warmup_s, options.duration_s,
+      summary.measured_s, summary.interrupted ? "true" : "false",
+      static_cast<unsigned long long>(summary.completed), static_cast<unsigned long long>(summary.errors),
+      static_cast<unsigned long long>(summary.connected), static_cast<unsigned long long>(summary.undrained), rate,
+      micros(latency.min()), micros(latency.percentile(50)), micros(latency.percentile(90)),
+      micros(latency.percentile(99)), micros(latency.percentile(99.9)), micros(latency.max()),
+      latency.mean() / 1000.0);
+}
+
+timespec to_timespec(Clock::duration duration) {
+  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(duration).count();
+  return timespec{static_cast<time_t>(ns / 1'000'000'000), static_cast<long>(ns % 1'000'000'000)};
+}
+
+int run(int argc, char** argv) {
+  ParseResult parsed = parse_options(argc, argv);
+  if (parsed.help) {
+    std::fputs(usage().c_str(), stdout);
+    return kExitOk;
+  }
+  if (!parsed.options) {
+    std::fprintf(stderr, "framed-bench: %s\n(see framed-bench --help)\n", parsed.error.c_str());
+    return kExitUsage;
+  }
+  const Options options = std::move(*parsed.options);
+
+  std::string error;
+  const auto target = resolve_target(options, error);
+  if (!target) {
+    std::fprintf(stderr, "framed-bench: %s\n", error.c_str());
+    return kExitUsage;
+  }
+  if (!ensure_fd_limit(options.connections + options.threads + kSpareFds, error)) {
+    std::fprintf(stderr, "framed-bench: %s\n", error.c_str());
+    return kExitUsage;
+  }
+  const std::vector<char> body = make_body(options.command == Command::echo ? options.size : 0);
+
+  // Ctrl-C / SIGTERM go to this thread's sigtimedwait() only: blocked here,
+  // the mask is inherited by every client thread started below.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  const Clock::time_point start = Clock::now();
+  const auto to_clock = [](double seconds) {
+    return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+  };
+  Timeline timeline;
+  timeline.measure_begin = start + to_clock(options.warmup_s);
+  timeline.measure_end = timeline.measure_begin + to_clock(options.duration_s);
+  timeline.drain_end = timeline.measure_end + kDrainTime;
+  const Clock::time_point hard_deadline = timeline.drain_end + kHardDeadlineSlack;
+
+  std::atomic<Clock::rep> stop_at{0};
+  std::atomic<unsigned> finished{0};
+  std::vector<ThreadConfig> configs(options.threads);
+  std::vector<ThreadResult> results(options.threads);
+  for (unsigned i = 0; i < options.connections; ++i) configs[i % options.threads].connection_ids.push_back(i);
+  std::vector<std::thread> threads;
+  threads.reserve(options.threads);
+  for (unsigned t = 0; t < options.threads; ++t) {
+    configs[t].options = &options;
+    configs[t].target = &*target;
+    configs[t].body = body;
+    configs[t].timeline = timeline;
+    configs[t].stop_at = &stop_at;
+    threads.emplace_back([&, t] {
+      run_client_thread(configs[t], results[t]);
+      finished.fetch_add(1, std::memory_order_release);
+    });
+  }
+
+  bool interrupted = false;
+  while (finished.load(std::memory_order_acquire) < options.threads) {
+    const Clock::time_point now = Clock::now();
+    if (now >= hard_deadline) {
+      // Never reached unless a thread is stuck; a benchmark must not hang a script.
+      std::fprintf(stderr, "framed-bench: hard deadline passed with client threads still running; giving up\n");
+      std::fflush(stdout);
+      std::_Exit(kExitDeadline);
+    }
+    const timespec wait = to_timespec(std::min<Clock::duration>(hard_deadline - now, kMainPoll));
+    const int sig = ::sigtimedwait(&signals, nullptr, &wait);
+    if (sig == SIGINT || sig == SIGTERM) {
+      if (interrupted) std::_Exit(kExitInterrupted);  // a second Ctrl-C: leave now
+      interrupted = true;
+      stop_at.store(Clock::now().time_since_epoch().count(), std::memory_order_relaxed);
+      std::fprintf(stderr, "framed-bench: stopping early (again to quit at once)\n");
+    }
+  }
+  for (auto& thread : threads) thread.join();
+
+  Summary summary;
+  summary.interrupted = interrupted;
+  for (const ThreadResult& result : results) {
+    summary.latency.merge(result.latency);
+    summary.completed += result.completed;
+    summary.errors += result.errors;
+    summary.connected += result.connected;
+    summary.undrained += result.undrained;
+  }
+  Clock::time_point window_end = timeline.measure_end;
+  if (const Clock::rep stop = stop_at.load(); stop != 0) {
+    window_end = std::min(window_end, Clock::time_point(Clock::duration(stop)));
+  }
+  summary.measured_s =
+      std::max(0.0, std::chrono::duration<double>(window_end - timeline.measure_begin).count());
+
+  std::size_t shown = 0;
+  for (const ThreadResult& result : results) {
+    for (const std::string& sample : result.error_samples) {
+      std::fprintf(stderr, "framed-bench: error: %s\n", sample.c_str());
+      ++shown;
+    }
+  }
+  if (summary.errors > shown) {
+    std::fprintf(stderr, "framed-bench: ... and %llu more errors\n",
+                 static_cast<unsigned long long>(summary.errors - shown));
+  }
+
+  if (options.json_output) {
+    print_json(options, *target, summary);
+  } else {
+    print_text(options, *target, summary);
+  }
+  if (summary.completed == 0) std::fprintf(stderr, "framed-bench: no replies were measured\n");
+  return summary.errors == 0 && summary.completed > 0 ? kExitOk : kExitFailed;
+}
+
+}  // namespace
+}  // namespace framed::bench
+
+int main(int argc, char** argv) { return framed::bench::run(argc, argv); }

@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# shellcheck disable=SC2317  # cleanup and print_table run from the EXIT trap
+# Runs framed-bench against framed (each backend) and, when installed, Redis,
+# and prints one markdown table. Everything it starts is stopped on exit.
+#
+#   bench/run.sh                      # from the top of the checkout, after `ninja -C build`
+#
+# Environment (all optional):
+#   FRAMED_BIN       daemon binary                      (build/daemon/framed)
+#   BENCH_BIN        client binary                      (build/bench/framed-bench)
+#   FRAMED_PORT      daemon TCP port on 127.0.0.1       (9000; another port gets a temporary config)
+#   REDIS_PORT       redis-server port on 127.0.0.1     (16379: clear of a system Redis on 6379)
+#   BACKENDS         daemon backends to measure         ("epoll io_uring")
+#   DURATION, WARMUP seconds per point                  (5, 1)
+#   THREADS          client threads                     (1)
+#   SKIP_REDIS=1     do not measure Redis
+set -euo pipefail
+
+FRAMED_BIN=${FRAMED_BIN:-build/daemon/framed}
+BENCH_BIN=${BENCH_BIN:-build/bench/framed-bench}
+FRAMED_PORT=${FRAMED_PORT:-9000}
+REDIS_PORT=${REDIS_PORT:-16379}
+BACKENDS=${BACKENDS:-epoll io_uring}
+DURATION=${DURATION:-5}
+WARMUP=${WARMUP:-1}
+THREADS=${THREADS:-1}
+ECHO_SIZE=1024
+POINTS="1x1 50x1 50x16"  # connections x pipeline
+
+die() { printf 'run.sh: %s\n' "$*" >&2; exit 2; }
+
+[ -x "$BENCH_BIN" ] || die "$BENCH_BIN not found: build it with 'ninja -C build'"
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/framed-bench.XXXXXX")
+server_pid=""
+
+stop_server() {
+  [ -n "$server_pid" ] || return 0
+  if kill -0 "$server_pid" 2>/dev/null; then
+    kill -TERM "$server_pid" 2>/dev/null || true
+    # framed finishes in-flight requests on SIGTERM; do not wait forever.
+    for _ in $(seq 50); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$server_pid" 2>/dev/null || true
+  fi
+  wait "$server_pid" 2>/dev/null || true
+  server_pid=""
+}
+
+rows=()
+failed=0
+
+print_table() {
+  printf '\nnproc: %s; client: %s thread(s), %ss measured after %ss warmup per point\n\n' \
+    "$(nproc)" "$THREADS" "$DURATION" "$WARMUP"
+  printf '| backend | command | conns x pipeline | req/s | p50 µs | p99 µs |\n'
+  printf '|---|---|---|---:|---:|---:|\n'
+  [ ${#rows[@]} -eq 0 ] || printf '%s\n' "${rows[@]}"
+}
+cleanup() {
+  stop_server
+  rm -rf "$work"
+  # Also after Ctrl-C: what was measured so far is still worth seeing.
+  [ ${#rows[@]} -eq 0 ] || print_table
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM  # runs the EXIT trap too
+
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# Waits until the server started as $server_pid accepts on port $1.
+wait_for_port() {
+  for _ in $(seq 100); do  # 10 s: start-up is milliseconds; this is for slow CI boxes
+    port_in_use "$1" && return 0
+    kill -0 "$server_pid" 2>/dev/null || return 1
+    sleep 0.1
+  done
+  return 1
+}
+
+# json_field NAME JSON: the number after "NAME": in the client's --json line.
+json_field() { sed -n "s/.*\"$1\":\([0-9.]*\).*/\1/p" <<<"$2"; }
+
+# measure SERVER_LABEL PORT PROTOCOL
+measure() {
+  local label=$1 port=$2 protocol=$3 command point conns pipeline args out
+  for command in ping echo; do
+    for point in $POINTS; do
+      conns=${point%x*}
+      pipeline=${point#*x}
+      args=(--port "$port" --protocol "$protocol" --command "$command" --connections "$conns"
+            --pipeline "$pipeline" --duration "$DURATION" --warmup "$WARMUP" --threads "$THREADS" --json)
+      [ "$command" = echo ] && args+=(--size "$ECHO_SIZE")
+      local what=$command
+      [ "$command" = echo ] && what="echo 1 KiB"
+      if out=$("$BENCH_BIN" "${args[@]}" 2>"$work/bench.err"); then
+        rows+=("| $label | $what | $conns x $pipeline | $(json_field requests_per_s "$out") | $(json_field p50 "$out") | $(json_field p99 "$out") |")
+      else
+        failed=1
+        rows+=("| $label | $what | $conns x $pipeline | failed: $(head -n 1 "$work/bench.err") | | |")
+      fi
+    done
+  done
+}
+
+port_in_use "$FRAMED_PORT" && die "something already listens on 127.0.0.1:$FRAMED_PORT; set FRAMED_PORT"
+if [ -x "$FRAMED_BIN" ]; then
+  config_args=()
+  if [ "$FRAMED_PORT" != 9000 ]; then
+    printf '[[listener]]\nkind = "tcp"\naddress = "127.0.0.1:%s"\n' "$FRAMED_PORT" >"$work/framed.toml"
+    config_args=(--config "$work/framed.toml")
+  fi
+  for backend in $BACKENDS; do
+    FRAMED_BACKEND=$backend "$FRAMED_BIN" "${config_args[@]}" >"$work/framed-$backend.log" 2>&1 &
+    server_pid=$!
+    if wait_for_port "$FRAMED_PORT"; then
+      measure "framed $backend" "$FRAMED_PORT" json
+    else
+      # io_uring may be unavailable (kernel built without it, seccomp): that
+      # is the machine, not a failure; any other backend must start.
+      [ "$backend" = io_uring ] || failed=1
+      rows+=("| framed $backend | - | - | did not start: $(tail -n 1 "$work/framed-$backend.log") | | |")
+    fi
+    stop_server
+  done
+else
+  printf 'run.sh: %s not found, framed not measured\n' "$FRAMED_BIN" >&2
+fi
+
+# Redis, for comparison: the same client speaking RESP.
+measure_redis() {
+  if port_in_use "$REDIS_PORT"; then
+    failed=1
+    rows+=("| redis | - | - | not measured: 127.0.0.1:$REDIS_PORT is taken (set REDIS_PORT) | | |")
+    return
+  fi
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no >"$work/redis.log" 2>&1 &
+  server_pid=$!
+  if wait_for_port "$REDIS_PORT"; then
+    measure "redis $(redis-server --version | sed -n 's/.*v=\([0-9.]*\).*/\1/p')" "$REDIS_PORT" resp
+  else
+    failed=1
+    rows+=("| redis | - | - | did not start: $(tail -n 1 "$work/redis.log") | | |")
+  fi
+  stop_server
+}
+if [ "${SKIP_REDIS:-0}" != 1 ] && command -v redis-server >/dev/null; then
+  measure_redis
+fi
+
+exit "$failed"  # the EXIT trap prints the table
