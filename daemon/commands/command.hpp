@@ -19,11 +19,37 @@ struct ListenerSettings;
 
 namespace framed::commands {
 
-// What a running command may see: the server it runs in and the listener the
-// request came through.
+struct CommandStats {
+  std::uint64_t calls = 0;
+  std::uint64_t failures = 0;  // replies with ok = false
+};
+
+// Where a deferred reply goes: the requester (a connection or a datagram
+// endpoint, by id: it may be gone by the time the answer is ready) and the
+// request's place in that requester's reply order.
+struct ReplyRoute {
+  std::uint64_t requester = 0;
+  std::uint64_t sequence = 0;
+  CommandStats* stats = nullptr;  // the command's counters, stable for the server's life
+};
+
+// What a running command may see: the server it runs in, the listener the
+// request came through, and a way to answer later.
 struct CommandContext {
   server::Server& server;
   const server::ListenerSettings& listener;
+  ReplyRoute route;
+  bool deferred = false;
+
+  // For a command whose answer comes later (from the worker pool): it leaves
+  // `reply` alone and, on the reactor thread, exactly once, hands the answer
+  // to Server::deliver_reply(route, reply). The requester keeps every later
+  // reply waiting behind it, so replies stay in request order, and fills in
+  // the request's id itself.
+  [[nodiscard]] ReplyRoute defer() noexcept {
+    deferred = true;
+    return route;
+  }
 };
 
 class Command {
@@ -32,13 +58,8 @@ class Command {
   [[nodiscard]] virtual std::string_view name() const noexcept = 0;
   [[nodiscard]] virtual std::string_view summary() const noexcept = 0;
   // Runs on the reactor thread; must not block. Fills `reply` (reset, with
-  // the request's id already set).
+  // the request's id already set), or defers it (CommandContext::defer).
   virtual void run(const proto::Request& request, proto::Reply& reply, CommandContext& context) = 0;
-};
-
-struct CommandStats {
-  std::uint64_t calls = 0;
-  std::uint64_t failures = 0;  // replies with ok = false
 };
 
 struct RegisteredCommand {

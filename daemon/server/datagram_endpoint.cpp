@@ -32,6 +32,7 @@ DatagramEndpoint::DatagramEndpoint(Server& server, base::UniqueFd fd, std::share
       settings_(std::move(settings)),
       address_(address),
       owns_path_(owns_path),
+      id_(server.next_requester_id()),
       datagram_limit_(address.family() == AF_UNIX ? kMaxUnixDatagram : kMaxUdpPayload),
       // One byte more than the limit, so an oversized datagram is detected
       // even where MSG_TRUNC is not reported.
@@ -41,9 +42,11 @@ DatagramEndpoint::DatagramEndpoint(Server& server, base::UniqueFd fd, std::share
       decoder_(server.json_parser(), settings_->frame_limits, settings_->byte_order),
       encoder_(settings_->format, settings_->byte_order) {
   token_ = reactor_.register_handler(*this);
+  server_.add_reply_target(id_, *this);
 }
 
 DatagramEndpoint::~DatagramEndpoint() {
+  server_.remove_reply_target(id_);
   reactor_.unregister_handler(token_);
   reactor_.close(fd_);
   if (owns_path_) {
@@ -120,7 +123,8 @@ void DatagramEndpoint::on_datagram(std::size_t size, int msg_flags) {
       frame = codec::DecodeResult::fail(proto::ErrorCode::bad_frame, "datagram ends inside its frame");
     }
     if (frame.status == codec::DecodeStatus::frame) {
-      answer_frame(server_, *settings_, frame, decoder_.header_object(), request_, reply_);
+      awaiting_reply_ = !answer_frame(server_, *settings_, frame, decoder_.header_object(), request_, reply_,
+                                      commands::ReplyRoute{id_, sequence_});
     } else {
       answer_error(server_, *settings_, frame.error, frame.message, reply_);
     }
@@ -130,26 +134,39 @@ void DatagramEndpoint::on_datagram(std::size_t size, int msg_flags) {
     codec::DecodeResult payload;
     payload.status = codec::DecodeStatus::frame;
     payload.body = in_.readable();
-    answer_frame(server_, *settings_, payload, {}, request_, reply_);
+    awaiting_reply_ =
+        !answer_frame(server_, *settings_, payload, {}, request_, reply_, commands::ReplyRoute{id_, sequence_});
   }
+  if (awaiting_reply_) return;  // deliver_deferred() sends it
   if (!reply_.ok) server_.note_client_error(settings_->name, reply_to_, reply_);
-  send_reply();
+  send_reply(reply_);
 }
 
-void DatagramEndpoint::send_reply() {
+void DatagramEndpoint::deliver_deferred(const commands::ReplyRoute& route, proto::Reply& reply) {
+  count_outcome(server_, *settings_, *route.stats, reply);
+  if (!awaiting_reply_ || route.sequence != sequence_) return;
+  awaiting_reply_ = false;
+  ++sequence_;
+  reply.id_json = reply_.id_json;
+  send_reply(reply);
+}
+
+void DatagramEndpoint::send_reply(proto::Reply& reply) {
   // An unnamed Unix sender (it never bound an address) cannot be answered.
-  if (reply_to_length_ <= sizeof(sa_family_t) && reply_to_.ss_family == AF_UNIX) return arm_recv();
+  if (reply_to_length_ <= sizeof(sa_family_t) && reply_to_.ss_family == AF_UNIX) {
+    return stopping_ ? close_if_idle() : arm_recv();
+  }
   out_.clear();
-  encoder_.encode(reply_, out_);
+  encoder_.encode(reply, out_);
   if (out_.readable_size() > datagram_limit_) {
     const auto size = out_.readable_size();
-    const std::string id = reply_.id_json;
-    reply_.reset();
-    reply_.id_json = id;
+    const std::string id = reply.id_json;
+    reply.reset();
+    reply.id_json = id;
     answer_error(server_, *settings_, proto::ErrorCode::frame_too_large,
-                 "reply of " + std::to_string(size) + " bytes exceeds the datagram limit", reply_);
+                 "reply of " + std::to_string(size) + " bytes exceeds the datagram limit", reply);
     out_.clear();
-    encoder_.encode(reply_, out_);
+    encoder_.encode(reply, out_);
   }
   ++server_.stats().total.replies_out;
   ++settings_->stats->replies_out;
@@ -172,7 +189,9 @@ void DatagramEndpoint::stop() {
 }
 
 void DatagramEndpoint::close_if_idle() {
-  if (!recv_in_flight_ && !send_in_flight_) reactor_.close(fd_);
+  if (recv_in_flight_ || send_in_flight_ || awaiting_reply_ || !fd_) return;
+  reactor_.close(fd_);
+  server_.on_endpoint_stopped();
 }
 
 }  // namespace framed::server

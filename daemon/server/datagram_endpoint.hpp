@@ -23,13 +23,14 @@
 #include "proto/reply.hpp"
 #include "proto/request.hpp"
 #include "reactor/reactor.hpp"
+#include "server/dispatch.hpp"
 #include "server/listener_settings.hpp"
 
 namespace framed::server {
 
 class Server;
 
-class DatagramEndpoint final : public reactor::IoHandler {
+class DatagramEndpoint final : public reactor::IoHandler, public ReplyTarget {
  public:
   DatagramEndpoint(Server& server, base::UniqueFd fd, std::shared_ptr<const ListenerSettings> settings,
                    net::SocketAddress address, bool owns_path);
@@ -40,18 +41,20 @@ class DatagramEndpoint final : public reactor::IoHandler {
 
   void start();
   void stop();
-  [[nodiscard]] bool stopped() const noexcept { return !fd_ && !recv_in_flight_ && !send_in_flight_; }
+  [[nodiscard]] bool stopped() const noexcept { return !fd_ && !recv_in_flight_ && !send_in_flight_ && !awaiting_reply_; }
   [[nodiscard]] const std::shared_ptr<const ListenerSettings>& settings() const noexcept { return settings_; }
   [[nodiscard]] const net::SocketAddress& address() const noexcept { return address_; }
 
   void on_io(std::uint8_t tag, std::int32_t result, std::uint32_t flags) override;
+  // A deferred command's reply: sent, and only then is the next datagram read.
+  void deliver_deferred(const commands::ReplyRoute& route, proto::Reply& reply) override;
 
  private:
   enum Tag : std::uint8_t { kRecv = 1, kSend = 2 };
 
   void arm_recv();
   void on_datagram(std::size_t size, int msg_flags);
-  void send_reply();
+  void send_reply(proto::Reply& reply);
   void close_if_idle();
 
   Server& server_;
@@ -61,6 +64,9 @@ class DatagramEndpoint final : public reactor::IoHandler {
   std::shared_ptr<const ListenerSettings> settings_;
   net::SocketAddress address_;
   bool owns_path_;
+  std::uint64_t id_;
+  std::uint64_t sequence_ = 0;
+  bool awaiting_reply_ = false;  // a deferred command is working on the last datagram
   bool stopping_ = false;
   bool recv_in_flight_ = false;
   bool send_in_flight_ = false;

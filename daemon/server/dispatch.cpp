@@ -29,8 +29,9 @@ void answer_error(Server& server, const ListenerSettings& listener, proto::Error
   listener.stats->count_error(code);
 }
 
-void answer_frame(Server& server, const ListenerSettings& listener, const codec::DecodeResult& frame,
-                  simdjson::dom::object header, proto::Request& request, proto::Reply& reply) {
+bool answer_frame(Server& server, const ListenerSettings& listener, const codec::DecodeResult& frame,
+                  simdjson::dom::object header, proto::Request& request, proto::Reply& reply,
+                  commands::ReplyRoute route) {
   reply.reset();
   ++server.stats().total.frames_in;
   ++listener.stats->frames_in;
@@ -40,7 +41,7 @@ void answer_frame(Server& server, const ListenerSettings& listener, const codec:
     reply.id_json = request.id_json;
     if (problem) {
       answer_error(server, listener, proto::ErrorCode::bad_request, *problem, reply);
-      return;
+      return true;
     }
   } else {
     // `command = NAME` (simple framings only, see config validation): the
@@ -51,7 +52,7 @@ void answer_frame(Server& server, const ListenerSettings& listener, const codec:
     if (request.command.empty()) {
       answer_error(server, listener, proto::ErrorCode::bad_request, "empty request: expected COMMAND [ARGUMENTS]",
                    reply);
-      return;
+      return true;
     }
   }
 
@@ -59,16 +60,23 @@ void answer_frame(Server& server, const ListenerSettings& listener, const codec:
   if (command == nullptr) {
     answer_error(server, listener, proto::ErrorCode::unknown_command,
                  "unknown command " + quoted_name(request.command) + " (try help)", reply);
-    return;
+    return true;
   }
-  commands::CommandContext context{server, listener};
+  route.stats = &command->stats;
+  commands::CommandContext context{server, listener, route};
   command->command->run(request, reply, context);
   ++command->stats.calls;
-  if (!reply.ok) {
-    ++command->stats.failures;
-    server.stats().total.count_error(reply.error_code);
-    listener.stats->count_error(reply.error_code);
-  }
+  if (context.deferred) return false;
+  count_outcome(server, listener, command->stats, reply);
+  return true;
+}
+
+void count_outcome(Server& server, const ListenerSettings& listener, commands::CommandStats& stats,
+                   const proto::Reply& reply) {
+  if (reply.ok) return;
+  ++stats.failures;
+  server.stats().total.count_error(reply.error_code);
+  listener.stats->count_error(reply.error_code);
 }
 
 }  // namespace framed::server

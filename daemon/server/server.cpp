@@ -204,7 +204,7 @@ void Server::on_accepted(StreamListener& listener, base::UniqueFd fd) {
   if (::getpeername(fd.get(), peer_address.get(), &peer_address.length) == 0 && peer_address.family() != AF_UNIX) {
     peer = peer_address.to_string();
   }
-  const std::uint64_t id = next_connection_id_++;
+  const std::uint64_t id = next_requester_id();
   auto connection = std::make_unique<StreamConnection>(*this, std::move(fd), settings, std::move(peer), id);
   SPDLOG_DEBUG("connection {} from {} on {}", id, connection->peer(), settings->name);
   ++stats_.total.connections_accepted;
@@ -212,6 +212,7 @@ void Server::on_accepted(StreamListener& listener, base::UniqueFd fd) {
   ++settings->stats->connections_accepted;
   ++settings->stats->connections_active;
   StreamConnection& started = *connection;
+  add_reply_target(id, started);
   connections_.emplace(id, std::move(connection));
   started.start();
   schedule_sweep();
@@ -221,11 +222,21 @@ void Server::on_connection_closed(StreamConnection& connection) {
   SPDLOG_DEBUG("connection {} from {} closed", connection.id(), connection.peer());
   --stats_.total.connections_active;
   --connection.listener_stats().connections_active;
+  remove_reply_target(connection.id());
   // Destroyed after the callback that closed it has returned.
   reactor_.defer([this, id = connection.id()] {
     connections_.erase(id);
     maybe_finish_shutdown();
   });
+}
+
+void Server::deliver_reply(const commands::ReplyRoute& route, proto::Reply& reply) {
+  const auto it = reply_targets_.find(route.requester);
+  if (it == reply_targets_.end()) {
+    SPDLOG_DEBUG("a deferred reply for requester {} arrived after it had gone", route.requester);
+    return;
+  }
+  it->second->deliver_deferred(route, reply);
 }
 
 void Server::schedule_sweep() {

@@ -62,6 +62,18 @@ class Server {
   // From StreamConnection, once its fd is closed.
   void on_connection_closed(StreamConnection& connection);
 
+  // From DatagramEndpoint, once it has stopped during shutdown.
+  void on_endpoint_stopped() { maybe_finish_shutdown(); }
+
+  // Ids for connections and datagram endpoints: the requesters that
+  // deferred replies are routed to.
+  [[nodiscard]] std::uint64_t next_requester_id() noexcept { return next_requester_id_++; }
+  void add_reply_target(std::uint64_t id, ReplyTarget& target) { reply_targets_[id] = &target; }
+  void remove_reply_target(std::uint64_t id) { reply_targets_.erase(id); }
+  // A deferred command's answer (reactor thread). Dropped, with a debug
+  // line, when its requester has gone meanwhile.
+  void deliver_reply(const commands::ReplyRoute& route, proto::Reply& reply);
+
   // A warning that may repeat in a tight loop (EMFILE): logged at most once
   // per kWarningInterval, with the count of those suppressed.
   void warn_rate_limited(const std::string& message);
@@ -85,7 +97,8 @@ class Server {
   std::vector<std::unique_ptr<StreamListener>> stream_listeners_;
   std::vector<std::unique_ptr<DatagramEndpoint>> datagram_endpoints_;
   std::unordered_map<std::uint64_t, std::unique_ptr<StreamConnection>> connections_;
-  std::uint64_t next_connection_id_ = 1;
+  std::uint64_t next_requester_id_ = 1;
+  std::unordered_map<std::uint64_t, ReplyTarget*> reply_targets_;
   reactor::TimerId sweep_timer_ = 0;
 
   bool shutting_down_ = false;

@@ -134,8 +134,43 @@ void StreamConnection::process_input() {
 }
 
 void StreamConnection::handle_frame(const codec::DecodeResult& frame) {
-  answer_frame(server_, *listener_, frame, decoder_.header_object(), request_, reply_);
-  queue_reply();
+  const std::uint64_t sequence = next_sequence_++;
+  if (answer_frame(server_, *listener_, frame, decoder_.header_object(), request_, reply_,
+                   commands::ReplyRoute{id_, sequence})) {
+    queue_reply();
+    return;
+  }
+  WaitingReply& waiting = waiting_.emplace_back();
+  waiting.sequence = sequence;
+  waiting.id_json = reply_.id_json;
+}
+
+void StreamConnection::deliver_deferred(const commands::ReplyRoute& route, proto::Reply& reply) {
+  count_outcome(server_, *listener_, *route.stats, reply);
+  for (WaitingReply& waiting : waiting_) {
+    if (waiting.sequence != route.sequence || waiting.ready) continue;
+    reply.id_json = waiting.id_json;
+    encoder_.encode(reply, waiting.bytes);
+    waiting.ready = true;
+    break;
+  }
+  if (state_ == State::closing || state_ == State::lingering) return;
+  const bool was_full = output_full();
+  release_ready_replies();
+  if (was_full && !output_full() && !recv_in_flight_ && (state_ == State::open || state_ == State::draining)) {
+    process_input();
+    if (state_ == State::open && !output_full()) arm_recv();
+  }
+  flush();
+  maybe_finish();
+}
+
+void StreamConnection::release_ready_replies() {
+  while (!waiting_.empty() && waiting_.front().ready) {
+    out_.append(waiting_.front().bytes.readable());
+    reply_ends_.push_back(bytes_sent_ + unsent_bytes());
+    waiting_.pop_front();
+  }
 }
 
 void StreamConnection::fail_stream(proto::ErrorCode code, std::string_view message) {
@@ -149,14 +184,23 @@ void StreamConnection::fail_stream(proto::ErrorCode code, std::string_view messa
 }
 
 void StreamConnection::queue_reply() {
-  encoder_.encode(reply_, out_);
-  reply_ends_.push_back(bytes_sent_ + unsent_bytes());
   ++server_.stats().total.replies_out;
   ++listener_->stats->replies_out;
+  if (!waiting_.empty()) {
+    // Behind a deferred reply: encoded now (the request's bytes are about to
+    // be consumed), released in order later.
+    WaitingReply& waiting = waiting_.emplace_back();
+    waiting.sequence = next_sequence_ - 1;
+    waiting.ready = true;
+    encoder_.encode(reply_, waiting.bytes);
+    return;
+  }
+  encoder_.encode(reply_, out_);
+  reply_ends_.push_back(bytes_sent_ + unsent_bytes());
 }
 
 bool StreamConnection::output_full() const noexcept {
-  return reply_ends_.size() >= listener_->max_pending_replies || unsent_bytes() >= kOutputHighWater;
+  return pending_replies() >= listener_->max_pending_replies || unsent_bytes() >= kOutputHighWater;
 }
 
 void StreamConnection::flush() {
@@ -202,9 +246,10 @@ void StreamConnection::on_send(std::int32_t result) {
 
 void StreamConnection::maybe_finish() {
   if (state_ != State::draining) return;
-  // Nothing unsent also means nothing held back by flow control: every whole
-  // frame has been answered, and a trailing partial one can never complete.
-  if (send_in_flight_ || unsent_bytes() != 0) return;
+  // Nothing unsent or waiting also means nothing held back by flow control:
+  // every whole frame has been answered, and a trailing partial one can
+  // never complete.
+  if (send_in_flight_ || unsent_bytes() != 0 || !waiting_.empty()) return;
   if (peer_closed_) return close();
   start_lingering();
 }

@@ -41,13 +41,14 @@
 #include "proto/reply.hpp"
 #include "proto/request.hpp"
 #include "reactor/reactor.hpp"
+#include "server/dispatch.hpp"
 #include "server/listener_settings.hpp"
 
 namespace framed::server {
 
 class Server;
 
-class StreamConnection final : public reactor::IoHandler {
+class StreamConnection final : public reactor::IoHandler, public ReplyTarget {
  public:
   enum class State : std::uint8_t { open, draining, lingering, closing };
 
@@ -72,8 +73,18 @@ class StreamConnection final : public reactor::IoHandler {
   [[nodiscard]] TrafficStats& listener_stats() const noexcept { return *listener_->stats; }
 
   void on_io(std::uint8_t tag, std::int32_t result, std::uint32_t flags) override;
+  void deliver_deferred(const commands::ReplyRoute& route, proto::Reply& reply) override;
 
  private:
+  // A reply that must wait its turn: a deferred command's (not ready until
+  // delivered), or any reply queued behind one.
+  struct WaitingReply {
+    std::uint64_t sequence = 0;
+    bool ready = false;
+    std::string id_json;
+    buffer::ByteBuffer bytes{0};
+  };
+
   enum Tag : std::uint8_t { kRecv = 1, kSend = 2 };
 
   void arm_recv();
@@ -83,6 +94,7 @@ class StreamConnection final : public reactor::IoHandler {
   void handle_frame(const codec::DecodeResult& frame);
   void fail_stream(proto::ErrorCode code, std::string_view message);
   void queue_reply();
+  void release_ready_replies();
   void flush();
   void maybe_finish();
   void start_lingering();
@@ -90,6 +102,7 @@ class StreamConnection final : public reactor::IoHandler {
   void finalize_if_idle();
   [[nodiscard]] bool output_full() const noexcept;
   [[nodiscard]] std::size_t unsent_bytes() const noexcept { return out_.readable_size() + sending_.readable_size(); }
+  [[nodiscard]] std::size_t pending_replies() const noexcept { return reply_ends_.size() + waiting_.size(); }
 
   Server& server_;
   reactor::Reactor& reactor_;
@@ -119,6 +132,10 @@ class StreamConnection final : public reactor::IoHandler {
   // each ends. Its length is what max_pending_replies bounds.
   std::deque<std::uint64_t> reply_ends_;
   std::uint64_t bytes_sent_ = 0;
+  // Replies held back for order, oldest first; empty unless a command
+  // deferred. Counted against max_pending_replies too.
+  std::deque<WaitingReply> waiting_;
+  std::uint64_t next_sequence_ = 0;
 
   base::TimePoint last_activity_;
   base::TimePoint header_started_{};  // epoch: no header in progress
