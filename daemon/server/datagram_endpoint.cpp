@@ -1,8 +1,6 @@
 #include "server/datagram_endpoint.hpp"
 
 #include <spdlog/spdlog.h>
-#include <sys/un.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -25,13 +23,13 @@ constexpr std::size_t kMaxUnixDatagram = 1024 * 1024;
 }  // namespace
 
 DatagramEndpoint::DatagramEndpoint(Server& server, base::UniqueFd fd, std::shared_ptr<const ListenerSettings> settings,
-                                   net::SocketAddress address, bool owns_path)
+                                   net::SocketAddress address, net::SocketFile socket_file)
     : server_(server),
       reactor_(server.reactor()),
       fd_(std::move(fd)),
       settings_(std::move(settings)),
       address_(address),
-      owns_path_(owns_path),
+      socket_file_(std::move(socket_file)),
       id_(server.next_requester_id()),
       datagram_limit_(address.family() == AF_UNIX ? kMaxUnixDatagram : kMaxUdpPayload),
       // One byte more than the limit, so an oversized datagram is detected
@@ -49,10 +47,6 @@ DatagramEndpoint::~DatagramEndpoint() {
   server_.remove_reply_target(id_);
   reactor_.unregister_handler(token_);
   reactor_.close(fd_);
-  if (owns_path_) {
-    const auto* un = reinterpret_cast<const sockaddr_un*>(&address_.storage);
-    if (un->sun_path[0] != '\0') ::unlink(un->sun_path);
-  }
 }
 
 void DatagramEndpoint::start() { arm_recv(); }
@@ -184,6 +178,7 @@ void DatagramEndpoint::send_reply(proto::Reply& reply) {
 void DatagramEndpoint::stop() {
   if (stopping_) return;
   stopping_ = true;
+  socket_file_.remove();
   if (recv_in_flight_ || send_in_flight_) reactor_.cancel(fd_.get());
   close_if_idle();
 }

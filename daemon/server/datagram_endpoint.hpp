@@ -20,6 +20,7 @@
 #include "codec/json_frame_decoder.hpp"
 #include "codec/reply_encoder.hpp"
 #include "net/socket_address.hpp"
+#include "net/socket_file.hpp"
 #include "proto/reply.hpp"
 #include "proto/request.hpp"
 #include "reactor/reactor.hpp"
@@ -33,7 +34,7 @@ class Server;
 class DatagramEndpoint final : public reactor::IoHandler, public ReplyTarget {
  public:
   DatagramEndpoint(Server& server, base::UniqueFd fd, std::shared_ptr<const ListenerSettings> settings,
-                   net::SocketAddress address, bool owns_path);
+                   net::SocketAddress address, net::SocketFile socket_file);
   ~DatagramEndpoint();
 
   DatagramEndpoint(const DatagramEndpoint&) = delete;
@@ -63,7 +64,7 @@ class DatagramEndpoint final : public reactor::IoHandler, public ReplyTarget {
   reactor::IoToken token_;
   std::shared_ptr<const ListenerSettings> settings_;
   net::SocketAddress address_;
-  bool owns_path_;
+  net::SocketFile socket_file_;
   std::uint64_t id_;
   std::uint64_t sequence_ = 0;
   bool awaiting_reply_ = false;  // a deferred command is working on the last datagram

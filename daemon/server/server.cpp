@@ -144,7 +144,7 @@ std::vector<std::string> Server::add_listener(const config::Listener& listener, 
   if (!address) return {listener.name + ": invalid address"};
 
   net::BindResult bound;
-  bool owns_path = false;
+  net::SocketFile socket_file;  // the file of a Unix socket we bound, removed with the listener
   if (adopted != nullptr) {
     bound.fd = std::move(adopted->fd);
   } else {
@@ -153,11 +153,11 @@ std::vector<std::string> Server::add_listener(const config::Listener& listener, 
       case config::ListenerKind::udp: bound = net::bind_udp(*address); break;
       case config::ListenerKind::unix_stream:
         bound = net::bind_unix(*address, SOCK_STREAM, listener.mode, listener.backlog);
-        owns_path = true;
+        if (bound.fd) socket_file = net::SocketFile(*address);
         break;
       case config::ListenerKind::unix_dgram:
         bound = net::bind_unix(*address, SOCK_DGRAM, listener.mode, listener.backlog);
-        owns_path = true;
+        if (bound.fd) socket_file = net::SocketFile(*address);
         break;
     }
     if (!bound.fd) return {listener.name + ": " + bound.error};
@@ -171,10 +171,10 @@ std::vector<std::string> Server::add_listener(const config::Listener& listener, 
               listener.command ? ", command = " + *listener.command : std::string());
   if (is_stream(listener.kind)) {
     stream_listeners_.push_back(
-        std::make_unique<StreamListener>(*this, std::move(bound.fd), std::move(settings), *address, owns_path));
+        std::make_unique<StreamListener>(*this, std::move(bound.fd), std::move(settings), *address, std::move(socket_file)));
   } else {
     datagram_endpoints_.push_back(
-        std::make_unique<DatagramEndpoint>(*this, std::move(bound.fd), std::move(settings), *address, owns_path));
+        std::make_unique<DatagramEndpoint>(*this, std::move(bound.fd), std::move(settings), *address, std::move(socket_file)));
   }
   return {};
 }

@@ -1,8 +1,6 @@
 #include "server/stream_listener.hpp"
 
 #include <spdlog/spdlog.h>
-#include <sys/un.h>
-#include <unistd.h>
 
 #include <cerrno>
 
@@ -23,13 +21,13 @@ bool is_resource_exhaustion(int err) {
 }  // namespace
 
 StreamListener::StreamListener(Server& server, base::UniqueFd fd, std::shared_ptr<const ListenerSettings> settings,
-                               net::SocketAddress address, bool owns_path)
+                               net::SocketAddress address, net::SocketFile socket_file)
     : server_(server),
       reactor_(server.reactor()),
       fd_(std::move(fd)),
       settings_(std::move(settings)),
       address_(address),
-      owns_path_(owns_path) {
+      socket_file_(std::move(socket_file)) {
   token_ = reactor_.register_handler(*this);
 }
 
@@ -37,7 +35,6 @@ StreamListener::~StreamListener() {
   if (backoff_timer_ != 0) reactor_.cancel_timer(backoff_timer_);
   reactor_.unregister_handler(token_);
   reactor_.close(fd_);
-  remove_socket_file();
 }
 
 void StreamListener::start() { arm(); }
@@ -90,14 +87,7 @@ void StreamListener::stop() {
   } else {
     reactor_.close(fd_);
   }
-  remove_socket_file();
-}
-
-void StreamListener::remove_socket_file() {
-  if (!owns_path_) return;
-  owns_path_ = false;
-  const auto* un = reinterpret_cast<const sockaddr_un*>(&address_.storage);
-  if (address_.family() == AF_UNIX && un->sun_path[0] != '\0') ::unlink(un->sun_path);
+  socket_file_.remove();
 }
 
 }  // namespace framed::server

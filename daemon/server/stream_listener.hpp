@@ -12,6 +12,7 @@
 
 #include "base/unique_fd.hpp"
 #include "net/socket_address.hpp"
+#include "net/socket_file.hpp"
 #include "reactor/reactor.hpp"
 #include "server/listener_settings.hpp"
 
@@ -22,7 +23,7 @@ class Server;
 class StreamListener final : public reactor::IoHandler {
  public:
   StreamListener(Server& server, base::UniqueFd fd, std::shared_ptr<const ListenerSettings> settings,
-                 net::SocketAddress address, bool owns_path);
+                 net::SocketAddress address, net::SocketFile socket_file);
   ~StreamListener();
 
   StreamListener(const StreamListener&) = delete;
@@ -41,7 +42,6 @@ class StreamListener final : public reactor::IoHandler {
 
  private:
   void arm();
-  void remove_socket_file();
 
   Server& server_;
   reactor::Reactor& reactor_;
@@ -49,7 +49,7 @@ class StreamListener final : public reactor::IoHandler {
   reactor::IoToken token_;
   std::shared_ptr<const ListenerSettings> settings_;
   net::SocketAddress address_;
-  bool owns_path_;
+  net::SocketFile socket_file_;
   bool accept_armed_ = false;
   bool stopping_ = false;
   reactor::TimerId backoff_timer_ = 0;
