@@ -109,8 +109,10 @@ void EpollBackend::try_input(int fd, FdState& state) {
         return;
       }
       // A short read means the socket is drained for now; the next edge says
-      // when more arrives, so skip the EAGAIN round trip.
-      if (n >= 0 && static_cast<std::size_t>(n) < op.length) state.readable = false;
+      // when more arrives, so skip the EAGAIN round trip. Not after a hang-up:
+      // a FIN that came in the same edge as the data is signalled only once,
+      // and the next recv must see it (return 0), not wait for another edge.
+      if (n > 0 && static_cast<std::size_t>(n) < op.length && !state.hung_up) state.readable = false;
       op.kind = OpKind::none;
       complete(op.user_data, n < 0 ? -errno : static_cast<std::int32_t>(n));
       return;
@@ -183,6 +185,7 @@ void EpollBackend::poll(std::optional<std::chrono::nanoseconds> timeout, Complet
     if (static_cast<std::size_t>(fd) >= fds_.size()) continue;
     FdState& state = fds_[static_cast<std::size_t>(fd)];
     if (!state.registered) continue;
+    if (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) state.hung_up = true;
     if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
       state.readable = true;
       try_input(fd, state);

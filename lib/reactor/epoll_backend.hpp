@@ -53,6 +53,9 @@ class EpollBackend final : public Backend {
     bool registered = false;
     bool readable = false;
     bool writable = false;
+    // The peer hung up (EPOLLRDHUP/HUP/ERR): reads end at once from now on,
+    // and no further edge will ever say so again.
+    bool hung_up = false;
     bool queued_for_retry = false;
     InputOp input;
     OutputOp output;
