@@ -31,3 +31,11 @@ def test_readme_client_is_short_and_stdlib_only():
     imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     assert imported <= {"json", "socket", "struct", "sys"}, imported
     assert len(text.splitlines()) <= 45
+
+
+def test_readme_shows_this_exact_client():
+    with open(os.path.join(HERE, "readme_client.py")) as source:
+        client = source.read()
+    with open(os.path.join(HERE, "..", "..", "README.md")) as readme:
+        text = readme.read()
+    assert "```python\n" + client + "```" in text, "README.md's client differs from readme_client.py"
