@@ -8,20 +8,9 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh || exit 1
 
 passed=0 failed=0 skipped=0
-count_results() {  # sums meson's per-test outcomes from testlog.json
-  local log=$1/meson-logs/testlog.json
-  [ -f "$log" ] || return 0
-  read -r p f s < <(/usr/bin/python3 - "$log" <<'PY'
-import json, sys
-p = f = s = 0
-for line in open(sys.argv[1]):
-    result = json.loads(line)["result"]
-    if result == "OK": p += 1
-    elif result in ("SKIP",): s += 1
-    else: f += 1
-print(p, f, s)
-PY
-)
+count_results() {  # adds the test cases of one build's run to the totals
+  local p f s
+  read -r p f s < <(/usr/bin/python3 scripts/count_tests.py "$1") || { failed=$((failed + 1)); return; }
   passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
 }
 
