@@ -315,6 +315,38 @@ TEST_CASE("cancel ends every outstanding operation on the fd exactly once", "[re
   CHECK(std::string(rx.data(), 2) == "ok");
 }
 
+// An fd whose operations are all done is closed through Reactor::close()
+// (forget, then close), and its number may come back at once for the next
+// socket: that socket's operations must work. (The epoll backend keeps per-fd
+// state; without forget() it would never register the new socket.)
+TEST_CASE("an fd closed after its last completion can be reused by a new socket", "[reactor][fd-reuse]") {
+  std::array<char, 16> rx{};
+  Recorder receiver;
+  auto reactor = make_reactor();
+  const IoToken token = reactor->register_handler(receiver);
+  int old_fd = -1;
+  {
+    SocketPair first = make_socketpair();
+    old_fd = first.a.get();
+    reactor->recv(token, kTagRecv, first.a.get(), rx.data(), rx.size());
+    settle(*reactor);  // waiting for data
+    REQUIRE(::send(first.b.get(), "one", 3, MSG_NOSIGNAL) == 3);
+    REQUIRE(run_until(*reactor, [&] { return receiver.events.size() == 1; }));
+    reactor->close(first.a);  // nothing was outstanding: no cancel() needed
+  }
+
+  SocketPair second = make_socketpair();
+  REQUIRE((second.a.get() == old_fd || second.b.get() == old_fd));  // the number came back
+  const int reused = old_fd;
+  const int peer = second.a.get() == reused ? second.b.get() : second.a.get();
+  reactor->recv(token, kTagRecv, reused, rx.data(), rx.size());
+  settle(*reactor);
+  REQUIRE(::send(peer, "two", 3, MSG_NOSIGNAL) == 3);
+  REQUIRE(run_until(*reactor, [&] { return receiver.events.size() == 2; }));
+  CHECK(receiver.events[1].result == 3);
+  CHECK(std::string(rx.data(), 3) == "two");
+}
+
 TEST_CASE("a completion after unregister_handler is dropped, even when the slot is reused", "[reactor][generation]") {
   SocketPair stale_pair = make_socketpair();
   SocketPair live_pair = make_socketpair();

@@ -8,6 +8,13 @@
 // makes the whole program exit 77, which meson reports as SKIP: the tests
 // never pass without having run.
 
+// GCC 12 with -fsanitize=address reports std::function inside <regex>
+// (which Catch's session uses) as "maybe uninitialized": a known false
+// positive of that compiler version, not a bug in this file.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
 #define CATCH_CONFIG_RUNNER
 #include <catch2/catch.hpp>
 #include <cstdio>
@@ -44,7 +51,8 @@ std::unique_ptr<Backend> make_backend(std::string* why) {
     options.multishot_accept = false;
     options.cancel_by_fd = false;
     auto backend = UringBackend::create(&error, options);
-    if (!backend) *why = "io_uring setup failed: " + base::errno_text(error);
+    *why = backend ? "single-shot accepts and cancel by shutdown forced"
+                   : "io_uring setup failed: " + base::errno_text(error);
     return backend;
 #else
     *why = "this build has no io_uring support";
