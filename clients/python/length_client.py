@@ -3,6 +3,8 @@
 connection: multiprocessing.connection (send_bytes/recv_bytes, no authkey).
 
 usage: length_client.py [HOST] [PORT]
+HOST is IPv4 (or a name): Client((host, port)) opens AF_INET sockets only.
+Client("/path/to/listener.sock") reaches a Unix stream `length` listener.
 Payloads are simple-mode: "COMMAND ARGUMENTS"; failures are "ERR code message".
 """
 import sys
