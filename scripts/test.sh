@@ -30,7 +30,10 @@ run_suite() {  # builddir, meson setup options...
 
 run_suite build
 # b_lundef=false: the sanitizer runtimes resolve symbols at load time.
-ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+# quarantine_size_mb: ASan keeps freed memory in quarantine (256 MiB by
+# default), which would swamp the tests that bound the daemon's memory.
+ASAN_OPTIONS=halt_on_error=1:abort_on_error=1:print_summary=1:detect_leaks=1:quarantine_size_mb=16 \
+  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   run_suite build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
 
 echo "$passed passed, $failed failed, $skipped skipped"

@@ -16,6 +16,9 @@ namespace framed::server {
 class Server;
 struct ListenerSettings;
 }  // namespace framed::server
+namespace framed::exec {
+struct PeerCredentials;
+}  // namespace framed::exec
 
 namespace framed::commands {
 
@@ -40,6 +43,9 @@ struct CommandContext {
   const server::ListenerSettings& listener;
   ReplyRoute route;
   bool deferred = false;
+  // The peer's identity on a Unix stream socket (SO_PEERCRED, taken when it
+  // connected); null on every other transport. exec's allow_uids/allow_gids.
+  const exec::PeerCredentials* peer = nullptr;
 
   // For a command whose answer comes later (from the worker pool): it leaves
   // `reply` alone and, on the reactor thread, exactly once, hands the answer

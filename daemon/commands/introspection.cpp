@@ -72,6 +72,9 @@ class Stats final : public Command {
     json.key("accept_errors").value(stats.accept_errors);
     json.key("accept_fd_exhausted").value(stats.accept_fd_exhausted);
     json.key("reload_failures").value(stats.reload_failures);
+    json.key("workers").value(server.worker_pool().threads());
+    json.key("workers_busy").value(server.worker_pool().busy());
+    json.key("jobs_queued").value(static_cast<std::uint64_t>(server.worker_pool().queued()));
 
     json.key("listeners").begin_object();
     const auto write_listener = [&json](const server::ListenerSettings& settings) {
@@ -89,6 +92,25 @@ class Stats final : public Command {
       json.key(entry->command->name()).begin_object();
       json.key("calls").value(entry->stats.calls);
       json.key("failures").value(entry->stats.failures);
+      json.end_object();
+    }
+    json.end_object();
+
+    // Per configured exec command; latencies in microseconds, queueing included.
+    json.key("exec").begin_object();
+    for (const auto& [name, exec] : server.exec_stats()) {
+      json.key(name).begin_object();
+      json.key("runs").value(exec.runs);
+      json.key("failures").value(exec.failures);
+      json.key("timeouts").value(exec.timeouts);
+      json.key("truncated").value(exec.truncated);
+      json.key("refused").value(exec.refused);
+      json.key("too_busy").value(exec.busy);
+      json.key("active").value(exec.active);
+      json.key("latency_p50_us").value(static_cast<std::uint64_t>(exec.latency.percentile(0.50).count()));
+      json.key("latency_p90_us").value(static_cast<std::uint64_t>(exec.latency.percentile(0.90).count()));
+      json.key("latency_p99_us").value(static_cast<std::uint64_t>(exec.latency.percentile(0.99).count()));
+      json.key("latency_max_us").value(static_cast<std::uint64_t>(exec.latency.max().count()));
       json.end_object();
     }
     json.end_object();

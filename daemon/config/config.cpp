@@ -175,22 +175,47 @@ constexpr std::uint64_t kMaxHeader = std::numeric_limits<std::uint32_t>::max();
 // A config file this large is not a config file (e.g. --config /dev/zero).
 constexpr std::size_t kMaxConfigFileBytes = 16U << 20;
 
+// Each queued exec job holds its request body (up to max_body) until a
+// worker takes it: a queue longer than this is memory, not throughput.
+constexpr std::int64_t kMaxQueuedJobs = 1 << 20;
+
+// The kernel's default fs.nr_open: RLIMIT_NOFILE cannot go higher.
+constexpr std::int64_t kMaxOpenFiles = 1 << 20;
+
+// Below this an address-space limit stops the dynamic loader itself, and
+// every run would fail with a confusing error.
+constexpr std::uint64_t kMinAddressSpace = 16U << 20;
+
+// uid_t and gid_t are 32-bit; (uid_t)-1 means "no change" to the kernel and
+// is nobody's id.
+constexpr std::int64_t kMaxId = std::numeric_limits<std::uint32_t>::max() - 1;
+
 // ---------------------------------------------------------------------------
 // Known keys, per table.
 
 constexpr std::array<std::string_view, 5> kTopKeys{"daemon", "limits", "listener", "files",
                                                    "commands"};
-constexpr std::array<std::string_view, 5> kDaemonKeys{"workers", "backend", "log_level",
-                                                      "max_connections", "shutdown_timeout"};
+constexpr std::array<std::string_view, 6> kDaemonKeys{"workers", "backend", "log_level",
+                                                      "max_connections", "shutdown_timeout",
+                                                      "max_queued_jobs"};
 constexpr std::array<std::string_view, 5> kLimitKeys{"max_header", "max_body", "idle_timeout",
                                                      "header_timeout", "max_pending_replies"};
-constexpr std::array<std::string_view, 15> kListenerKeys{
+constexpr std::array<std::string_view, 16> kListenerKeys{
     "kind",       "name",     "address",      "path",           "mode",
     "framing",    "payload",  "byte_order",   "command",        "backlog",
-    "max_header", "max_body", "idle_timeout", "header_timeout", "max_pending_replies"};
+    "max_header", "max_body", "idle_timeout", "header_timeout", "max_pending_replies",
+    "allow_commands"};
 constexpr std::array<std::string_view, 2> kFilesKeys{"root", "max_file_size"};
-constexpr std::array<std::string_view, 4> kCommandKeys{"argv", "timeout", "max_output",
-                                                       "allow_args"};
+constexpr std::array<std::string_view, 12> kCommandKeys{
+    "argv",       "timeout",   "max_output",    "allow_args",     "env",        "cwd",
+    "rlimit_cpu", "rlimit_as", "rlimit_nofile", "max_concurrent", "allow_uids", "allow_gids"};
+
+// Letters, digits, '_', '-' and '.': what a [commands.NAME] may be called.
+bool is_plain_name(std::string_view name) {
+  return !name.empty() && name.find_first_not_of(
+                              "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                              "0123456789_.-") == std::string_view::npos;
+}
 
 // One key of a table, with both positions: the key for "this key is wrong
 // here", the value for "this value is wrong".
@@ -271,9 +296,20 @@ class Validator {
   void read_commands(const toml::table& table, std::map<std::string, Command>& commands);
   std::optional<Command> read_command(const toml::table& table, const std::string& name);
   bool check_executable(const toml::node& node, const std::string& path, std::string_view label);
+  std::optional<std::vector<std::string>> read_allow_commands(const toml::node& node);
+  void check_allowed_commands_exist(const toml::table* commands);
+  void read_command_extras(const toml::table& table, const std::string& label, Command& command);
+  std::optional<std::map<std::string, std::string>> read_env(const toml::node& node,
+                                                             std::string_view label);
+  std::optional<std::string> read_directory(const toml::node& node, std::string_view label);
+  std::optional<std::vector<std::uint32_t>> read_ids(const toml::node& node,
+                                                     std::string_view label);
 
   std::string file_;
   std::vector<ConfigError> errors_;
+  // Names in listeners' allow_commands, checked against [commands] once it
+  // has been read (it may come later in the file).
+  std::vector<std::pair<const toml::node*, std::string>> allowed_command_refs_;
 };
 
 void Validator::check_keys(const toml::table& table, std::span<const std::string_view> known,
@@ -441,9 +477,9 @@ Config Validator::build(const toml::table& root) {
       config.files = std::move(value);
     }
   }
-  if (const auto* commands = as_table(lookup(root, "commands"), "commands", "[commands.NAME]")) {
-    read_commands(*commands, config.commands);
-  }
+  const auto* commands = as_table(lookup(root, "commands"), "commands", "[commands.NAME]");
+  if (commands != nullptr) read_commands(*commands, config.commands);
+  check_allowed_commands_exist(commands);
   return config;
 }
 
@@ -480,6 +516,12 @@ void Validator::read_daemon(const toml::table& table, Daemon& daemon) {
     // Zero is meaningful: do not wait for requests in flight.
     if (auto v = read_duration(*e.node, "daemon.shutdown_timeout", true)) {
       daemon.shutdown_timeout = *v;
+    }
+  }
+  if (const Entry e = lookup(table, "max_queued_jobs")) {
+    // Zero is meaningful: only what an idle worker takes at once.
+    if (auto v = read_integer(*e.node, "daemon.max_queued_jobs", 0, kMaxQueuedJobs)) {
+      daemon.max_queued_jobs = static_cast<std::uint32_t>(*v);
     }
   }
 }
@@ -644,6 +686,7 @@ std::optional<Listener> Validator::read_listener(const toml::table& table, const
   const Entry byte_order = lookup(table, "byte_order");
   const Entry command = lookup(table, "command");
   const Entry backlog = lookup(table, "backlog");
+  const Entry allow_commands = lookup(table, "allow_commands");
 
   // Values first, each on its own, so that a bad value is reported even when
   // the kind is missing or wrong.
@@ -691,6 +734,7 @@ std::optional<Listener> Validator::read_listener(const toml::table& table, const
       listener.backlog = static_cast<int>(*v);
     }
   }
+  if (allow_commands) listener.allow_commands = read_allow_commands(*allow_commands.node);
 
   if (!kind) return std::nullopt;
   listener.kind = *kind;
@@ -807,9 +851,7 @@ void Validator::read_commands(const toml::table& table, std::map<std::string, Co
     }
     // `exec NAME ARG...` splits on spaces in the simple framings, and names
     // show up in logs and stats: keep them to one plain word.
-    const bool plain = !name.empty() && name.find_first_not_of(
-                                            "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                            "0123456789_.-") == std::string::npos;
+    const bool plain = is_plain_name(name);
     if (!plain) {
       error(key, cat(label, ": a command name may hold only letters, digits, '_', '-' and '.'"));
     }
@@ -864,8 +906,160 @@ std::optional<Command> Validator::read_command(const toml::table& table, const s
   if (const Entry e = lookup(table, "allow_args")) {
     if (auto v = read_bool(*e.node, cat(label, ".allow_args"))) command.allow_args = *v;
   }
+  read_command_extras(table, label, command);
   if (errors_.size() != errors_before) return std::nullopt;
   return command;
+}
+
+// The keys that shape the child's world and who may run it.
+void Validator::read_command_extras(const toml::table& table, const std::string& label,
+                                    Command& command) {
+  if (const Entry e = lookup(table, "env")) {
+    if (auto v = read_env(*e.node, cat(label, ".env"))) command.env = std::move(*v);
+  }
+  if (const Entry e = lookup(table, "cwd")) {
+    if (auto v = read_directory(*e.node, cat(label, ".cwd"))) command.cwd = std::move(*v);
+  }
+  if (const Entry e = lookup(table, "rlimit_cpu")) {
+    const std::string key = cat(label, ".rlimit_cpu");
+    if (auto v = read_duration(*e.node, key, false)) {
+      // RLIMIT_CPU counts whole seconds: round up, never to zero.
+      if (*v < std::chrono::seconds(1)) {
+        error(*e.node, cat(key, ": must be at least 1s (the limit counts whole seconds)"));
+      } else {
+        command.rlimit_cpu = static_cast<std::uint64_t>(
+            std::chrono::ceil<std::chrono::seconds>(*v).count());
+      }
+    }
+  }
+  if (const Entry e = lookup(table, "rlimit_as")) {
+    if (auto v = read_size(*e.node, cat(label, ".rlimit_as"), kMinAddressSpace,
+                           std::numeric_limits<std::uint64_t>::max(), "")) {
+      command.rlimit_as = *v;
+    }
+  }
+  if (const Entry e = lookup(table, "rlimit_nofile")) {
+    if (auto v = read_integer(*e.node, cat(label, ".rlimit_nofile"), 3, kMaxOpenFiles)) {
+      command.rlimit_nofile = static_cast<std::uint64_t>(*v);
+    }
+  }
+  if (const Entry e = lookup(table, "max_concurrent")) {
+    if (auto v = read_integer(*e.node, cat(label, ".max_concurrent"), 1,
+                              std::numeric_limits<std::uint32_t>::max())) {
+      command.max_concurrent = static_cast<std::uint32_t>(*v);
+    }
+  }
+  if (const Entry e = lookup(table, "allow_uids")) {
+    if (auto v = read_ids(*e.node, cat(label, ".allow_uids"))) command.allow_uids = std::move(*v);
+  }
+  if (const Entry e = lookup(table, "allow_gids")) {
+    if (auto v = read_ids(*e.node, cat(label, ".allow_gids"))) command.allow_gids = std::move(*v);
+  }
+}
+
+// env = { NAME = "value", ... }: the child's whole environment.
+std::optional<std::map<std::string, std::string>> Validator::read_env(const toml::node& node,
+                                                                      std::string_view label) {
+  const auto* table = node.as_table();
+  if (table == nullptr) {
+    wrong_type(node, label,
+               "a table of strings, e.g. { PATH = \"/usr/bin:/bin\", LANG = \"C.UTF-8\" }");
+    return std::nullopt;
+  }
+  const std::size_t errors_before = errors_.size();
+  std::map<std::string, std::string> env;
+  for (const auto& [key, value] : *table) {
+    const std::string_view name = key.str();
+    const std::string item_label = cat(label, ".", name);
+    // "A=B" as a name would smuggle in a second variable; NUL ends a C string.
+    if (name.find_first_of(std::string_view("=\0", 2)) != std::string_view::npos) {
+      error(key, cat(item_label, ": a variable name may not contain '=' or NUL"));
+      continue;
+    }
+    const auto* text = value.as_string();
+    if (text == nullptr) {
+      wrong_type(value, item_label, "a string");
+      continue;
+    }
+    if (text->get().find('\0') != std::string::npos) {
+      error(value, cat(item_label, ": must not contain a NUL character"));
+      continue;
+    }
+    env.emplace(std::string(name), text->get());  // an empty value is a legitimate value
+  }
+  if (errors_.size() != errors_before) return std::nullopt;
+  return env;
+}
+
+// An absolute path to a directory the daemon can enter.
+std::optional<std::string> Validator::read_directory(const toml::node& node,
+                                                     std::string_view label) {
+  auto path = read_string(node, label);
+  if (!path) return std::nullopt;
+  if (path->front() != '/') {
+    error(node, cat(label, ": must be an absolute path, got ", quoted(*path)));
+    return std::nullopt;
+  }
+  struct stat st {};
+  if (::stat(path->c_str(), &st) != 0) {
+    error(node, cat(label, ": cannot use ", quoted(*path), ": ", base::errno_text(errno)));
+    return std::nullopt;
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    error(node, cat(label, ": ", quoted(*path), " is not a directory"));
+    return std::nullopt;
+  }
+  return path;
+}
+
+// A non-empty array of numeric user or group ids.
+std::optional<std::vector<std::uint32_t>> Validator::read_ids(const toml::node& node,
+                                                              std::string_view label) {
+  const auto* array = node.as_array();
+  if (array == nullptr) {
+    wrong_type(node, label, "an array of numeric ids, e.g. [0, 1000]");
+    return std::nullopt;
+  }
+  if (array->empty()) {
+    error(node, cat(label, ": must not be empty (remove the key to allow every peer)"));
+    return std::nullopt;
+  }
+  const std::size_t errors_before = errors_.size();
+  std::vector<std::uint32_t> ids;
+  for (std::size_t i = 0; i < array->size(); ++i) {
+    if (auto v = read_integer(*array->get(i), cat(label, "[", std::to_string(i), "]"), 0, kMaxId)) {
+      ids.push_back(static_cast<std::uint32_t>(*v));
+    }
+  }
+  if (errors_.size() != errors_before) return std::nullopt;
+  return ids;
+}
+
+// listener.allow_commands: names of [commands.NAME] tables, checked to
+// exist once every command is known.
+std::optional<std::vector<std::string>> Validator::read_allow_commands(const toml::node& node) {
+  constexpr std::string_view kLabel = "listener.allow_commands";
+  const auto* array = node.as_array();
+  if (array == nullptr) {
+    wrong_type(node, kLabel, "an array of command names, e.g. [\"uptime\"]");
+    return std::nullopt;
+  }
+  std::vector<std::string> names;
+  for (std::size_t i = 0; i < array->size(); ++i) {
+    const toml::node& item = *array->get(i);
+    auto name = read_string(item, cat(kLabel, "[", std::to_string(i), "]"));
+    if (!name) continue;
+    allowed_command_refs_.emplace_back(&item, *name);
+    names.push_back(std::move(*name));
+  }
+  return names;  // an empty array is meaningful: no exec on this listener
+}
+
+void Validator::check_allowed_commands_exist(const toml::table* commands) {
+  for (const auto& [node, name] : allowed_command_refs_) {
+    if (commands != nullptr && commands->contains(name)) continue;
+    error(*node, cat("listener.allow_commands: no [commands.", name, "] is configured"));
+  }
 }
 
 // argv[0] is run with execv (no PATH search, no shell), so it must be an

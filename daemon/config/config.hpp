@@ -50,6 +50,9 @@ struct Listener {
   std::optional<std::string> command;  // every payload is this command's body
   int backlog = 511;                    // listen(2) backlog, as Redis and nginx
   Limits limits;                        // [limits] with this listener's overrides
+  // The [commands.NAME] this listener may exec; absent: every configured one.
+  // Each name is known to be configured.
+  std::optional<std::vector<std::string>> allow_commands;
 };
 
 struct Files {
@@ -63,10 +66,25 @@ struct Command {
   bool allow_args = false;
   std::chrono::nanoseconds timeout = std::chrono::seconds(10);
   std::uint64_t max_output = 1ULL << 20;
+  // The child's whole environment; the default is a minimal PATH and nothing
+  // of the daemon's own environment.
+  std::map<std::string, std::string> env{{"PATH", "/usr/bin:/bin"}};
+  std::string cwd = "/";  // an existing directory, absolute
+  // Resource limits set in the child before it execs; absent: inherited.
+  std::optional<std::uint64_t> rlimit_cpu;     // seconds of CPU time
+  std::optional<std::uint64_t> rlimit_as;      // bytes of address space
+  std::optional<std::uint64_t> rlimit_nofile;  // open files
+  std::uint32_t max_concurrent = 0;            // runs at once (queued or running); 0 = no limit of its own
+  // Unix-socket peers only (SO_PEERCRED), when either is non-empty: the
+  // peer's uid is in allow_uids, or its primary or a supplementary group in
+  // allow_gids. Empty both: anyone who can reach a listener that allows it.
+  std::vector<std::uint32_t> allow_uids;
+  std::vector<std::uint32_t> allow_gids;
 };
 
 struct Daemon {
   unsigned workers = 0;  // 0 = number of CPUs
+  std::uint32_t max_queued_jobs = 256;  // jobs waiting for a busy worker pool; past it: too_busy
   reactor::BackendChoice backend = reactor::BackendChoice::automatic;
   LogLevel log_level = LogLevel::info;
   std::uint32_t max_connections = 10000;

@@ -78,6 +78,18 @@ void DatagramEndpoint::on_io(std::uint8_t tag, std::int32_t result, std::uint32_
     on_datagram(static_cast<std::size_t>(result), recv_msg_.msg_flags);
   } else if (tag == kSend) {
     send_in_flight_ = false;
+    if (result == -EMSGSIZE && !sending_error_ && !stopping_) {
+      // Larger than the socket can carry (a Unix datagram over SO_SNDBUF):
+      // the sender is told so instead of waiting for nothing.
+      proto::Reply error;
+      error.id_json = reply_.id_json;
+      answer_error(server_, *settings_, proto::ErrorCode::frame_too_large,
+                   "reply of " + std::to_string(out_.readable_size()) + " bytes is too large for one datagram",
+                   error);
+      sending_error_ = true;
+      return send_reply(error);
+    }
+    sending_error_ = false;
     if (result < 0 && result != -ECANCELED) {
       SPDLOG_DEBUG("{}: reply to a sender failed: {}", settings_->name, base::errno_text(result));
     } else if (result >= 0) {

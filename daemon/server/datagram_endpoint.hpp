@@ -68,6 +68,7 @@ class DatagramEndpoint final : public reactor::IoHandler, public ReplyTarget {
   std::uint64_t id_;
   std::uint64_t sequence_ = 0;
   bool awaiting_reply_ = false;  // a deferred command is working on the last datagram
+  bool sending_error_ = false;   // the datagram in flight already replaces a reply too large
   bool stopping_ = false;
   bool recv_in_flight_ = false;
   bool send_in_flight_ = false;

@@ -31,7 +31,7 @@ void answer_error(Server& server, const ListenerSettings& listener, proto::Error
 
 bool answer_frame(Server& server, const ListenerSettings& listener, const codec::DecodeResult& frame,
                   simdjson::dom::object header, proto::Request& request, proto::Reply& reply,
-                  commands::ReplyRoute route) {
+                  commands::ReplyRoute route, const exec::PeerCredentials* peer) {
   reply.reset();
   ++server.stats().total.frames_in;
   ++listener.stats->frames_in;
@@ -64,6 +64,7 @@ bool answer_frame(Server& server, const ListenerSettings& listener, const codec:
   }
   route.stats = &command->stats;
   commands::CommandContext context{server, listener, route};
+  context.peer = peer;
   command->command->run(request, reply, context);
   ++command->stats.calls;
   if (context.deferred) return false;

@@ -28,10 +28,11 @@ class ReplyTarget {
 // views stay valid while the frame's bytes are buffered, which is until the
 // reply has been encoded. Returns false when the command deferred its reply:
 // `route` (requester id and sequence, filled in by the caller) then names the
-// answer to wait for.
+// answer to wait for. `peer`: the requester's credentials, when it has them
+// (a Unix stream connection), for CommandContext::peer.
 bool answer_frame(Server& server, const ListenerSettings& listener, const codec::DecodeResult& frame,
                   simdjson::dom::object header, proto::Request& request, proto::Reply& reply,
-                  commands::ReplyRoute route);
+                  commands::ReplyRoute route, const exec::PeerCredentials* peer = nullptr);
 
 // Counts a command's reply (at once, or when a deferred one is delivered).
 void count_outcome(Server& server, const ListenerSettings& listener, commands::CommandStats& stats,

@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "codec/byte_order.hpp"
 #include "codec/frame_decoder.hpp"
@@ -25,6 +26,8 @@ struct ListenerSettings {
   std::chrono::nanoseconds header_timeout{};
   std::uint32_t max_pending_replies = 1024;
   std::optional<std::string> forced_command;
+  // The exec commands this listener may run; absent: every configured one.
+  std::optional<std::vector<std::string>> allow_commands;
   // Per-listener counters; shared with the listener so they outlive a
   // connection and show in stats while the listener exists.
   std::shared_ptr<TrafficStats> stats = std::make_shared<TrafficStats>();

@@ -51,6 +51,7 @@ std::shared_ptr<ListenerSettings> make_settings(const config::Listener& listener
   settings->header_timeout = listener.limits.header_timeout;
   settings->max_pending_replies = listener.limits.max_pending_replies;
   settings->forced_command = listener.command;
+  settings->allow_commands = listener.allow_commands;
   return settings;
 }
 
@@ -85,12 +86,30 @@ std::optional<net::SocketAddress> configured_address(const config::Listener& lis
 }  // namespace
 
 Server::Server(reactor::Reactor& reactor, const config::Config& config)
-    : reactor_(reactor), config_(config), started_at_(base::Clock::now()) {
+    : reactor_(reactor), config_(config), started_at_(base::Clock::now()),
+      worker_pool_(config.daemon.max_queued_jobs) {
   commands::register_basic_commands(commands_);
   commands::register_introspection_commands(commands_);
+  commands::register_exec_command(commands_);
+  const unsigned workers = config.daemon.workers != 0 ? config.daemon.workers : exec::available_cpus();
+  if (const std::error_code error = worker_pool_.resize(workers)) {
+    SPDLOG_ERROR("worker pool: could start only {} of {} threads: {}", worker_pool_.threads(), workers,
+                 error.message());
+  }
+  SPDLOG_INFO("worker pool: {} threads, up to {} jobs queued; {} exec command(s) configured",
+              worker_pool_.threads(), config.daemon.max_queued_jobs, config.commands.size());
+  for (const auto& [name, command] : config.commands) exec_stats_.try_emplace(name);
 }
 
-Server::~Server() = default;
+Server::~Server() {
+  // Before anything a job refers to goes: queued jobs are dropped, running
+  // commands are killed (cancel_fd) and their workers joined. Their results,
+  // posted to a reactor that no longer runs, are never delivered.
+  if (const unsigned busy = worker_pool_.busy(); busy != 0) {
+    SPDLOG_WARN("stopping: killing {} command(s) still running", busy);
+  }
+  worker_pool_.shutdown();
+}
 
 std::vector<std::string> Server::start(std::vector<ActivatedSocket> activated) {
   std::vector<std::string> errors;

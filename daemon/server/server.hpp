@@ -18,7 +18,9 @@
 
 #include "base/clock.hpp"
 #include "commands/command.hpp"
+#include "commands/exec.hpp"
 #include "config/config.hpp"
+#include "exec/worker_pool.hpp"
 #include "reactor/reactor.hpp"
 #include "server/datagram_endpoint.hpp"
 #include "server/socket_activation.hpp"
@@ -48,6 +50,12 @@ class Server {
   [[nodiscard]] reactor::Reactor& reactor() noexcept { return reactor_; }
   [[nodiscard]] ServerStats& stats() noexcept { return stats_; }
   [[nodiscard]] commands::CommandRegistry& commands() noexcept { return commands_; }
+  [[nodiscard]] const config::Config& config() const noexcept { return config_; }
+  // The blocking work (exec). Its workers hold a reference to this server
+  // and post results to its reactor: ~Server shuts it down (cancelling and
+  // joining them) before anything else is destroyed.
+  [[nodiscard]] exec::WorkerPool& worker_pool() noexcept { return worker_pool_; }
+  [[nodiscard]] commands::ExecStatsTable& exec_stats() noexcept { return exec_stats_; }
   [[nodiscard]] simdjson::dom::parser& json_parser() noexcept { return json_parser_; }
   [[nodiscard]] base::TimePoint started_at() const noexcept { return started_at_; }
   [[nodiscard]] const std::vector<std::unique_ptr<StreamListener>>& stream_listeners() const noexcept {
@@ -103,6 +111,10 @@ class Server {
 
   bool shutting_down_ = false;
   reactor::TimerId shutdown_timer_ = 0;
+
+  commands::ExecStatsTable exec_stats_;
+  // Shut down (workers joined) in ~Server's body, before any member goes.
+  exec::WorkerPool worker_pool_;
 
   base::TimePoint last_warning_{};
   std::uint64_t suppressed_warnings_ = 0;

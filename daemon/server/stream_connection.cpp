@@ -43,6 +43,7 @@ StreamConnection::StreamConnection(Server& server, base::UniqueFd fd, std::share
       encoder_(listener_->format, listener_->byte_order) {
   token_ = reactor_.register_handler(*this);
   last_activity_ = reactor_.now();
+  if (listener_->kind == "unix") peer_credentials_ = exec::read_peer_credentials(fd_.get());
 }
 
 StreamConnection::~StreamConnection() {
@@ -136,7 +137,7 @@ void StreamConnection::process_input() {
 void StreamConnection::handle_frame(const codec::DecodeResult& frame) {
   const std::uint64_t sequence = next_sequence_++;
   if (answer_frame(server_, *listener_, frame, decoder_.header_object(), request_, reply_,
-                   commands::ReplyRoute{id_, sequence})) {
+                   commands::ReplyRoute{id_, sequence}, peer_credentials_ ? &*peer_credentials_ : nullptr)) {
     queue_reply();
     return;
   }
@@ -219,6 +220,10 @@ void StreamConnection::flush() {
 }
 
 void StreamConnection::on_send(std::int32_t result) {
+  if (result == -EAGAIN || result == -EINTR) {
+    flush();  // nothing was sent; the socket is still good
+    return;
+  }
   if (result < 0) {
     if (result == -ECANCELED) return;
     SPDLOG_DEBUG("connection {} from {}: send failed: {}", id_, peer_, base::errno_text(result));
@@ -262,10 +267,12 @@ void StreamConnection::start_lingering() {
 }
 
 void StreamConnection::begin_drain() {
+  // A recv still in flight stays: what it brings is answered too, and it
+  // ends when the peer closes after our replies, or when lingering does.
+  // (shutdown(SHUT_RD) would end it at once, but under io_uring it also
+  // breaks a send in flight with -EAGAIN.)
   if (state_ == State::open) {
     state_ = State::draining;
-    // A recv in flight would only return bytes we no longer answer.
-    if (recv_in_flight_) ::shutdown(fd_.get(), SHUT_RD);
     maybe_finish();
   }
 }

@@ -28,6 +28,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <sys/socket.h>
@@ -38,6 +39,7 @@
 #include "buffer/byte_buffer.hpp"
 #include "codec/stream_decoder.hpp"
 #include "codec/reply_encoder.hpp"
+#include "exec/peer_credentials.hpp"
 #include "proto/reply.hpp"
 #include "proto/request.hpp"
 #include "reactor/reactor.hpp"
@@ -111,6 +113,8 @@ class StreamConnection final : public reactor::IoHandler, public ReplyTarget {
   std::shared_ptr<const ListenerSettings> listener_;
   std::string peer_;
   std::uint64_t id_;
+  // Unix stream peers only: who connected (exec's allow_uids/allow_gids).
+  std::optional<exec::PeerCredentials> peer_credentials_;
 
   State state_ = State::open;
   bool recv_in_flight_ = false;

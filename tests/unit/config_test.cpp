@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -974,4 +975,122 @@ TEST_CASE("config/framed.toml's commented-out examples are valid too", "[config]
   CHECK(config.listeners.size() == 4);
   CHECK(config.files.has_value());
   CHECK(config.commands.size() == 2);
+}
+
+// ---------------------------------------------------------------------------
+// exec: the child's world and who may run what (issue 4)
+
+TEST_CASE("exec keys: defaults", "[config][exec]") {
+  CHECK(framed::config::default_config().daemon.max_queued_jobs == 256);
+  const auto result = parse(R"([commands.date]
+argv = ["/bin/date"]
+
+[[listener]]
+kind = "tcp"
+address = "127.0.0.1:1"
+)");
+  const Config& config = require_ok(result);
+  const auto& date = config.commands.at("date");
+  CHECK(date.env == std::map<std::string, std::string>{{"PATH", "/usr/bin:/bin"}});
+  CHECK(date.cwd == "/");
+  CHECK_FALSE(date.rlimit_cpu.has_value());
+  CHECK_FALSE(date.rlimit_as.has_value());
+  CHECK_FALSE(date.rlimit_nofile.has_value());
+  CHECK(date.max_concurrent == 0);
+  CHECK(date.allow_uids.empty());
+  CHECK(date.allow_gids.empty());
+  CHECK_FALSE(config.listeners.at(0).allow_commands.has_value());
+}
+
+TEST_CASE("exec keys: values", "[config][exec]") {
+  const auto result = parse(R"([daemon]
+max_queued_jobs = 0
+
+[[listener]]
+kind = "unix"
+path = "/tmp/framed-test.sock"
+allow_commands = ["date"]
+
+[[listener]]
+kind = "tcp"
+address = "127.0.0.1:1"
+allow_commands = []
+
+[commands.date]
+argv = ["/bin/date"]
+env = { LANG = "C.UTF-8", EMPTY = "" }
+cwd = "/tmp"
+rlimit_cpu = "1.5s"
+rlimit_as = "256MiB"
+rlimit_nofile = 64
+max_concurrent = 2
+allow_uids = [0, 1000]
+allow_gids = [4294967294]
+)");
+  const Config& config = require_ok(result);
+  CHECK(config.daemon.max_queued_jobs == 0);
+  REQUIRE(config.listeners.size() == 2);
+  CHECK(config.listeners[0].allow_commands == std::vector<std::string>{"date"});
+  CHECK(config.listeners[1].allow_commands == std::vector<std::string>{});
+  const auto& date = config.commands.at("date");
+  // The environment is exactly what is written: no PATH unless given.
+  CHECK(date.env == std::map<std::string, std::string>{{"EMPTY", ""}, {"LANG", "C.UTF-8"}});
+  CHECK(date.cwd == "/tmp");
+  CHECK(date.rlimit_cpu == 2U);  // whole seconds, rounded up
+  CHECK(date.rlimit_as == (256ULL << 20));
+  CHECK(date.rlimit_nofile == 64U);
+  CHECK(date.max_concurrent == 2);
+  CHECK(date.allow_uids == std::vector<std::uint32_t>{0, 1000});
+  CHECK(date.allow_gids == std::vector<std::uint32_t>{4294967294U});
+}
+
+TEST_CASE("exec keys: errors", "[config][errors][exec]") {
+  const std::string head = "[commands.a]\nargv = [\"/bin/true\"]\n";
+  require_error(parse("[daemon]\nmax_queued_jobs = -1\n"), 2, 19,
+                "daemon.max_queued_jobs: must be from 0 to 1048576, got -1");
+  require_error(parse(head + "env = \"PATH=/bin\"\n"), 3, 7,
+                "commands.a.env: expected a table of strings");
+  require_error(parse(head + "env = { PATH = 1 }\n"), 3, 16,
+                "commands.a.env.PATH: expected a string, got an integer");
+  require_error(parse(head + "env = { \"A=B\" = \"x\" }\n"), 3, 9,
+                "commands.a.env.A=B: a variable name may not contain '=' or NUL");
+  require_error(parse(head + "cwd = \"tmp\"\n"), 3, 7,
+                "commands.a.cwd: must be an absolute path, got \"tmp\"");
+  require_error(parse(head + "cwd = \"/nonexistent/framed\"\n"), 3, 7,
+                "commands.a.cwd: cannot use \"/nonexistent/framed\": No such file or directory");
+  require_error(parse(head + "cwd = \"/bin/true\"\n"), 3, 7,
+                "commands.a.cwd: \"/bin/true\" is not a directory");
+  require_error(parse(head + "rlimit_cpu = \"500ms\"\n"), 3, 14,
+                "commands.a.rlimit_cpu: must be at least 1s");
+  require_error(parse(head + "rlimit_cpu = 5\n"), 3, 14,
+                "commands.a.rlimit_cpu: expected a duration string");
+  require_error(parse(head + "rlimit_as = \"1MiB\"\n"), 3, 13,
+                "commands.a.rlimit_as: must be at least 16777216 bytes");
+  require_error(parse(head + "rlimit_nofile = 2\n"), 3, 17,
+                "commands.a.rlimit_nofile: must be from 3 to 1048576, got 2");
+  require_error(parse(head + "max_concurrent = 0\n"), 3, 18,
+                "commands.a.max_concurrent: must be from 1 to 4294967295, got 0");
+  require_error(parse(head + "allow_uids = 1000\n"), 3, 14,
+                "commands.a.allow_uids: expected an array of numeric ids");
+  require_error(parse(head + "allow_uids = []\n"), 3, 14,
+                "commands.a.allow_uids: must not be empty");
+  require_error(parse(head + "allow_gids = [0, \"wheel\"]\n"), 3, 18,
+                "commands.a.allow_gids[1]: expected an integer, got a string");
+  require_error(parse(head + "allow_uids = [4294967295]\n"), 3, 15,
+                "commands.a.allow_uids[0]: must be from 0 to 4294967294");
+  require_error(parse(head + "max_concurent = 2\n"), 3, 1,
+                "unknown key 'max_concurent' in [commands.a]; did you mean 'max_concurrent'?");
+}
+
+TEST_CASE("listener.allow_commands names configured commands", "[config][errors][exec]") {
+  const std::string listener = "[[listener]]\nkind = \"tcp\"\naddress = \"127.0.0.1:1\"\n";
+  // Checked against [commands] even when that comes later in the file.
+  require_error(parse(listener + "allow_commands = [\"date\", \"nope\"]\n[commands.date]\nargv = [\"/bin/date\"]\n"),
+                4, 27, "listener.allow_commands: no [commands.nope] is configured");
+  require_error(parse(listener + "allow_commands = [\"x\"]\n"), 4, 19,
+                "listener.allow_commands: no [commands.x] is configured");
+  require_error(parse(listener + "allow_commands = \"date\"\n"), 4, 18,
+                "listener.allow_commands: expected an array of command names");
+  require_error(parse(listener + "allow_commands = [1]\n"), 4, 19,
+                "listener.allow_commands[0]: expected a string, got an integer");
 }
