@@ -17,6 +17,10 @@ namespace {
 // size (the decoder knows it) and shrink_if_idle gives it back afterwards.
 constexpr std::size_t kInitialInputCapacity = 16 * 1024;
 constexpr std::size_t kInitialOutputCapacity = 4 * 1024;
+// A buffer that grew past this for one large frame is given back once it is
+// empty; below it, keeping the memory is cheaper than reallocating for every
+// pipelined batch.
+constexpr std::size_t kShrinkAbove = 1024 * 1024;
 // The least free space a recv is offered, so reads are never tiny.
 constexpr std::size_t kMinRecvSpace = 4 * 1024;
 // Unsent reply bytes beyond which decoding pauses (with max_pending_replies,
@@ -56,6 +60,7 @@ void StreamConnection::start() { arm_recv(); }
 void StreamConnection::arm_recv() {
   if (recv_in_flight_ || !fd_) return;
   if (state_ == State::open) {
+    if (in_.empty() && in_.capacity() > kShrinkAbove) in_.shrink_if_idle(kInitialInputCapacity);
     in_.ensure_writable(kMinRecvSpace);
   } else if (state_ == State::lingering) {
     in_.clear();  // lingering reads are discarded
@@ -238,7 +243,7 @@ void StreamConnection::on_send(std::int32_t result) {
   while (!reply_ends_.empty() && reply_ends_.front() <= bytes_sent_) reply_ends_.pop_front();
 
   const bool was_full = output_full();
-  if (sending_.empty()) sending_.shrink_if_idle(kInitialOutputCapacity);
+  if (sending_.empty() && sending_.capacity() > kShrinkAbove) sending_.shrink_if_idle(kInitialOutputCapacity);
   // Replies drained below the bounds: decode what was held back, and read
   // again if reading had been paused for it.
   if (!was_full && !recv_in_flight_ && (state_ == State::open || state_ == State::draining)) {
