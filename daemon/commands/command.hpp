@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
@@ -85,6 +86,11 @@ class CommandRegistry {
   // Keys view the commands' own names, which live as long as the registry.
   std::unordered_map<std::string_view, RegisteredCommand*> by_name_;
 };
+
+// A client-chosen name (a command, an exec name) quoted for an error
+// message: long enough to recognise a typo, short enough not to echo a
+// megabyte of garbage back.
+std::string quote_client_name(std::string_view name);
 
 // Registers ping, echo, upper (basic.cpp) and help, stats (introspection.cpp).
 void register_basic_commands(CommandRegistry& registry);

@@ -37,18 +37,6 @@ namespace {
 // within a second of its deadline.
 constexpr auto kKillGrace = std::chrono::seconds(1);
 
-// A client-chosen name in an error message: long enough to recognise a
-// typo, short enough not to echo a megabyte back.
-constexpr std::size_t kMaxNameInMessage = 64;
-
-std::string quote_name(std::string_view name) {
-  std::string text = "'";
-  text.append(name.substr(0, kMaxNameInMessage));
-  if (name.size() > kMaxNameInMessage) text.append("...");
-  text.push_back('\'');
-  return text;
-}
-
 std::string seconds_text(std::chrono::nanoseconds duration) {
   return fmt::format("{:g}s", std::chrono::duration<double>(duration).count());
 }
@@ -123,20 +111,20 @@ void finish(server::Server& server, const RunTicket& ticket, exec::RunResult& re
       ++stats.failures;
       ++stats.timeouts;
       // ok: false, but still with the output captured so far (PROTOCOL.md).
-      reply.fail(proto::ErrorCode::timeout, "exec " + quote_name(name) + " did not finish within its timeout of " +
+      reply.fail(proto::ErrorCode::timeout, "exec " + quote_client_name(name) + " did not finish within its timeout of " +
                                                 seconds_text(ticket.timeout) + " and was killed");
       break;
     case exec::RunOutcome::cancelled:
       ++stats.failures;
-      reply.fail(proto::ErrorCode::internal, "exec " + quote_name(name) + " was killed: the daemon is shutting down");
+      reply.fail(proto::ErrorCode::internal, "exec " + quote_client_name(name) + " was killed: the daemon is shutting down");
       break;
     case exec::RunOutcome::failed:
       ++stats.failures;
       // The detail names paths of the server's: for the operator's log, not
       // for the client.
-      server.warn_rate_limited("exec " + quote_name(name) + " could not run: " + result.error);
+      server.warn_rate_limited("exec " + quote_client_name(name) + " could not run: " + result.error);
       reply.fail(proto::ErrorCode::internal,
-                 "exec " + quote_name(name) + " could not be started (the daemon's log says why)");
+                 "exec " + quote_client_name(name) + " could not be started (the daemon's log says why)");
       server.deliver_reply(ticket.route, reply);
       return;
   }
@@ -191,7 +179,7 @@ void Exec::run(const proto::Request& request, proto::Reply& reply, CommandContex
   const auto& commands = server.config().commands;
   const auto found = commands.find(std::string(name));
   if (found == commands.end()) {
-    return reply.fail(proto::ErrorCode::forbidden, "exec: no command " + quote_name(name) + " is configured");
+    return reply.fail(proto::ErrorCode::forbidden, "exec: no command " + quote_client_name(name) + " is configured");
   }
   const config::Command& command = found->second;
   ExecStats& stats = stats_for(server, command.name);
@@ -201,29 +189,29 @@ void Exec::run(const proto::Request& request, proto::Reply& reply, CommandContex
   };
   if (const auto& allowed = context.listener.allow_commands;
       allowed && std::find(allowed->begin(), allowed->end(), command.name) == allowed->end()) {
-    return refuse(proto::ErrorCode::forbidden, "exec: " + quote_name(command.name) + " is not allowed on listener " +
-                                                   quote_name(context.listener.name));
+    return refuse(proto::ErrorCode::forbidden, "exec: " + quote_client_name(command.name) + " is not allowed on listener " +
+                                                   quote_client_name(context.listener.name));
   }
   if (!command.allow_uids.empty() || !command.allow_gids.empty()) {
     if (context.peer == nullptr) {
-      return refuse(proto::ErrorCode::forbidden, "exec: " + quote_name(command.name) +
+      return refuse(proto::ErrorCode::forbidden, "exec: " + quote_client_name(command.name) +
                                                      " is restricted to allowed users on a Unix stream socket");
     }
     if (!peer_allowed(command, *context.peer)) {
-      return refuse(proto::ErrorCode::forbidden, "exec: " + quote_name(command.name) + " is not allowed for uid " +
+      return refuse(proto::ErrorCode::forbidden, "exec: " + quote_client_name(command.name) + " is not allowed for uid " +
                                                      std::to_string(context.peer->uid));
     }
   }
   if (!args.empty() && !command.allow_args) {
     return refuse(proto::ErrorCode::forbidden,
-                  "exec: " + quote_name(command.name) + " takes no arguments (allow_args is off)");
+                  "exec: " + quote_client_name(command.name) + " takes no arguments (allow_args is off)");
   }
   // argv items are C strings: a NUL would silently cut an argument short.
   if (std::any_of(args.begin(), args.end(), [](std::string_view arg) { return arg.find('\0') != arg.npos; })) {
     return reply.fail(proto::ErrorCode::bad_request, "exec: an argument contains a NUL byte");
   }
   if (command.max_concurrent != 0 && stats.active >= command.max_concurrent) {
-    return refuse(proto::ErrorCode::too_busy, "exec: " + quote_name(command.name) + " is already running " +
+    return refuse(proto::ErrorCode::too_busy, "exec: " + quote_client_name(command.name) + " is already running " +
                                                   std::to_string(stats.active) + " times (max_concurrent)");
   }
 

@@ -9,6 +9,15 @@ void CommandRegistry::add(std::unique_ptr<Command> command) {
   commands_.push_back(std::move(entry));
 }
 
+std::string quote_client_name(std::string_view name) {
+  constexpr std::size_t kMaxNameInMessage = 64;
+  std::string text = "'";
+  text.append(name.substr(0, kMaxNameInMessage));
+  if (name.size() > kMaxNameInMessage) text.append("...");
+  text.push_back('\'');
+  return text;
+}
+
 RegisteredCommand* CommandRegistry::find(std::string_view name) noexcept {
   const auto it = by_name_.find(name);
   return it == by_name_.end() ? nullptr : it->second;

@@ -6,21 +6,6 @@
 #include "server/server.hpp"
 
 namespace framed::server {
-namespace {
-
-// Long enough to recognise a typo, short enough that a megabyte of garbage
-// does not come back in the error message.
-constexpr std::size_t kMaxNameInMessage = 64;
-
-std::string quoted_name(std::string_view name) {
-  std::string text = "'";
-  text.append(name.substr(0, kMaxNameInMessage));
-  if (name.size() > kMaxNameInMessage) text.append("...");
-  text.push_back('\'');
-  return text;
-}
-
-}  // namespace
 
 void answer_error(Server& server, const ListenerSettings& listener, proto::ErrorCode code,
                   std::string_view message, proto::Reply& reply) {
@@ -59,7 +44,7 @@ bool answer_frame(Server& server, const ListenerSettings& listener, const codec:
   commands::RegisteredCommand* command = server.commands().find(request.command);
   if (command == nullptr) {
     answer_error(server, listener, proto::ErrorCode::unknown_command,
-                 "unknown command " + quoted_name(request.command) + " (try help)", reply);
+                 "unknown command " + commands::quote_client_name(request.command) + " (try help)", reply);
     return true;
   }
   route.stats = &command->stats;
