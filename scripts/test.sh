@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's second command: install what is missing, build, and run every
 # test (unit, reactor under both backends, integration against the real
-# binary under both backends), then all of it again in an ASan+UBSan build.
+# binary under both backends), then all of it again in an ASan+UBSan build,
+# and the worker pool's tests under ThreadSanitizer.
 # Prints the totals last: "N passed, M failed, K skipped".
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -35,6 +36,19 @@ run_suite build
 ASAN_OPTIONS=halt_on_error=1:abort_on_error=1:print_summary=1:detect_leaks=1:quarantine_size_mb=16 \
   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   run_suite build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
+
+# The worker pool and the command runner under ThreadSanitizer: only the
+# unit tests tagged [exec] (TSan and ASan cannot share a build).
+echo "== build-tsan: build"
+if { [ -f build-tsan/build.ninja ] || meson setup build-tsan -Db_sanitize=thread >/dev/null; } &&
+   ninja -C build-tsan tests/unit/unit_tests; then
+  echo "== build-tsan: test"
+  meson test -C build-tsan --no-rebuild --suite exec --print-errorlogs
+  count_results build-tsan
+else
+  echo "== build-tsan: BUILD FAILED"
+  failed=$((failed + 1))
+fi
 
 echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]
