@@ -51,7 +51,7 @@ void Reactor::post(std::function<void()> fn) {
   bool was_empty;
   {
     std::lock_guard lock(posted_mutex_);
-    was_empty = posted_.empty() && !stop_requested_;
+    was_empty = posted_.empty();
     posted_.push_back(std::move(fn));
   }
   // One write per batch: a non-empty queue already has a wake-up on its way.

@@ -163,7 +163,6 @@ class Reactor final : private CompletionSink {
   std::mutex posted_mutex_;
   std::vector<std::function<void()>> posted_;
   std::vector<std::function<void()>> running_posted_;
-  bool stop_requested_ = false;  // guarded by posted_mutex_
 };
 
 }  // namespace framed::reactor
