@@ -21,7 +21,8 @@
 #include "reactor/backend.hpp"
 #include "reactor/reactor.hpp"
 #include "sd_notify.hpp"
-#include "server/server.hpp"
+#include "server/daemon.hpp"
+#include "server/shard.hpp"
 #include "signals.hpp"
 
 namespace {
@@ -108,7 +109,8 @@ int run(const framed::config::Config& config) {
   SPDLOG_INFO("limits: {}; max_connections={}", describe_limits(config.limits, limits_text),
               config.daemon.max_connections);
 
-  server::Server server(*reactor, config);
+  server::Daemon daemon(config);
+  server::Shard shard(*reactor, daemon);
   int signals_seen = 0;
   SignalWatcher signals(*reactor, [&](int signal) {
     if (signal == SIGHUP) {
@@ -122,14 +124,14 @@ int run(const framed::config::Config& config) {
     }
     SPDLOG_INFO("{} received: stopping", signal == SIGTERM ? "SIGTERM" : "SIGINT");
     sd_notify("STOPPING=1");
-    server.begin_shutdown();
+    shard.begin_shutdown();
   });
   if (!signals.valid()) {
     SPDLOG_ERROR("cannot create a signalfd: {}", base::errno_text(errno));
     return 1;
   }
 
-  const auto errors = server.start(server::take_activated_sockets());
+  const auto errors = shard.start(server::take_activated_sockets());
   if (!errors.empty()) {
     for (const auto& message : errors) SPDLOG_ERROR("{}", message);
     return 1;
@@ -140,7 +142,9 @@ int run(const framed::config::Config& config) {
   }
   SPDLOG_INFO("ready");
   reactor->run();
-  // No operation may outlive the server's buffers it points into.
+  // No job may post to a shard that is gone, and no operation may outlive
+  // the buffers it points into.
+  daemon.stop_workers();
   reactor->shut_down_backend();
   SPDLOG_INFO("stopped");
   return 0;

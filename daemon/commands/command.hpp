@@ -2,8 +2,14 @@
 // A command: a name, a one-line summary for `help`, and what it does with a
 // request. Commands registered here work; what is not built is absent, and so
 // answers unknown_command.
+//
+// A command sees its request, its reply, and a CommandContext: the listener
+// the request came through, the peer, and a CommandHost — the narrow view of
+// the daemon a command may use (the config snapshot, the worker pool, the
+// way back to its requester, the counters). Never the server itself.
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -14,11 +20,15 @@
 #include "proto/request.hpp"
 
 namespace framed::server {
-class Server;
 struct ListenerSettings;
+struct StatsSnapshot;
 }  // namespace framed::server
+namespace framed::config {
+struct Config;
+}  // namespace framed::config
 namespace framed::exec {
 struct PeerCredentials;
+class WorkerPool;
 }  // namespace framed::exec
 
 namespace framed::commands {
@@ -26,6 +36,12 @@ namespace framed::commands {
 struct CommandStats {
   std::uint64_t calls = 0;
   std::uint64_t failures = 0;  // replies with ok = false
+
+  CommandStats& operator+=(const CommandStats& other) noexcept {
+    calls += other.calls;
+    failures += other.failures;
+    return *this;
+  }
 };
 
 // Where a deferred reply goes: the requester (a connection or a datagram
@@ -34,13 +50,47 @@ struct CommandStats {
 struct ReplyRoute {
   std::uint64_t requester = 0;
   std::uint64_t sequence = 0;
-  CommandStats* stats = nullptr;  // the command's counters, stable for the server's life
+  CommandStats* stats = nullptr;  // the command's counters, in the requester's shard
 };
 
-// What a running command may see: the server it runs in, the listener the
-// request came through, and a way to answer later.
+class CommandRegistry;
+struct ExecStats;
+
+// What a command may use of the daemon. Implemented by the shard (one
+// reactor thread and what it serves); every method is for that reactor's
+// thread except post().
+class CommandHost {
+ public:
+  // The configuration the daemon runs with now; a reload may replace it, so
+  // a command that answers later copies what it needs.
+  [[nodiscard]] virtual const config::Config& config() const noexcept = 0;
+  [[nodiscard]] virtual const CommandRegistry& commands() const noexcept = 0;
+  // Blocking work goes here; a job posts its result back with post().
+  [[nodiscard]] virtual exec::WorkerPool& worker_pool() noexcept = 0;
+  // Runs fn on this reactor's thread (callable from any thread).
+  virtual void post(std::function<void()> fn) = 0;
+  // A deferred command's answer (CommandContext::defer), on the reactor
+  // thread, exactly once. Dropped when the requester has gone meanwhile.
+  virtual void deliver_reply(const ReplyRoute& route, proto::Reply& reply) = 0;
+  // A body sink that was behind, or a body source that had nothing ready,
+  // can go on: the requester offers the next bytes or pulls again.
+  virtual void resume_body(const ReplyRoute& route) = 0;
+  // exec's per-command counters, of this shard (reactor thread).
+  [[nodiscard]] virtual ExecStats& exec_stats(std::string_view name) = 0;
+  // Every counter, added up across the daemon, for `stats`.
+  [[nodiscard]] virtual server::StatsSnapshot stats() const = 0;
+  // A warning that may repeat in a tight loop: logged at most every few
+  // seconds, with the count of those suppressed.
+  virtual void warn_rate_limited(const std::string& message) = 0;
+
+ protected:
+  ~CommandHost() = default;
+};
+
+// What a running command may see: the host, the listener the request came
+// through, the peer, and a way to answer later.
 struct CommandContext {
-  server::Server& server;
+  CommandHost& host;
   const server::ListenerSettings& listener;
   ReplyRoute route;
   bool deferred = false;
@@ -50,13 +100,29 @@ struct CommandContext {
 
   // For a command whose answer comes later (from the worker pool): it leaves
   // `reply` alone and, on the reactor thread, exactly once, hands the answer
-  // to Server::deliver_reply(route, reply). The requester keeps every later
+  // to host.deliver_reply(route, reply). The requester keeps every later
   // reply waiting behind it, so replies stay in request order, and fills in
   // the request's id itself.
   [[nodiscard]] ReplyRoute defer() noexcept {
     deferred = true;
     return route;
   }
+};
+
+// A request body consumed as it arrives (to disk, to a child's stdin),
+// instead of being buffered whole: see Command::open_body.
+class BodySink {
+ public:
+  // Destroyed without finish(): the request was abandoned (the connection
+  // went away mid-body). Undo what was done; there is nobody to answer.
+  virtual ~BodySink() = default;
+  // The next bytes of the body. Returns how many it took; fewer than offered
+  // means it is behind: the requester stops reading from its peer and offers
+  // the rest once the sink calls host.resume_body(route).
+  virtual std::size_t write(std::string_view bytes) = 0;
+  // The whole body was written: answer as Command::run does (fill `reply`,
+  // or defer through the context).
+  virtual void finish(proto::Reply& reply, CommandContext& context) = 0;
 };
 
 class Command {
@@ -66,18 +132,37 @@ class Command {
   [[nodiscard]] virtual std::string_view summary() const noexcept = 0;
   // Runs on the reactor thread; must not block. Fills `reply` (reset, with
   // the request's id already set), or defers it (CommandContext::defer).
+  // A command that streams its body (streams_body) is never run(): its
+  // requests go to open_body.
   virtual void run(const proto::Request& request, proto::Reply& reply, CommandContext& context) = 0;
+
+  // True: requests of this command hand their body to open_body as it
+  // arrives, in pieces, however large (json framing; other framings hand the
+  // whole body to the sink at once).
+  [[nodiscard]] virtual bool streams_body() const noexcept { return false; }
+  // Called with the request's header (request.body is empty) before any of
+  // the body. Returns the sink, or null after filling `reply` with an error:
+  // the body is then skipped and the error answered. The request's views
+  // die when this returns: the sink copies what it needs.
+  virtual std::unique_ptr<BodySink> open_body(const proto::Request& /*request*/, proto::Reply& reply,
+                                              CommandContext& /*context*/) {
+    reply.fail(proto::ErrorCode::internal, "this command does not take a streamed body");
+    return nullptr;
+  }
 };
 
 struct RegisteredCommand {
   std::unique_ptr<Command> command;
-  CommandStats stats;
+  // Its place in registration order: the index of its counters in a shard.
+  std::size_t index = 0;
 };
 
+// Every command, by name. Built once at start-up and read-only afterwards,
+// so every reactor thread may read it; the counters live in each shard.
 class CommandRegistry {
  public:
   void add(std::unique_ptr<Command> command);
-  [[nodiscard]] RegisteredCommand* find(std::string_view name) noexcept;
+  [[nodiscard]] const RegisteredCommand* find(std::string_view name) const noexcept;
   // In registration order, for `help` and `stats`.
   [[nodiscard]] const std::vector<std::unique_ptr<RegisteredCommand>>& all() const noexcept { return commands_; }
 

@@ -27,7 +27,8 @@
 #include "exec/child_process.hpp"
 #include "exec/peer_credentials.hpp"
 #include "server/listener_settings.hpp"
-#include "server/server.hpp"
+#include "config/config.hpp"
+#include "exec/worker_pool.hpp"
 
 namespace framed::commands {
 namespace {
@@ -46,12 +47,6 @@ bool peer_allowed(const config::Command& command, const exec::PeerCredentials& p
   if (std::find(uids.begin(), uids.end(), peer.uid) != uids.end()) return true;
   return std::any_of(command.allow_gids.begin(), command.allow_gids.end(),
                      [&peer](std::uint32_t gid) { return peer.in_group(gid); });
-}
-
-ExecStats& stats_for(server::Server& server, std::string_view name) {
-  auto& table = server.exec_stats();
-  if (const auto it = table.find(name); it != table.end()) return it->second;
-  return table.try_emplace(std::string(name)).first->second;
 }
 
 // Everything the child needs, owned: argv fixed by the config plus the
@@ -95,9 +90,9 @@ struct RunTicket {
 };
 
 // On the reactor thread: the result becomes the reply.
-void finish(server::Server& server, const RunTicket& ticket, exec::RunResult& result) {
+void finish(CommandHost& host, const RunTicket& ticket, exec::RunResult& result) {
   const std::string& name = ticket.name;
-  ExecStats& stats = stats_for(server, name);
+  ExecStats& stats = host.exec_stats(name);
   --stats.active;
   ++stats.runs;
   stats.latency.record(base::Clock::now() - ticket.accepted);
@@ -122,10 +117,10 @@ void finish(server::Server& server, const RunTicket& ticket, exec::RunResult& re
       ++stats.failures;
       // The detail names paths of the server's: for the operator's log, not
       // for the client.
-      server.warn_rate_limited("exec " + quote_client_name(name) + " could not run: " + result.error);
+      host.warn_rate_limited("exec " + quote_client_name(name) + " could not run: " + result.error);
       reply.fail(proto::ErrorCode::internal,
                  "exec " + quote_client_name(name) + " could not be started (the daemon's log says why)");
-      server.deliver_reply(ticket.route, reply);
+      host.deliver_reply(ticket.route, reply);
       return;
   }
   if (result.out.truncated || result.err.truncated) ++stats.truncated;
@@ -137,7 +132,7 @@ void finish(server::Server& server, const RunTicket& ticket, exec::RunResult& re
   reply.body_storage = std::move(result.out.bytes);
   reply.body_storage.append(result.err.bytes);
   reply.use_storage_as_body();
-  server.deliver_reply(ticket.route, reply);
+  host.deliver_reply(ticket.route, reply);
 }
 
 class Exec final : public Command {
@@ -150,7 +145,7 @@ class Exec final : public Command {
 };
 
 void Exec::run(const proto::Request& request, proto::Reply& reply, CommandContext& context) {
-  server::Server& server = context.server;
+  CommandHost& host = context.host;
 
   // Which command, with which args.
   std::string_view name;
@@ -176,13 +171,13 @@ void Exec::run(const proto::Request& request, proto::Reply& reply, CommandContex
   }
 
   // May it run, here, for this peer, with these args?
-  const auto& commands = server.config().commands;
+  const auto& commands = host.config().commands;
   const auto found = commands.find(std::string(name));
   if (found == commands.end()) {
     return reply.fail(proto::ErrorCode::forbidden, "exec: no command " + quote_client_name(name) + " is configured");
   }
   const config::Command& command = found->second;
-  ExecStats& stats = stats_for(server, command.name);
+  ExecStats& stats = host.exec_stats(command.name);
   const auto refuse = [&](proto::ErrorCode code, const std::string& message) {
     ++(code == proto::ErrorCode::too_busy ? stats.busy : stats.refused);
     reply.fail(code, message);
@@ -216,8 +211,8 @@ void Exec::run(const proto::Request& request, proto::Reply& reply, CommandContex
   }
 
   // Hand it to a worker, owned; the result comes back through post().
-  const int cancel_fd = server.worker_pool().cancel_fd();
-  auto job = [&server, cancel_fd, ticket = RunTicket{context.route, command.name, command.timeout, base::Clock::now()},
+  const int cancel_fd = host.worker_pool().cancel_fd();
+  auto job = [&host, cancel_fd, ticket = RunTicket{context.route, command.name, command.timeout, base::Clock::now()},
               run = make_run_request(command, args, stdin_data)]() mutable {
     exec::RunResult result;
     try {
@@ -229,13 +224,15 @@ void Exec::run(const proto::Request& request, proto::Reply& reply, CommandContex
       result.outcome = exec::RunOutcome::failed;
       result.error = e.what();
     }
-    server.reactor().post([&server, ticket = std::move(ticket), result = std::move(result)]() mutable {
-      finish(server, ticket, result);
+    // The host outlives every job: the daemon joins its workers before the
+    // shards go.
+    host.post([&host, ticket = std::move(ticket), result = std::move(result)]() mutable {
+      finish(host, ticket, result);
     });
   };
-  if (!server.worker_pool().try_submit(std::move(job))) {
+  if (!host.worker_pool().try_submit(std::move(job))) {
     return refuse(proto::ErrorCode::too_busy, "exec: the worker pool is full (" +
-                                                  std::to_string(server.worker_pool().queued()) +
+                                                  std::to_string(host.worker_pool().queued()) +
                                                   " jobs waiting); try again later");
   }
   ++stats.active;

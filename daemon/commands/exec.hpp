@@ -1,7 +1,7 @@
 #pragma once
 // exec's bookkeeping that outlives a request: per configured command, the
 // counters `stats` shows and the runs in flight that max_concurrent bounds.
-// The server owns the table (Server::exec_stats()); the exec command
+// Each shard owns its table (CommandHost::exec_stats); the exec command
 // (exec.cpp) fills it.
 //
 // Reactor thread only: workers never touch it, their results are posted

@@ -5,7 +5,8 @@
 #include "commands/command.hpp"
 #include "framed_build_config.hpp"
 #include "proto/json_writer.hpp"
-#include "server/server.hpp"
+#include "server/listener_settings.hpp"
+#include "server/stats.hpp"
 
 namespace framed::commands {
 namespace {
@@ -40,7 +41,7 @@ class Help final : public Command {
   void run(const proto::Request&, proto::Reply& reply, CommandContext& context) override {
     proto::JsonWriter json(reply.body_storage);
     json.begin_array();
-    for (const auto& entry : context.server.commands().all()) {
+    for (const auto& entry : context.host.commands().all()) {
       const std::string_view name = entry->command->name();
       json.begin_object();
       json.key("name").value(name);
@@ -58,47 +59,43 @@ class Stats final : public Command {
   std::string_view name() const noexcept override { return "stats"; }
   std::string_view summary() const noexcept override { return "counters: connections, frames, bytes, errors, per listener and command"; }
   void run(const proto::Request&, proto::Reply& reply, CommandContext& context) override {
-    server::Server& server = context.server;
-    const server::ServerStats& stats = server.stats();
+    const server::StatsSnapshot stats = context.host.stats();
     proto::JsonWriter json(reply.body_storage);
     json.begin_object();
     json.key("version").value(FRAMED_VERSION);
-    json.key("backend").value(server.reactor().backend_name());
-    const auto uptime = std::chrono::duration_cast<std::chrono::seconds>(base::Clock::now() - server.started_at());
-    json.key("uptime_seconds").value(static_cast<std::uint64_t>(uptime.count()));
+    json.key("backend").value(stats.backend);
+    json.key("uptime_seconds").value(static_cast<std::uint64_t>(stats.uptime.count()));
     write_traffic(json, stats.total);
-    json.key("idle_timeouts").value(stats.idle_timeouts);
-    json.key("header_timeouts").value(stats.header_timeouts);
-    json.key("accept_errors").value(stats.accept_errors);
-    json.key("accept_fd_exhausted").value(stats.accept_fd_exhausted);
+    json.key("idle_timeouts").value(stats.shard.idle_timeouts);
+    json.key("header_timeouts").value(stats.shard.header_timeouts);
+    json.key("accept_errors").value(stats.shard.accept_errors);
+    json.key("accept_fd_exhausted").value(stats.shard.accept_fd_exhausted);
     json.key("reload_failures").value(stats.reload_failures);
-    json.key("workers").value(server.worker_pool().threads());
-    json.key("workers_busy").value(server.worker_pool().busy());
-    json.key("jobs_queued").value(static_cast<std::uint64_t>(server.worker_pool().queued()));
+    json.key("workers").value(stats.workers);
+    json.key("workers_busy").value(stats.workers_busy);
+    json.key("jobs_queued").value(stats.jobs_queued);
 
     json.key("listeners").begin_object();
-    const auto write_listener = [&json](const server::ListenerSettings& settings) {
-      json.key(settings.name).begin_object();
-      json.key("kind").value(settings.kind);
-      write_traffic(json, *settings.stats);
+    for (const auto& listener : stats.listeners) {
+      json.key(listener.name).begin_object();
+      json.key("kind").value(listener.kind);
+      write_traffic(json, listener.traffic);
       json.end_object();
-    };
-    for (const auto& listener : server.stream_listeners()) write_listener(*listener->settings());
-    for (const auto& endpoint : server.datagram_endpoints()) write_listener(*endpoint->settings());
+    }
     json.end_object();
 
     json.key("commands").begin_object();
-    for (const auto& entry : server.commands().all()) {
-      json.key(entry->command->name()).begin_object();
-      json.key("calls").value(entry->stats.calls);
-      json.key("failures").value(entry->stats.failures);
+    for (const auto& [name, counters] : stats.commands) {
+      json.key(name).begin_object();
+      json.key("calls").value(counters.calls);
+      json.key("failures").value(counters.failures);
       json.end_object();
     }
     json.end_object();
 
     // Per configured exec command; latencies in microseconds, queueing included.
     json.key("exec").begin_object();
-    for (const auto& [name, exec] : server.exec_stats()) {
+    for (const auto& [name, exec] : stats.exec) {
       json.key(name).begin_object();
       json.key("runs").value(exec.runs);
       json.key("failures").value(exec.failures);

@@ -5,6 +5,7 @@ namespace framed::commands {
 void CommandRegistry::add(std::unique_ptr<Command> command) {
   auto entry = std::make_unique<RegisteredCommand>();
   entry->command = std::move(command);
+  entry->index = commands_.size();
   by_name_.emplace(entry->command->name(), entry.get());
   commands_.push_back(std::move(entry));
 }
@@ -18,7 +19,7 @@ std::string quote_client_name(std::string_view name) {
   return text;
 }
 
-RegisteredCommand* CommandRegistry::find(std::string_view name) noexcept {
+const RegisteredCommand* CommandRegistry::find(std::string_view name) const noexcept {
   const auto it = by_name_.find(name);
   return it == by_name_.end() ? nullptr : it->second;
 }

@@ -1091,11 +1091,6 @@ bool Validator::check_executable(const toml::node& node, const std::string& path
 // ---------------------------------------------------------------------------
 
 std::string_view to_string(ListenerKind kind) noexcept { return name_of(kKinds, kind); }
-std::string_view to_string(Framing framing) noexcept { return name_of(kFramings, framing); }
-std::string_view to_string(Payload payload) noexcept { return name_of(kPayloads, payload); }
-std::string_view to_string(ByteOrder byte_order) noexcept {
-  return name_of(kByteOrders, byte_order);
-}
 std::string_view to_string(LogLevel level) noexcept { return name_of(kLogLevels, level); }
 
 std::string ConfigError::to_string() const {

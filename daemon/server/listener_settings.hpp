@@ -9,9 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "codec/byte_order.hpp"
 #include "codec/frame_decoder.hpp"
-#include "codec/reply_encoder.hpp"
+#include "codec/framing.hpp"
 #include "server/stats.hpp"
 
 namespace framed::server {
@@ -19,8 +18,7 @@ namespace framed::server {
 struct ListenerSettings {
   std::string name;
   std::string kind;  // "tcp", "udp", "unix", "unix_dgram": for stats and logs
-  codec::WireFormat format = codec::WireFormat::json;
-  codec::ByteOrder byte_order = codec::ByteOrder::big;
+  codec::WireFormat format;
   codec::FrameLimits frame_limits;
   std::chrono::nanoseconds idle_timeout{};
   std::chrono::nanoseconds header_timeout{};

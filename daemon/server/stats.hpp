@@ -1,10 +1,21 @@
 #pragma once
-// Counters for `stats`. Plain integers: every one is written and read on the
-// reactor thread only.
+// Counters for `stats`. One counter per fact: a listener's traffic is counted
+// once, in its own TrafficStats, and the daemon's totals are the sum over
+// listeners, taken when a snapshot is rendered. Plain integers: each is
+// written on the reactor thread of the shard that owns it; a snapshot is
+// taken on that thread too (with several reactors, each shard contributes
+// its own and the snapshot adds them up).
 
 #include <array>
+#include <chrono>
 #include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
+#include "commands/command.hpp"
+#include "commands/exec.hpp"
 #include "proto/error_code.hpp"
 
 namespace framed::server {
@@ -21,16 +32,40 @@ struct TrafficStats {
   std::uint64_t datagrams_out = 0;
   std::array<std::uint64_t, proto::kErrorCodeCount> errors{};  // replies by error code
 
-  void count_error(proto::ErrorCode code) { ++errors[static_cast<std::size_t>(code)]; }
+  void count_error(proto::ErrorCode code) noexcept { ++errors[static_cast<std::size_t>(code)]; }
+  TrafficStats& operator+=(const TrafficStats& other) noexcept;
 };
 
-struct ServerStats {
-  TrafficStats total;
+// What one shard counts that belongs to no listener's traffic.
+struct ShardStats {
   std::uint64_t idle_timeouts = 0;
   std::uint64_t header_timeouts = 0;
-  std::uint64_t accept_errors = 0;      // accept failures other than fd exhaustion
+  std::uint64_t accept_errors = 0;        // accept failures other than fd exhaustion
   std::uint64_t accept_fd_exhausted = 0;  // EMFILE/ENFILE/ENOBUFS/ENOMEM: accepting paused
+
+  ShardStats& operator+=(const ShardStats& other) noexcept;
+};
+
+struct ListenerSnapshot {
+  std::string name;
+  std::string kind;
+  TrafficStats traffic;
+};
+
+// Everything `stats` shows, copied out at one moment; what a later /metrics
+// renders too.
+struct StatsSnapshot {
+  std::string_view backend;
+  std::chrono::seconds uptime{};
+  TrafficStats total;  // the sum of every listener's
+  ShardStats shard;
   std::uint64_t reload_failures = 0;
+  unsigned workers = 0;
+  unsigned workers_busy = 0;
+  std::uint64_t jobs_queued = 0;
+  std::vector<ListenerSnapshot> listeners;
+  std::vector<std::pair<std::string_view, commands::CommandStats>> commands;  // registration order
+  std::vector<std::pair<std::string, commands::ExecStats>> exec;              // by name
 };
 
 }  // namespace framed::server

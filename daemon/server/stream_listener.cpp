@@ -5,7 +5,6 @@
 #include <cerrno>
 
 #include "base/errno_text.hpp"
-#include "server/server.hpp"
 
 namespace framed::server {
 namespace {
@@ -20,10 +19,10 @@ bool is_resource_exhaustion(int err) {
 
 }  // namespace
 
-StreamListener::StreamListener(Server& server, base::UniqueFd fd, std::shared_ptr<const ListenerSettings> settings,
+StreamListener::StreamListener(reactor::Reactor& reactor, Owner& owner, base::UniqueFd fd, std::shared_ptr<const ListenerSettings> settings,
                                net::SocketAddress address, net::SocketFile socket_file)
-    : server_(server),
-      reactor_(server.reactor()),
+    : owner_(owner),
+      reactor_(reactor),
       fd_(std::move(fd)),
       settings_(std::move(settings)),
       address_(address),
@@ -49,16 +48,10 @@ void StreamListener::on_io(std::uint8_t /*tag*/, std::int32_t result, std::uint3
   if ((flags & reactor::kCompletionMore) == 0) accept_armed_ = false;
   if (result >= 0) {
     base::UniqueFd client(result);
-    if (!stopping_) server_.on_accepted(*this, std::move(client));
+    if (!stopping_) owner_.on_accepted(*this, std::move(client));
   } else if (result != -ECANCELED) {
     const int err = -result;
-    if (is_resource_exhaustion(err)) {
-      ++server_.stats().accept_fd_exhausted;
-      server_.warn_rate_limited("accept on " + settings_->name + " paused: " + base::errno_text(err));
-    } else {
-      ++server_.stats().accept_errors;
-      SPDLOG_WARN("accept on {} failed: {}", settings_->name, base::errno_text(err));
-    }
+    owner_.on_accept_failed(*this, err, is_resource_exhaustion(err));
     if (!accept_armed_ && !stopping_ && backoff_timer_ == 0) {
       backoff_timer_ = reactor_.add_timer(reactor_.now() + kAcceptBackoff, [this] {
         backoff_timer_ = 0;

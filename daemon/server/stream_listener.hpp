@@ -18,11 +18,20 @@
 
 namespace framed::server {
 
-class Server;
-
 class StreamListener final : public reactor::IoHandler {
  public:
-  StreamListener(Server& server, base::UniqueFd fd, std::shared_ptr<const ListenerSettings> settings,
+  // What a listener reports to (its shard).
+  class Owner {
+   public:
+    virtual void on_accepted(StreamListener& listener, base::UniqueFd fd) = 0;
+    // fd_exhausted: EMFILE and friends; accepting pauses for a moment.
+    virtual void on_accept_failed(StreamListener& listener, int error, bool fd_exhausted) = 0;
+
+   protected:
+    ~Owner() = default;
+  };
+
+  StreamListener(reactor::Reactor& reactor, Owner& owner, base::UniqueFd fd, std::shared_ptr<const ListenerSettings> settings,
                  net::SocketAddress address, net::SocketFile socket_file);
   ~StreamListener();
 
@@ -43,7 +52,7 @@ class StreamListener final : public reactor::IoHandler {
  private:
   void arm();
 
-  Server& server_;
+  Owner& owner_;
   reactor::Reactor& reactor_;
   base::UniqueFd fd_;
   reactor::IoToken token_;

@@ -34,6 +34,11 @@ struct DecodeResult {
   std::string_view header;  // json framing: the JSON header text
   std::string_view body;    // json body, or the payload of the simple framings
   std::size_t frame_size = 0;  // frame: bytes to consume; need_more: total bytes needed, 0 = unknown
+  // need_more, json framing, once per frame: the header is complete and
+  // parsed but its body is not all here. header_size: prefix and header
+  // bytes (what to consume to take the body over); body_size: total_size.
+  std::size_t header_size = 0;
+  std::uint64_t body_size = 0;
   proto::ErrorCode error = proto::ErrorCode::bad_frame;
   std::string message;  // error only
 

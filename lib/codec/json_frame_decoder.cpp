@@ -1,13 +1,14 @@
 #include "codec/json_frame_decoder.hpp"
 
+#include <algorithm>
 #include <string>
 
 namespace framed::codec {
 
-bool JsonFrameDecoder::header_incomplete(std::string_view input, ByteOrder order) noexcept {
+bool JsonFrameDecoder::header_incomplete(std::string_view input) const noexcept {
   if (input.empty()) return false;
   if (input.size() < kPrefixSize) return true;
-  return input.size() < kPrefixSize + load_u32(input.data(), order);
+  return input.size() < kPrefixSize + load_u32(input.data(), order_);
 }
 
 DecodeResult JsonFrameDecoder::decode(std::string_view input) {
@@ -32,7 +33,15 @@ DecodeResult JsonFrameDecoder::decode(std::string_view input) {
     parsed_now = true;
   }
   const std::size_t frame_size = header_end + body_size_;
-  if (input.size() < frame_size) return DecodeResult::need(frame_size);
+  if (input.size() < frame_size) {
+    DecodeResult pending = DecodeResult::need(frame_size);
+    if (parsed_now) {  // announced once, while header_object() is this frame's
+      pending.header = input.substr(kPrefixSize, header_size);
+      pending.header_size = header_end;
+      pending.body_size = body_size_;
+    }
+    return pending;
+  }
 
   // The header was parsed on an earlier call, before its body had arrived;
   // the shared parser may hold another connection's header by now.
@@ -61,6 +70,9 @@ DecodeResult JsonFrameDecoder::parse_header(std::string_view input, std::uint32_
   if (root.get_object().get(header_) != simdjson::SUCCESS) {
     return DecodeResult::fail(proto::ErrorCode::bad_frame, "header is not a JSON object");
   }
+  if (has_duplicate_key()) {
+    return DecodeResult::fail(proto::ErrorCode::bad_frame, "header has the same key twice");
+  }
   body_size_ = 0;
   simdjson::dom::element total_size;
   if (header_["total_size"].get(total_size) == simdjson::SUCCESS) {
@@ -76,6 +88,16 @@ DecodeResult JsonFrameDecoder::parse_header(std::string_view input, std::uint32_
                                   std::to_string(limits_.max_body));
   }
   return DecodeResult::need();
+}
+
+bool JsonFrameDecoder::has_duplicate_key() {
+  // Sorting views of the keys is O(n log n) whatever a client sends; a
+  // pairwise check would let a 64 KiB header of short keys cost seconds.
+  key_scratch_.clear();
+  for (const auto field : header_) key_scratch_.push_back(field.key);
+  if (key_scratch_.size() < 2) return false;
+  std::sort(key_scratch_.begin(), key_scratch_.end());
+  return std::adjacent_find(key_scratch_.begin(), key_scratch_.end()) != key_scratch_.end();
 }
 
 }  // namespace framed::codec

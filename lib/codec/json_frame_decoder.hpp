@@ -10,13 +10,23 @@
 // used the parser in between; the common case (header and body in one read)
 // parses once.
 //
+// Header first: when a header completes before its body has arrived, decode()
+// says so once (need_more with header_size and body_size set), so that a
+// command that consumes bodies as they arrive can take over the body
+// (skip_body). Otherwise the frame is returned whole, as before.
+//
 // Frame-level errors, all of which lose the frame boundary and so close:
-//   H == 0, a header that is not valid UTF-8 JSON, not an object, or a
-//   total_size that is not a non-negative integer → bad_frame;
+//   H == 0, a header that is not valid UTF-8 JSON, not an object, has the
+//   same key twice at its top level (two readers could disagree on which
+//   total_size counts), or a total_size that is not a non-negative integer
+//   → bad_frame;
 //   H > max_header or total_size > max_body → frame_too_large.
 // Request-level checks (cmd, id, args) are proto's, not the framing's.
 
 #include <simdjson.h>
+
+#include <string_view>
+#include <vector>
 
 #include "buffer/byte_buffer.hpp"
 #include "codec/byte_order.hpp"
@@ -44,10 +54,16 @@ class JsonFrameDecoder {
 
   // True when bytes of a frame are buffered but its header is not complete:
   // the state `header_timeout` limits.
-  [[nodiscard]] static bool header_incomplete(std::string_view input, ByteOrder order) noexcept;
+  [[nodiscard]] bool header_incomplete(std::string_view input) const noexcept;
+
+  // The caller takes the body of the frame whose header decode() announced
+  // (DecodeResult::header_size) itself; the next decode() starts at the next
+  // frame boundary.
+  void skip_body() noexcept { header_known_ = false; }
 
  private:
   DecodeResult parse_header(std::string_view input, std::uint32_t header_size);
+  [[nodiscard]] bool has_duplicate_key() ;
 
   simdjson::dom::parser* parser_;
   FrameLimits limits_;
@@ -56,6 +72,7 @@ class JsonFrameDecoder {
   bool header_known_ = false;
   std::uint64_t body_size_ = 0;
   simdjson::dom::object header_;
+  std::vector<std::string_view> key_scratch_;  // reused by has_duplicate_key
 };
 
 }  // namespace framed::codec

@@ -16,7 +16,7 @@ class LineFrameDecoder {
   explicit LineFrameDecoder(FrameLimits limits) noexcept : limits_(limits) {}
 
   DecodeResult decode(std::string_view input);
-  [[nodiscard]] static bool header_incomplete(std::string_view input) noexcept { return !input.empty(); }
+  [[nodiscard]] bool header_incomplete(std::string_view input) const noexcept { return !input.empty(); }
 
  private:
   FrameLimits limits_;

@@ -34,7 +34,7 @@ std::size_t encode_length_prefix(std::uint64_t size, ByteOrder order, char (&out
   return 4;
 }
 
-void ReplyEncoder::render_json_header(const proto::Reply& reply, std::string& out) {
+void ReplyEncoder::render_json_header(const proto::Reply& reply, std::uint64_t body_size, std::string& out) {
   out.push_back('{');
   if (!reply.id_json.empty()) {
     out.append("\"id\":");
@@ -50,16 +50,16 @@ void ReplyEncoder::render_json_header(const proto::Reply& reply, std::string& ou
     proto::append_json_string(out, reply.error_message);
     out.push_back('}');
   }
-  if (!reply.body.empty()) {
+  if (body_size != 0) {
     out.append(",\"total_size\":");
-    proto::append_json_uint(out, reply.body.size());
+    proto::append_json_uint(out, body_size);
   }
   out.append(reply.fields);
   out.push_back('}');
 }
 
 void ReplyEncoder::encode(const proto::Reply& reply, buffer::ByteBuffer& out) {
-  if (format_ == WireFormat::json || format_ == WireFormat::datagram_json) {
+  if (format_.json_frames()) {
     encode_json(reply, out);
     return;
   }
@@ -74,24 +74,72 @@ void ReplyEncoder::encode(const proto::Reply& reply, buffer::ByteBuffer& out) {
     head = scratch_;
     body = {};
   }
-  if (format_ == WireFormat::line) {
-    encode_line(head, body, out);
-  } else if (format_ == WireFormat::length) {
-    encode_length(head, body, out);
-  } else {
-    out.append(head);
-    out.append(body);
+  switch (format_.framing) {
+    case Framing::line: return encode_line(head, body, out);
+    case Framing::length: return encode_length(head, body, out);
+    case Framing::json:
+    case Framing::datagram:
+      out.append(head);
+      out.append(body);
+      return;
   }
+}
+
+void ReplyEncoder::encode_head(const proto::Reply& reply, std::uint64_t body_size, buffer::ByteBuffer& out) {
+  switch (format_.framing) {
+    case Framing::json:
+    case Framing::datagram:
+      scratch_.clear();
+      render_json_header(reply, body_size, scratch_);
+      return append_json_prefixed(scratch_, out, 0);
+    case Framing::length: {
+      char prefix[12];
+      out.append(std::string_view(prefix, encode_length_prefix(body_size, format_.byte_order, prefix)));
+      return;
+    }
+    case Framing::line: return;
+  }
+}
+
+void ReplyEncoder::encode_body_chunk(std::string_view chunk, buffer::ByteBuffer& out) const {
+  if (format_.framing == Framing::line) return append_escaped_line(chunk, out);
+  out.append(chunk);
+}
+
+void ReplyEncoder::encode_tail(buffer::ByteBuffer& out) const {
+  if (format_.framing == Framing::line) out.append('\n');
+}
+
+void ReplyEncoder::encode_event(std::string_view fields, std::string_view body, buffer::ByteBuffer& out) {
+  if (!format_.json_frames()) {
+    proto::Reply payload;
+    payload.body = body;
+    return encode(payload, out);
+  }
+  scratch_.assign("{");
+  scratch_.append(fields.substr(fields.empty() ? 0 : 1));  // drop the leading comma
+  if (!body.empty()) {
+    scratch_.append(",\"total_size\":");
+    proto::append_json_uint(scratch_, body.size());
+  }
+  scratch_.push_back('}');
+  append_json_prefixed(scratch_, out, body.size());
+  out.append(body);
+}
+
+void ReplyEncoder::append_json_prefixed(std::string_view header, buffer::ByteBuffer& out,
+                                        std::size_t body_size) const {
+  out.ensure_writable(4 + header.size() + body_size);
+  char prefix[4];
+  store_u32(prefix, static_cast<std::uint32_t>(header.size()), format_.byte_order);
+  out.append(std::string_view(prefix, sizeof prefix));
+  out.append(header);
 }
 
 void ReplyEncoder::encode_json(const proto::Reply& reply, buffer::ByteBuffer& out) {
   scratch_.clear();
   render_json_header(reply, scratch_);
-  out.ensure_writable(4 + scratch_.size() + reply.body.size());
-  char prefix[4];
-  store_u32(prefix, static_cast<std::uint32_t>(scratch_.size()), order_);
-  out.append(std::string_view(prefix, sizeof prefix));
-  out.append(scratch_);
+  append_json_prefixed(scratch_, out, reply.body.size());
   out.append(reply.body);
 }
 
@@ -100,7 +148,7 @@ void ReplyEncoder::encode_length(std::string_view payload_head, std::string_view
   const std::uint64_t size = payload_head.size() + payload_body.size();
   out.ensure_writable(12 + size);
   char prefix[12];
-  out.append(std::string_view(prefix, encode_length_prefix(size, order_, prefix)));
+  out.append(std::string_view(prefix, encode_length_prefix(size, format_.byte_order, prefix)));
   out.append(payload_head);
   out.append(payload_body);
 }

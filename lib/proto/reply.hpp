@@ -4,9 +4,11 @@
 // state building a reply allocates nothing.
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 
+#include "proto/body_source.hpp"
 #include "proto/error_code.hpp"
 #include "proto/json_writer.hpp"
 
@@ -22,8 +24,9 @@ struct Reply {
   // The body. Views either the request's own bytes (echo) or body_storage.
   std::string_view body;
   std::string body_storage;
-  // The connection must be closed once this reply is sent.
-  bool close_after = false;
+  // Instead of `body`: a body produced in pieces while it is sent (stream
+  // framings; a datagram reads it whole, up to the datagram limit).
+  std::unique_ptr<BodySource> body_source;
 
   void reset() {
     id_json.clear();
@@ -32,7 +35,7 @@ struct Reply {
     fields.clear();
     body = {};
     body_storage.clear();
-    close_after = false;
+    body_source.reset();
   }
 
   void fail(ErrorCode code, std::string_view message) {
@@ -40,6 +43,7 @@ struct Reply {
     error_code = code;
     error_message.assign(message);
     body = {};
+    body_source.reset();
   }
 
   // Sets the body to what the command wrote into body_storage.

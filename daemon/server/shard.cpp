@@ -1,4 +1,4 @@
-#include "server/server.hpp"
+#include "server/shard.hpp"
 
 #include <netinet/in.h>
 #include <spdlog/spdlog.h>
@@ -6,6 +6,8 @@
 
 #include <cstring>
 
+#include "base/errno_text.hpp"
+#include "codec/reply_encoder.hpp"
 #include "net/bind.hpp"
 
 namespace framed::server {
@@ -16,18 +18,7 @@ namespace {
 // sweep costs nanoseconds per connection and runs only while any exist.
 constexpr auto kSweepInterval = std::chrono::milliseconds(100);
 constexpr auto kWarningInterval = std::chrono::seconds(10);
-
-codec::WireFormat wire_format(const config::Listener& listener) {
-  switch (listener.framing) {
-    case config::Framing::json: return codec::WireFormat::json;
-    case config::Framing::length: return codec::WireFormat::length;
-    case config::Framing::line: return codec::WireFormat::line;
-    case config::Framing::datagram:
-      return listener.payload == config::Payload::json ? codec::WireFormat::datagram_json
-                                                       : codec::WireFormat::datagram_text;
-  }
-  return codec::WireFormat::json;
-}
+constexpr auto kClientErrorInterval = std::chrono::seconds(1);
 
 std::string_view kind_name(config::ListenerKind kind) {
   switch (kind) {
@@ -43,9 +34,7 @@ std::shared_ptr<ListenerSettings> make_settings(const config::Listener& listener
   auto settings = std::make_shared<ListenerSettings>();
   settings->name = listener.name;
   settings->kind = std::string(kind_name(listener.kind));
-  settings->format = wire_format(listener);
-  settings->byte_order = listener.byte_order == config::ByteOrder::little ? codec::ByteOrder::little
-                                                                          : codec::ByteOrder::big;
+  settings->format = listener.wire_format();
   settings->frame_limits = codec::FrameLimits{listener.limits.max_header, listener.limits.max_body};
   settings->idle_timeout = listener.limits.idle_timeout;
   settings->header_timeout = listener.limits.header_timeout;
@@ -85,35 +74,23 @@ std::optional<net::SocketAddress> configured_address(const config::Listener& lis
 
 }  // namespace
 
-Server::Server(reactor::Reactor& reactor, const config::Config& config)
-    : reactor_(reactor), config_(config), started_at_(base::Clock::now()),
-      worker_pool_(config.daemon.max_queued_jobs) {
-  commands::register_basic_commands(commands_);
-  commands::register_introspection_commands(commands_);
-  commands::register_exec_command(commands_);
-  const unsigned workers = config.daemon.workers != 0 ? config.daemon.workers : exec::available_cpus();
-  if (const std::error_code error = worker_pool_.resize(workers)) {
-    SPDLOG_ERROR("worker pool: could start only {} of {} threads: {}", worker_pool_.threads(), workers,
-                 error.message());
-  }
-  SPDLOG_INFO("worker pool: {} threads, up to {} jobs queued; {} exec command(s) configured",
-              worker_pool_.threads(), config.daemon.max_queued_jobs, config.commands.size());
-  for (const auto& [name, command] : config.commands) exec_stats_.try_emplace(name);
+Shard::Shard(reactor::Reactor& reactor, Daemon& daemon)
+    : reactor_(reactor),
+      daemon_(daemon),
+      command_stats_(daemon.commands().all().size()),
+      dispatcher_(*this, command_stats_),
+      warnings_(spdlog::level::warn, kWarningInterval),
+      client_errors_(spdlog::level::debug, kClientErrorInterval) {
+  for (const auto& [name, command] : daemon.config().commands) exec_stats_.try_emplace(name);
 }
 
-Server::~Server() {
-  // Before anything a job refers to goes: queued jobs are dropped, running
-  // commands are killed (cancel_fd) and their workers joined. Their results,
-  // posted to a reactor that no longer runs, are never delivered.
-  if (const unsigned busy = worker_pool_.busy(); busy != 0) {
-    SPDLOG_WARN("stopping: killing {} command(s) still running", busy);
-  }
-  worker_pool_.shutdown();
-}
+// Workers hold a reference to this shard (their results are posted to it):
+// they are stopped and joined before anything here goes.
+Shard::~Shard() { daemon_.stop_workers(); }
 
-std::vector<std::string> Server::start(std::vector<ActivatedSocket> activated) {
+std::vector<std::string> Shard::start(std::vector<ActivatedSocket> activated) {
   std::vector<std::string> errors;
-  for (const config::Listener& listener : config_.listeners) {
+  for (const config::Listener& listener : config().listeners) {
     const std::optional<net::SocketAddress> address = configured_address(listener);
     ActivatedSocket* adopted = nullptr;
     for (ActivatedSocket& socket : activated) {
@@ -137,7 +114,7 @@ std::vector<std::string> Server::start(std::vector<ActivatedSocket> activated) {
     } else {
       defaults.kind = unix_socket ? config::ListenerKind::unix_stream : config::ListenerKind::tcp;
     }
-    defaults.limits = config_.limits;
+    defaults.limits = config().limits;
     defaults.name = std::string(kind_name(defaults.kind)) + ":" + socket.address.to_string();
     SPDLOG_INFO("socket {} passed by systemd matches no [[listener]]: serving it with {} defaults",
                 socket.name.empty() ? socket.address.to_string() : socket.name, kind_name(defaults.kind));
@@ -157,7 +134,7 @@ std::vector<std::string> Server::start(std::vector<ActivatedSocket> activated) {
   return errors;
 }
 
-std::vector<std::string> Server::add_listener(const config::Listener& listener, ActivatedSocket* adopted) {
+std::vector<std::string> Shard::add_listener(const config::Listener& listener, ActivatedSocket* adopted) {
   std::optional<net::SocketAddress> address = configured_address(listener);
   if (adopted != nullptr) address = adopted->address;
   if (!address) return {listener.name + ": invalid address"};
@@ -190,29 +167,28 @@ std::vector<std::string> Server::add_listener(const config::Listener& listener, 
               listener.command ? ", command = " + *listener.command : std::string());
   if (is_stream(listener.kind)) {
     stream_listeners_.push_back(
-        std::make_unique<StreamListener>(*this, std::move(bound.fd), std::move(settings), *address, std::move(socket_file)));
+        std::make_unique<StreamListener>(reactor_, *this, std::move(bound.fd), std::move(settings), *address, std::move(socket_file)));
   } else {
     datagram_endpoints_.push_back(
-        std::make_unique<DatagramEndpoint>(*this, std::move(bound.fd), std::move(settings), *address, std::move(socket_file)));
+        std::make_unique<DatagramEndpoint>(reactor_, *this, dispatcher_, json_parser_, std::move(bound.fd), std::move(settings), *address, std::move(socket_file)));
   }
   return {};
 }
 
-void Server::on_accepted(StreamListener& listener, base::UniqueFd fd) {
+void Shard::on_accepted(StreamListener& listener, base::UniqueFd fd) {
   const auto& settings = listener.settings();
   if (shutting_down_) return;
-  if (stats_.total.connections_active >= config_.daemon.max_connections) {
-    ++stats_.total.connections_rejected;
+  if (connections_active_ >= config().daemon.max_connections) {
     ++settings->stats->connections_rejected;
     // Told why, then closed. One small non-blocking send on a fresh socket
     // never blocks; if it does not fit, the client only misses the reason.
     proto::Reply reply;
     reply.fail(proto::ErrorCode::too_busy, "max_connections reached, try again later");
-    stats_.total.count_error(proto::ErrorCode::too_busy);
+    settings->stats->count_error(proto::ErrorCode::too_busy);
     buffer::ByteBuffer out(256);
-    codec::ReplyEncoder(settings->format, settings->byte_order).encode(reply, out);
+    codec::ReplyEncoder(settings->format).encode(reply, out);
     [[maybe_unused]] const auto sent = ::send(fd.get(), out.read_ptr(), out.readable_size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-    warn_rate_limited("max_connections (" + std::to_string(config_.daemon.max_connections) +
+    warn_rate_limited("max_connections (" + std::to_string(config().daemon.max_connections) +
                       ") reached: refusing new connections");
     return;
   }
@@ -223,25 +199,25 @@ void Server::on_accepted(StreamListener& listener, base::UniqueFd fd) {
   if (::getpeername(fd.get(), peer_address.get(), &peer_address.length) == 0 && peer_address.family() != AF_UNIX) {
     peer = peer_address.to_string();
   }
-  const std::uint64_t id = next_requester_id();
-  auto connection = std::make_unique<StreamConnection>(*this, std::move(fd), settings, std::move(peer), id);
+  const std::uint64_t id = next_requester_id_++;
+  auto connection = std::make_unique<StreamConnection>(reactor_, *this, dispatcher_, json_parser_, std::move(fd),
+                                                       settings, std::move(peer), id);
   SPDLOG_DEBUG("connection {} from {} on {}", id, connection->peer(), settings->name);
-  ++stats_.total.connections_accepted;
-  ++stats_.total.connections_active;
+  ++connections_active_;
   ++settings->stats->connections_accepted;
   ++settings->stats->connections_active;
   StreamConnection& started = *connection;
-  add_reply_target(id, started);
+  requesters_.emplace(id, &started);
   connections_.emplace(id, std::move(connection));
   started.start();
   schedule_sweep();
 }
 
-void Server::on_connection_closed(StreamConnection& connection) {
+void Shard::on_connection_closed(StreamConnection& connection) {
   SPDLOG_DEBUG("connection {} from {} closed", connection.id(), connection.peer());
-  --stats_.total.connections_active;
+  --connections_active_;
   --connection.listener_stats().connections_active;
-  remove_reply_target(connection.id());
+  requesters_.erase(connection.id());
   // Destroyed after the callback that closed it has returned.
   reactor_.defer([this, id = connection.id()] {
     connections_.erase(id);
@@ -249,16 +225,68 @@ void Server::on_connection_closed(StreamConnection& connection) {
   });
 }
 
-void Server::deliver_reply(const commands::ReplyRoute& route, proto::Reply& reply) {
-  const auto it = reply_targets_.find(route.requester);
-  if (it == reply_targets_.end()) {
+void Shard::on_accept_failed(StreamListener& listener, int error, bool fd_exhausted) {
+  if (fd_exhausted) {
+    ++shard_stats_.accept_fd_exhausted;
+    warn_rate_limited("accept on " + listener.settings()->name + " paused: " + base::errno_text(error));
+  } else {
+    ++shard_stats_.accept_errors;
+    SPDLOG_WARN("accept on {} failed: {}", listener.settings()->name, base::errno_text(error));
+  }
+}
+
+void Shard::on_timeout(TimeoutKind kind) {
+  ++(kind == TimeoutKind::idle ? shard_stats_.idle_timeouts : shard_stats_.header_timeouts);
+}
+
+std::uint64_t Shard::add_requester(RequesterTarget& target) {
+  const std::uint64_t id = next_requester_id_++;
+  requesters_.emplace(id, &target);
+  return id;
+}
+
+void Shard::deliver_reply(const commands::ReplyRoute& route, proto::Reply& reply) {
+  const auto it = requesters_.find(route.requester);
+  if (it == requesters_.end()) {
     SPDLOG_DEBUG("a deferred reply for requester {} arrived after it had gone", route.requester);
     return;
   }
-  it->second->deliver_deferred(route, reply);
+  it->second->deliver(route, reply);
 }
 
-void Server::schedule_sweep() {
+void Shard::resume_body(const commands::ReplyRoute& route) {
+  if (const auto it = requesters_.find(route.requester); it != requesters_.end()) it->second->resume_body(route);
+}
+
+commands::ExecStats& Shard::exec_stats(std::string_view name) {
+  if (const auto it = exec_stats_.find(name); it != exec_stats_.end()) return it->second;
+  return exec_stats_.try_emplace(std::string(name)).first->second;
+}
+
+StatsSnapshot Shard::stats() const {
+  StatsSnapshot snapshot;
+  snapshot.backend = reactor_.backend_name();
+  snapshot.uptime = std::chrono::duration_cast<std::chrono::seconds>(base::Clock::now() - daemon_.started_at());
+  snapshot.shard = shard_stats_;
+  snapshot.reload_failures = daemon_.reload_failures();
+  exec::WorkerPool& pool = daemon_.worker_pool();
+  snapshot.workers = pool.threads();
+  snapshot.workers_busy = pool.busy();
+  snapshot.jobs_queued = pool.queued();
+  const auto add_listener = [&snapshot](const ListenerSettings& settings) {
+    snapshot.listeners.push_back(ListenerSnapshot{settings.name, settings.kind, *settings.stats});
+    snapshot.total += *settings.stats;
+  };
+  for (const auto& listener : stream_listeners_) add_listener(*listener->settings());
+  for (const auto& endpoint : datagram_endpoints_) add_listener(*endpoint->settings());
+  for (const auto& command : daemon_.commands().all()) {
+    snapshot.commands.emplace_back(command->command->name(), command_stats_[command->index]);
+  }
+  for (const auto& [name, exec] : exec_stats_) snapshot.exec.emplace_back(name, exec);
+  return snapshot;
+}
+
+void Shard::schedule_sweep() {
   if (sweep_timer_ != 0 || connections_.empty()) return;
   sweep_timer_ = reactor_.add_timer(reactor_.now() + kSweepInterval, [this] {
     sweep_timer_ = 0;
@@ -267,21 +295,21 @@ void Server::schedule_sweep() {
   });
 }
 
-void Server::sweep() {
+void Shard::sweep() {
   const base::TimePoint now = reactor_.now();
   // check_timeouts may close a connection; destruction is deferred, so the
   // map is not modified while it is walked.
   for (auto& [id, connection] : connections_) connection->check_timeouts(now);
 }
 
-void Server::begin_shutdown() {
+void Shard::begin_shutdown() {
   if (shutting_down_) return;
   shutting_down_ = true;
   SPDLOG_INFO("shutting down: {} connection(s) to finish", connections_.size());
   for (auto& listener : stream_listeners_) listener->stop();
   for (auto& endpoint : datagram_endpoints_) endpoint->stop();
   for (auto& [id, connection] : connections_) connection->begin_drain();
-  shutdown_timer_ = reactor_.add_timer(reactor_.now() + config_.daemon.shutdown_timeout, [this] {
+  shutdown_timer_ = reactor_.add_timer(reactor_.now() + config().daemon.shutdown_timeout, [this] {
     shutdown_timer_ = 0;
     SPDLOG_WARN("shutdown_timeout reached: closing {} connection(s) with work unfinished", connections_.size());
     // Each closes once its cancelled operations complete, and the last one
@@ -291,7 +319,7 @@ void Server::begin_shutdown() {
   reactor_.defer([this] { maybe_finish_shutdown(); });
 }
 
-void Server::maybe_finish_shutdown() {
+void Shard::maybe_finish_shutdown() {
   if (!shutting_down_ || !connections_.empty()) return;
   for (const auto& endpoint : datagram_endpoints_) {
     if (!endpoint->stopped()) return;
@@ -303,37 +331,13 @@ void Server::maybe_finish_shutdown() {
   reactor_.stop();
 }
 
-void Server::warn_rate_limited(const std::string& message) {
-  const base::TimePoint now = reactor_.now();
-  if (last_warning_ != base::TimePoint{} && now - last_warning_ < kWarningInterval) {
-    ++suppressed_warnings_;
-    return;
-  }
-  if (suppressed_warnings_ != 0) {
-    SPDLOG_WARN("{} ({} similar warnings suppressed)", message, suppressed_warnings_);
-  } else {
-    SPDLOG_WARN("{}", message);
-  }
-  suppressed_warnings_ = 0;
-  last_warning_ = now;
-}
-
-void Server::note_client_error(const std::string& listener, const sockaddr_storage& peer, const proto::Reply& reply) {
-  if (!spdlog::should_log(spdlog::level::debug)) return;
-  const base::TimePoint now = reactor_.now();
-  if (last_client_error_log_ != base::TimePoint{} && now - last_client_error_log_ < std::chrono::seconds(1)) {
-    ++suppressed_client_errors_;
-    return;
-  }
+void Shard::note_client_error(const std::string& listener, const sockaddr_storage& peer, const proto::Reply& reply) {
+  if (!client_errors_.may_write(reactor_.now())) return;
   net::SocketAddress address;
   std::memcpy(&address.storage, &peer, sizeof peer);
   address.length = sizeof peer;
   SPDLOG_DEBUG("{}: datagram from {}: {}: {}{}", listener, address.to_string(), proto::to_string(reply.error_code),
-               reply.error_message,
-               suppressed_client_errors_ != 0 ? " (" + std::to_string(suppressed_client_errors_) + " more suppressed)"
-                                              : std::string());
-  suppressed_client_errors_ = 0;
-  last_client_error_log_ = now;
+               reply.error_message, client_errors_.take_suppressed_note());
 }
 
 }  // namespace framed::server

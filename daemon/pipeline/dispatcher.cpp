@@ -1,0 +1,82 @@
+#include "pipeline/dispatcher.hpp"
+
+namespace framed::pipeline {
+
+void Dispatcher::answer_error(const Origin& origin, proto::ErrorCode code, std::string_view message,
+                              proto::Reply& reply) {
+  reply.fail(code, message);
+  origin.listener.stats->count_error(code);
+}
+
+void Dispatcher::count_outcome(const Origin& origin, commands::CommandStats& stats, const proto::Reply& reply) noexcept {
+  if (reply.ok) return;
+  ++stats.failures;
+  origin.listener.stats->count_error(reply.error_code);
+}
+
+const commands::RegisteredCommand* Dispatcher::prepare(const Origin& origin, simdjson::dom::object header,
+                                                       std::string_view payload, proto::Request& request,
+                                                       proto::Reply& reply) {
+  reply.reset();
+  const server::ListenerSettings& listener = origin.listener;
+  if (listener.format.json_frames()) {
+    const auto problem = proto::parse_json_request(header, payload, request);
+    reply.id_json = request.id_json;
+    if (problem) {
+      answer_error(origin, proto::ErrorCode::bad_request, *problem, reply);
+      return nullptr;
+    }
+  } else {
+    // `command = NAME` (simple framings only, see config validation): the
+    // whole payload is that command's body.
+    const std::optional<std::string_view> forced =
+        listener.forced_command ? std::optional<std::string_view>(*listener.forced_command) : std::nullopt;
+    proto::parse_simple_request(payload, forced, request);
+    if (request.command.empty()) {
+      answer_error(origin, proto::ErrorCode::bad_request, "empty request: expected COMMAND [ARGUMENTS]", reply);
+      return nullptr;
+    }
+  }
+  const commands::RegisteredCommand* command = host_.commands().find(request.command);
+  if (command == nullptr) {
+    answer_error(origin, proto::ErrorCode::unknown_command,
+                 "unknown command " + commands::quote_client_name(request.command) + " (try help)", reply);
+  }
+  return command;
+}
+
+bool Dispatcher::run(const Origin& origin, const commands::RegisteredCommand& command, const proto::Request& request,
+                     proto::Reply& reply, commands::ReplyRoute& route) {
+  commands::CommandStats& stats = command_stats_[command.index];
+  route.stats = &stats;
+  commands::CommandContext context = this->context(origin, route);
+  command.command->run(request, reply, context);
+  ++stats.calls;
+  if (context.deferred) return false;
+  count_outcome(origin, stats, reply);
+  return true;
+}
+
+std::unique_ptr<commands::BodySink> Dispatcher::open_body(const Origin& origin,
+                                                          const commands::RegisteredCommand& command,
+                                                          const proto::Request& request, proto::Reply& reply,
+                                                          commands::ReplyRoute& route) {
+  commands::CommandStats& stats = command_stats_[command.index];
+  route.stats = &stats;
+  ++stats.calls;
+  commands::CommandContext context = this->context(origin, route);
+  auto sink = command.command->open_body(request, reply, context);
+  if (!sink) count_outcome(origin, stats, reply);
+  return sink;
+}
+
+bool Dispatcher::finish_body(const Origin& origin, commands::BodySink& sink, proto::Reply& reply,
+                             const commands::ReplyRoute& route) {
+  commands::CommandContext context = this->context(origin, route);
+  sink.finish(reply, context);
+  if (context.deferred) return false;
+  count_outcome(origin, *route.stats, reply);
+  return true;
+}
+
+}  // namespace framed::pipeline

@@ -1,0 +1,403 @@
+#include "pipeline/request_pipeline.hpp"
+
+#include <algorithm>
+
+namespace framed::pipeline {
+namespace {
+
+// The most a streamed reply body adds to the output per pull: big enough for
+// few calls per MiB, small enough that other connections' turns come soon.
+constexpr std::size_t kBodyChunk = 64 * 1024;
+
+constexpr std::string_view kSlowConsumerEvent = R"(,"event":"dropped","reason":"slow_subscriber")";
+
+codec::WireFormat stream_format(codec::WireFormat format) noexcept {
+  // A datagram pipeline never uses its stream decoder; give it a valid one.
+  if (format.framing == codec::Framing::datagram) format.framing = codec::Framing::json;
+  return format;
+}
+
+}  // namespace
+
+RequestPipeline::RequestPipeline(Dispatcher& dispatcher, Origin origin, std::uint64_t requester,
+                                 simdjson::dom::parser& parser, FrameOutput& output, PipelineLimits limits)
+    : dispatcher_(dispatcher),
+      origin_(origin),
+      requester_(requester),
+      parser_(parser),
+      output_(output),
+      limits_(limits),
+      datagram_(origin.listener.format.framing == codec::Framing::datagram),
+      stream_decoder_(stream_format(origin.listener.format), parser, origin.listener.frame_limits),
+      datagram_decoder_(origin.listener.format, parser, origin.listener.frame_limits, limits.datagram_limit),
+      encoder_(origin.listener.format) {}
+
+// An open body sink is abandoned (its destructor undoes), sources dropped.
+RequestPipeline::~RequestPipeline() = default;
+
+bool RequestPipeline::replies_full() const noexcept {
+  return pending_replies() >= limits_.max_pending_replies || output_.output_full();
+}
+
+bool RequestPipeline::wants_input() const noexcept {
+  return !broken_ && !replies_full() && !(body_ && body_->behind);
+}
+
+bool RequestPipeline::idle() const noexcept { return slots_.empty() && !body_ && events_.empty(); }
+
+bool RequestPipeline::header_incomplete(std::string_view input) const noexcept {
+  return !datagram_ && !body_ && stream_decoder_.header_incomplete(input);
+}
+
+bool RequestPipeline::streams_body(simdjson::dom::object header) const noexcept {
+  // A cheap look at `cmd` only: the full parse (and its counting) happens
+  // once, when the body is taken over or the frame is whole.
+  std::string_view name;
+  if (header["cmd"].get_string().get(name) != simdjson::SUCCESS) return false;
+  const commands::RegisteredCommand* command = dispatcher_.host().commands().find(name);
+  return command != nullptr && command->command->streams_body();
+}
+
+void RequestPipeline::process(buffer::ByteBuffer& input) {
+  input_wanted_ = 0;
+  while (wants_input()) {
+    if (body_) {
+      input.consume(feed_body(input.readable()));
+      if (body_) return;  // behind, or waiting for more of the body
+      continue;
+    }
+    if (input.empty()) return;
+    const codec::DecodeResult result = stream_decoder_.decode(input.readable());
+    switch (result.status) {
+      case codec::DecodeStatus::need_more:
+        if (result.header_size != 0 && streams_body(stream_decoder_.header_object())) {
+          // The header is here before its body: a streaming command takes
+          // the body from now on, in pieces.
+          stream_decoder_.skip_body();
+          input.consume(handle_header_first(result, stream_decoder_.header_object()));
+          continue;
+        }
+        input_wanted_ = result.frame_size;
+        return;
+      case codec::DecodeStatus::frame:
+        input.consume(handle_frame(result, stream_decoder_.header_object()));
+        break;
+      case codec::DecodeStatus::error:
+        fail_stream(result.error, result.message);
+        input.clear();  // the frame boundary is lost: what follows cannot be trusted
+        return;
+    }
+  }
+}
+
+void RequestPipeline::process_datagram(std::string_view datagram, bool truncated) {
+  const codec::DecodeResult result = datagram_decoder_.decode(datagram, truncated);
+  if (result.status != codec::DecodeStatus::frame) {
+    // One datagram's problem: answered, and the next datagram is read as usual.
+    reply_.reset();
+    Dispatcher::answer_error(origin_, result.error, result.message, reply_);
+    answered(reply_, next_sequence_++);
+    return;
+  }
+  const std::size_t consumed = handle_frame(result, datagram_decoder_.header_object());
+  if (body_) {
+    body_->datagram_rest = datagram.substr(consumed, result.body.size());
+    body_->datagram_rest.remove_prefix(feed_body(body_->datagram_rest));
+  }
+}
+
+std::size_t RequestPipeline::handle_header_first(const codec::DecodeResult& head, simdjson::dom::object header) {
+  const std::uint64_t sequence = next_sequence_++;
+  Dispatcher::count_frame(origin_);
+  const commands::RegisteredCommand* command = dispatcher_.prepare(origin_, header, {}, request_, reply_);
+  if (command != nullptr) {
+    start_body(*command, sequence, head.body_size);
+  } else {
+    // A bad field: the body is skipped, then the error answered.
+    body_ = std::make_unique<BodyInFlight>();
+    body_->remaining = head.body_size;
+    body_->route = commands::ReplyRoute{requester_, sequence};
+    body_->id_json = reply_.id_json;
+    body_->error = std::move(reply_);
+    reply_.reset();
+  }
+  return head.header_size;
+}
+
+std::size_t RequestPipeline::handle_frame(const codec::DecodeResult& frame, simdjson::dom::object header) {
+  const std::uint64_t sequence = next_sequence_++;
+  Dispatcher::count_frame(origin_);
+  const commands::RegisteredCommand* command = dispatcher_.prepare(origin_, header, frame.body, request_, reply_);
+  if (command == nullptr) {
+    answered(reply_, sequence);
+    return frame.frame_size;
+  }
+  if (command->command->streams_body()) {
+    // The sink takes the body from the input, in as many pieces as it
+    // needs; only the header is consumed here.
+    start_body(*command, sequence, frame.body.size());
+    return frame.frame_size - frame.body.size();
+  }
+  commands::ReplyRoute route{requester_, sequence};
+  if (dispatcher_.run(origin_, *command, request_, reply_, route)) {
+    answered(reply_, sequence);
+  } else {
+    Slot& slot = slots_.emplace_back();
+    slot.sequence = sequence;
+    slot.id_json = reply_.id_json;
+  }
+  // The request's views point into the frame: consumed only now.
+  return frame.frame_size;
+}
+
+void RequestPipeline::start_body(const commands::RegisteredCommand& command, std::uint64_t sequence,
+                                 std::uint64_t body_size) {
+  body_ = std::make_unique<BodyInFlight>();
+  body_->remaining = body_size;
+  body_->route = commands::ReplyRoute{requester_, sequence};
+  body_->id_json = request_.id_json;
+  body_->sink = dispatcher_.open_body(origin_, command, request_, reply_, body_->route);
+  if (!body_->sink) body_->error = std::move(reply_);  // the body is skipped, then this answered
+  reply_.reset();
+  if (body_->remaining == 0) finish_body();
+}
+
+std::size_t RequestPipeline::feed_body(std::string_view bytes) {
+  BodyInFlight& body = *body_;
+  const auto offered = static_cast<std::size_t>(std::min<std::uint64_t>(body.remaining, bytes.size()));
+  const std::size_t taken = body.sink ? std::min(body.sink->write(bytes.substr(0, offered)), offered) : offered;
+  body.remaining -= taken;
+  body.behind = taken < offered;
+  if (body.remaining == 0) finish_body();
+  return taken;
+}
+
+void RequestPipeline::finish_body() {
+  const std::unique_ptr<BodyInFlight> body = std::move(body_);
+  const std::uint64_t sequence = body->route.sequence;
+  if (!body->sink) {
+    body->error.id_json = body->id_json;
+    answered(body->error, sequence);
+    return;
+  }
+  reply_.reset();
+  reply_.id_json = body->id_json;
+  if (dispatcher_.finish_body(origin_, *body->sink, reply_, body->route)) {
+    answered(reply_, sequence);
+    return;
+  }
+  Slot& slot = slots_.emplace_back();
+  slot.sequence = sequence;
+  slot.id_json = body->id_json;
+}
+
+void RequestPipeline::fail_stream(proto::ErrorCode code, std::string_view message) {
+  reply_.reset();
+  Dispatcher::answer_error(origin_, code, message, reply_);
+  answered(reply_, next_sequence_++);
+  broken_ = true;
+  body_.reset();
+}
+
+void RequestPipeline::fail(proto::ErrorCode code, std::string_view message) {
+  if (broken_) return;
+  fail_stream(code, message);
+  output_.frames_ready();
+}
+
+void RequestPipeline::answered(proto::Reply& reply, std::uint64_t sequence) {
+  ++origin_.listener.stats->replies_out;
+  if (slots_.empty() && !reply.body_source) {
+    encode_into(reply, output_.frames());
+    reply_ends_.push_back(output_.frames_end());
+    return;
+  }
+  // Behind a reply that is not done yet, or streaming its own body: encoded
+  // now (the request's bytes are about to be consumed), released in order.
+  Slot& slot = slots_.emplace_back();
+  slot.sequence = sequence;
+  slot.ready = true;
+  if (reply.body_source && !datagram_) {
+    slot.source_remaining = reply.body_source->size();
+    encoder_.encode_head(reply, slot.source_remaining, slot.bytes);
+    slot.source = std::move(reply.body_source);
+  } else {
+    encode_into(reply, slot.bytes);
+  }
+  release();
+}
+
+void RequestPipeline::encode_into(proto::Reply& reply, buffer::ByteBuffer& out) {
+  if (!datagram_) return encoder_.encode(reply, out);
+  last_reply_id_ = reply.id_json;
+  last_error_.reset();
+  if (!reply.ok) last_error_.fail(reply.error_code, reply.error_message);
+  if (reply.body_source) {
+    // One datagram carries the whole reply: read the body in, up to what fits.
+    const std::uint64_t size = reply.body_source->size();
+    if (size <= limits_.datagram_limit) {
+      reply.body_storage.resize(static_cast<std::size_t>(size));
+      std::size_t filled = 0;
+      while (filled < reply.body_storage.size()) {
+        const auto read = reply.body_source->read(std::span<char>(reply.body_storage).subspan(filled));
+        if (read.status != proto::BodySource::Status::data || read.bytes == 0) break;
+        filled += read.bytes;
+      }
+      reply.body_source.reset();
+      if (filled == reply.body_storage.size()) {
+        reply.use_storage_as_body();
+      } else {
+        reply.body_storage.clear();
+        Dispatcher::answer_error(origin_, proto::ErrorCode::internal, "the reply's body could not be read", reply);
+      }
+    } else {
+      reply.body_source.reset();
+      Dispatcher::answer_error(origin_, proto::ErrorCode::frame_too_large,
+                               "reply of " + std::to_string(size) + " bytes exceeds the datagram limit", reply);
+    }
+  }
+  const std::size_t before = out.readable_size();
+  encoder_.encode(reply, out);
+  const std::size_t size = out.readable_size() - before;
+  if (size <= limits_.datagram_limit) return;
+  // A datagram carrier's output holds this one reply: start it over.
+  out.clear();
+  const std::string id = reply.id_json;
+  reply.reset();
+  reply.id_json = id;
+  Dispatcher::answer_error(origin_, proto::ErrorCode::frame_too_large,
+                           "reply of " + std::to_string(size) + " bytes exceeds the datagram limit", reply);
+  encoder_.encode(reply, out);
+}
+
+void RequestPipeline::replace_reply_too_large(std::size_t size) {
+  reply_.reset();
+  reply_.id_json = last_reply_id_;
+  Dispatcher::answer_error(origin_, proto::ErrorCode::frame_too_large,
+                           "reply of " + std::to_string(size) + " bytes is too large for one datagram", reply_);
+  output_.frames().clear();
+  encoder_.encode(reply_, output_.frames());
+}
+
+void RequestPipeline::release() {
+  buffer::ByteBuffer& out = output_.frames();
+  while (!slots_.empty()) {
+    Slot& slot = slots_.front();
+    if (!slot.ready) break;
+    if (!slot.head_sent) {
+      out.append(slot.bytes.readable());
+      slot.head_sent = slot.source != nullptr;
+    }
+    if (slot.source) {
+      if (!pump_source(slot)) break;
+      encoder_.encode_tail(out);
+    }
+    reply_ends_.push_back(output_.frames_end());
+    slots_.pop_front();
+  }
+  write_events();
+}
+
+bool RequestPipeline::pump_source(Slot& slot) {
+  buffer::ByteBuffer& out = output_.frames();
+  const bool escaped = origin_.listener.format.framing == codec::Framing::line;
+  std::string chunk;
+  while (slot.source_remaining > 0) {
+    if (output_.output_full()) return false;  // on_sent pulls again
+    const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(slot.source_remaining, kBodyChunk));
+    proto::BodySource::Read read;
+    if (escaped) {
+      chunk.resize(want);
+      read = slot.source->read(chunk);
+      if (read.status == proto::BodySource::Status::data) {
+        encoder_.encode_body_chunk(std::string_view(chunk).substr(0, read.bytes), out);
+      }
+    } else {
+      out.ensure_writable(want);
+      read = slot.source->read(std::span<char>(out.write_ptr(), want));
+      if (read.status == proto::BodySource::Status::data) out.commit(std::min(read.bytes, want));
+    }
+    if (read.status == proto::BodySource::Status::pending) return false;  // resume_body pulls again
+    if (read.status == proto::BodySource::Status::failed || read.bytes == 0) {
+      // The header promised bytes that will never come: the frame boundary
+      // is lost. What was sent stays sent; the connection finishes.
+      broken_ = true;
+      slots_.clear();
+      return false;
+    }
+    slot.source_remaining -= std::min<std::uint64_t>(read.bytes, slot.source_remaining);
+  }
+  return true;
+}
+
+void RequestPipeline::write_events() {
+  if (streaming_reply()) return;  // never inside a reply
+  buffer::ByteBuffer& out = output_.frames();
+  while (!events_.empty() && !output_.output_full()) {
+    out.append(*events_.front());
+    event_bytes_ -= events_.front()->size();
+    events_.pop_front();
+  }
+}
+
+bool RequestPipeline::push_event(SharedFrame frame) {
+  if (slow_consumer_ || datagram_) return false;
+  if (event_bytes_ + frame->size() > limits_.max_event_backlog) {
+    slow_consumer_ = true;
+    broken_ = true;
+    events_.clear();
+    buffer::ByteBuffer dropped(128);
+    encoder_.encode_event(kSlowConsumerEvent, {}, dropped);
+    frame = std::make_shared<const std::string>(dropped.readable());
+    events_.push_back(frame);
+    event_bytes_ = frame->size();
+    write_events();
+    output_.flush_frames();
+    return false;
+  }
+  event_bytes_ += frame->size();
+  events_.push_back(std::move(frame));
+  write_events();
+  output_.flush_frames();
+  return true;
+}
+
+void RequestPipeline::on_sent(std::uint64_t bytes_sent_total) {
+  while (!reply_ends_.empty() && reply_ends_.front() <= bytes_sent_total) reply_ends_.pop_front();
+  release();
+}
+
+void RequestPipeline::deliver(const commands::ReplyRoute& route, proto::Reply& reply) {
+  Dispatcher::count_outcome(origin_, *route.stats, reply);
+  const auto slot = std::find_if(slots_.begin(), slots_.end(), [&route](const Slot& candidate) {
+    return candidate.sequence == route.sequence && !candidate.ready;
+  });
+  if (slot == slots_.end()) return;
+  reply.id_json = slot->id_json;
+  ++origin_.listener.stats->replies_out;
+  if (reply.body_source && !datagram_) {
+    slot->source_remaining = reply.body_source->size();
+    encoder_.encode_head(reply, slot->source_remaining, slot->bytes);
+    slot->source = std::move(reply.body_source);
+  } else {
+    encode_into(reply, slot->bytes);
+  }
+  slot->ready = true;
+  release();
+  output_.frames_ready();
+}
+
+void RequestPipeline::resume_body(const commands::ReplyRoute& route) {
+  if (body_ && body_->route.sequence == route.sequence && body_->behind) {
+    body_->behind = false;
+    if (datagram_) body_->datagram_rest.remove_prefix(feed_body(body_->datagram_rest));
+    output_.frames_ready();
+    return;
+  }
+  if (!slots_.empty() && slots_.front().sequence == route.sequence && slots_.front().source) {
+    release();
+    output_.frames_ready();
+  }
+}
+
+}  // namespace framed::pipeline

@@ -1,0 +1,119 @@
+#pragma once
+// One reactor thread and everything it serves: its listeners, datagram
+// endpoints and connections, the counters of what they did, and the
+// requests they route. What is process-wide (config, registry, worker pool)
+// is the Daemon's; a shard holds a reference to it.
+//
+// Connections, listeners and endpoints see the shard through narrow owner
+// interfaces (StreamListener::Owner, StreamConnection::Owner,
+// DatagramEndpoint::Owner), commands through CommandHost; none of them sees
+// the Shard class.
+//
+// Ownership: the shard owns listeners, endpoints and connections (by
+// unique_ptr). A connection that has closed is destroyed from a deferred
+// function, after the callback that closed it has returned.
+//
+// Reactor thread only, except CommandHost::post.
+
+#include <simdjson.h>
+
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "commands/command.hpp"
+#include "commands/exec.hpp"
+#include "pipeline/dispatcher.hpp"
+#include "reactor/reactor.hpp"
+#include "server/daemon.hpp"
+#include "server/datagram_endpoint.hpp"
+#include "server/rate_limited_log.hpp"
+#include "server/socket_activation.hpp"
+#include "server/stats.hpp"
+#include "server/stream_connection.hpp"
+#include "server/stream_listener.hpp"
+
+namespace framed::server {
+
+class Shard final : public commands::CommandHost,
+                    public StreamListener::Owner,
+                    public StreamConnection::Owner,
+                    public DatagramEndpoint::Owner {
+ public:
+  Shard(reactor::Reactor& reactor, Daemon& daemon);
+  ~Shard();
+
+  Shard(const Shard&) = delete;
+  Shard& operator=(const Shard&) = delete;
+
+  // Binds (or adopts from socket activation) every listener and starts
+  // accepting. Returns every error; on any error nothing is left bound.
+  std::vector<std::string> start(std::vector<ActivatedSocket> activated);
+
+  // SIGTERM/SIGINT: stop accepting, answer what was received, flush, close;
+  // stop the reactor when the last connection is gone or after
+  // daemon.shutdown_timeout (then dropping what is left, with a log line).
+  void begin_shutdown();
+
+  // commands::CommandHost
+  [[nodiscard]] const config::Config& config() const noexcept override { return daemon_.config(); }
+  [[nodiscard]] const commands::CommandRegistry& commands() const noexcept override { return daemon_.commands(); }
+  [[nodiscard]] exec::WorkerPool& worker_pool() noexcept override { return daemon_.worker_pool(); }
+  void post(std::function<void()> fn) override { reactor_.post(std::move(fn)); }
+  void deliver_reply(const commands::ReplyRoute& route, proto::Reply& reply) override;
+  void resume_body(const commands::ReplyRoute& route) override;
+  [[nodiscard]] commands::ExecStats& exec_stats(std::string_view name) override;
+  [[nodiscard]] StatsSnapshot stats() const override;
+  void warn_rate_limited(const std::string& message) override { warnings_.warn(reactor_.now(), message); }
+
+  // StreamListener::Owner
+  void on_accepted(StreamListener& listener, base::UniqueFd fd) override;
+  void on_accept_failed(StreamListener& listener, int error, bool fd_exhausted) override;
+
+  // StreamConnection::Owner
+  void on_connection_closed(StreamConnection& connection) override;
+  void on_timeout(TimeoutKind kind) override;
+
+  // DatagramEndpoint::Owner
+  [[nodiscard]] std::uint64_t add_requester(RequesterTarget& target) override;
+  void remove_requester(std::uint64_t id) override { requesters_.erase(id); }
+  void on_endpoint_stopped() override { maybe_finish_shutdown(); }
+  void note_client_error(const std::string& listener, const sockaddr_storage& peer, const proto::Reply& reply) override;
+
+  [[nodiscard]] reactor::Reactor& reactor() noexcept { return reactor_; }
+
+ private:
+  std::vector<std::string> add_listener(const config::Listener& config, ActivatedSocket* adopted);
+  void schedule_sweep();
+  void sweep();
+  void maybe_finish_shutdown();
+
+  reactor::Reactor& reactor_;
+  Daemon& daemon_;
+  // This shard's counters: per listener (in each ListenerSettings), per
+  // command (by RegisteredCommand::index), per exec name, and its own.
+  std::vector<commands::CommandStats> command_stats_;
+  commands::ExecStatsTable exec_stats_;
+  ShardStats shard_stats_;
+  simdjson::dom::parser json_parser_;  // shared by every decoder of this thread
+  pipeline::Dispatcher dispatcher_;
+
+  std::vector<std::unique_ptr<StreamListener>> stream_listeners_;
+  std::vector<std::unique_ptr<DatagramEndpoint>> datagram_endpoints_;
+  std::unordered_map<std::uint64_t, std::unique_ptr<StreamConnection>> connections_;
+  std::uint64_t connections_active_ = 0;
+  // Every requester (connection or endpoint) by id: where deferred replies
+  // and resumed bodies are routed.
+  std::uint64_t next_requester_id_ = 1;
+  std::unordered_map<std::uint64_t, RequesterTarget*> requesters_;
+  reactor::TimerId sweep_timer_ = 0;
+
+  bool shutting_down_ = false;
+  reactor::TimerId shutdown_timer_ = 0;
+
+  RateLimitedLog warnings_;
+  RateLimitedLog client_errors_;
+};
+
+}  // namespace framed::server

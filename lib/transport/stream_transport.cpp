@@ -1,0 +1,154 @@
+#include "transport/stream_transport.hpp"
+
+#include <cerrno>
+
+namespace framed::transport {
+
+StreamTransport::StreamTransport(reactor::Reactor& reactor, base::UniqueFd fd, Handler& handler,
+                                 const StreamTransportOptions& options)
+    : reactor_(reactor),
+      fd_(std::move(fd)),
+      handler_(handler),
+      options_(options),
+      input_(options.initial_input_capacity),
+      output_(options.initial_output_capacity),
+      sending_(options.initial_output_capacity) {
+  token_ = reactor_.register_handler(*this);
+  last_activity_ = reactor_.now();
+}
+
+StreamTransport::~StreamTransport() {
+  reactor_.unregister_handler(token_);
+  reactor_.close(fd_);
+}
+
+void StreamTransport::reserve_input(std::size_t total) {
+  if (total > input_.readable_size()) input_.ensure_writable(total - input_.readable_size());
+}
+
+void StreamTransport::resume_reading() {
+  reading_paused_ = false;
+  arm_recv();
+}
+
+void StreamTransport::arm_recv() {
+  if (recv_in_flight_ || !fd_) return;
+  if (state_ == State::open) {
+    if (reading_paused_ || reading_stopped_) return;
+    if (input_.empty() && input_.capacity() > options_.shrink_above) {
+      input_.shrink_if_idle(options_.initial_input_capacity);
+    }
+    input_.ensure_writable(options_.min_recv_space);
+  } else if (state_ == State::lingering) {
+    input_.clear();  // lingering reads are discarded
+  } else {
+    return;
+  }
+  recv_in_flight_ = true;
+  reactor_.recv(token_, kRecv, fd_.get(), input_.write_ptr(), input_.writable_size());
+}
+
+void StreamTransport::on_io(std::uint8_t tag, std::int32_t result, std::uint32_t /*flags*/) {
+  if (tag == kRecv) {
+    recv_in_flight_ = false;
+    if (state_ == State::closing) return finalize_if_idle();
+    on_recv(result);
+  } else if (tag == kSend) {
+    send_in_flight_ = false;
+    if (state_ == State::closing) return finalize_if_idle();
+    on_send(result);
+  }
+}
+
+void StreamTransport::on_recv(std::int32_t result) {
+  if (result < 0) {
+    if (result == -ECANCELED) return;
+    return close();  // a reset or another hard error: nothing more can be sent either
+  }
+  last_activity_ = reactor_.now();
+  if (state_ == State::lingering) {
+    if (result == 0 || reactor_.now() >= linger_deadline_) return close();
+    return arm_recv();
+  }
+  if (result == 0) {
+    peer_closed_ = true;
+    reading_stopped_ = true;
+    handler_.on_peer_closed();
+  } else {
+    input_.commit(static_cast<std::size_t>(result));
+    handler_.on_input(static_cast<std::size_t>(result));
+  }
+  if (state_ != State::open) return;
+  flush();
+  arm_recv();
+}
+
+void StreamTransport::flush() {
+  if (send_in_flight_ || !fd_ || state_ != State::open) return;
+  if (sending_.empty()) {
+    if (output_.empty()) return;
+    std::swap(sending_, output_);
+  }
+  send_iov_.iov_base = const_cast<char*>(sending_.read_ptr());
+  send_iov_.iov_len = sending_.readable_size();
+  send_msg_ = msghdr{};
+  send_msg_.msg_iov = &send_iov_;
+  send_msg_.msg_iovlen = 1;
+  send_in_flight_ = true;
+  reactor_.sendmsg(token_, kSend, fd_.get(), &send_msg_);
+}
+
+void StreamTransport::on_send(std::int32_t result) {
+  if (result == -EAGAIN || result == -EINTR) return flush();  // nothing was sent; the socket is still good
+  if (result < 0) {
+    if (result == -ECANCELED) return;
+    return close();
+  }
+  last_activity_ = reactor_.now();
+  const auto sent = static_cast<std::size_t>(result);
+  sending_.consume(sent);
+  bytes_sent_ += sent;
+  if (sending_.empty() && sending_.capacity() > options_.shrink_above) {
+    sending_.shrink_if_idle(options_.initial_output_capacity);
+  }
+  handler_.on_sent(sent);
+  if (state_ != State::open) return;
+  flush();
+  arm_recv();
+}
+
+void StreamTransport::finish() {
+  if (state_ != State::open) return;
+  reading_stopped_ = true;
+  if (send_in_flight_ || unsent_bytes() != 0) return;  // again from on_sent
+  if (peer_closed_) return close();
+  start_lingering();
+}
+
+void StreamTransport::start_lingering() {
+  state_ = State::lingering;
+  ::shutdown(fd_.get(), SHUT_WR);
+  linger_deadline_ = reactor_.now() + options_.linger_time;
+  arm_recv();
+}
+
+void StreamTransport::check_linger(base::TimePoint now) {
+  if (state_ == State::lingering && now >= linger_deadline_) close();
+}
+
+void StreamTransport::close() {
+  if (state_ == State::closing) return;
+  state_ = State::closing;
+  // Operations still in flight must complete before the fd may be closed
+  // and the buffers they point into freed; cancel hurries them.
+  if (recv_in_flight_ || send_in_flight_) reactor_.cancel(fd_.get());
+  finalize_if_idle();
+}
+
+void StreamTransport::finalize_if_idle() {
+  if (recv_in_flight_ || send_in_flight_ || !fd_) return;
+  reactor_.close(fd_);
+  handler_.on_closed();
+}
+
+}  // namespace framed::transport
