@@ -12,22 +12,22 @@
 #include <string_view>
 #include <vector>
 
+#include "codec/framing.hpp"
 #include "reactor/backend.hpp"
 
 namespace framed::config {
 
 enum class ListenerKind { tcp, udp, unix_stream, unix_dgram };
-enum class Framing { json, length, line, datagram };
-enum class Payload { text, json };
-enum class ByteOrder { big, little };
 enum class LogLevel { trace, debug, info, warn, error };
+// The wire vocabulary is the codec's (one set of names for config, codec and
+// server); codec::to_string names these.
+using Framing = codec::Framing;
+using Payload = codec::Payload;
+using ByteOrder = codec::ByteOrder;
 
-// Each enum value's name as written in the file ("tcp", "unix_dgram", "json",
-// "little", "warn", ...), for log lines and listener names.
+// Each enum value's name as written in the file ("tcp", "unix_dgram", "warn",
+// ...), for log lines and listener names.
 std::string_view to_string(ListenerKind kind) noexcept;
-std::string_view to_string(Framing framing) noexcept;
-std::string_view to_string(Payload payload) noexcept;
-std::string_view to_string(ByteOrder byte_order) noexcept;
 std::string_view to_string(LogLevel level) noexcept;
 
 struct Limits {
@@ -53,6 +53,10 @@ struct Listener {
   // The [commands.NAME] this listener may exec; absent: every configured one.
   // Each name is known to be configured.
   std::optional<std::vector<std::string>> allow_commands;
+
+  [[nodiscard]] codec::WireFormat wire_format() const noexcept {
+    return {framing, payload, byte_order};
+  }
 };
 
 struct Files {

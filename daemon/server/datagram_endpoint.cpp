@@ -114,7 +114,7 @@ void DatagramEndpoint::on_datagram(std::size_t size, int msg_flags) {
 
   reply_.reset();
   const bool truncated = (msg_flags & MSG_TRUNC) != 0 || size > datagram_limit_;
-  const bool json = settings_->format == codec::WireFormat::datagram_json;
+  const bool json = settings_->format == codec::FrameFormat::datagram_json;
   if (truncated || (!json && size > settings_->frame_limits.max_body)) {
     answer_error(server_, *settings_, proto::ErrorCode::frame_too_large,
                  "datagram exceeds the payload limit of " +

@@ -19,7 +19,7 @@ namespace framed::server {
 struct ListenerSettings {
   std::string name;
   std::string kind;  // "tcp", "udp", "unix", "unix_dgram": for stats and logs
-  codec::WireFormat format = codec::WireFormat::json;
+  codec::FrameFormat format = codec::FrameFormat::json;
   codec::ByteOrder byte_order = codec::ByteOrder::big;
   codec::FrameLimits frame_limits;
   std::chrono::nanoseconds idle_timeout{};

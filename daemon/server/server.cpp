@@ -17,16 +17,16 @@ namespace {
 constexpr auto kSweepInterval = std::chrono::milliseconds(100);
 constexpr auto kWarningInterval = std::chrono::seconds(10);
 
-codec::WireFormat wire_format(const config::Listener& listener) {
+codec::FrameFormat wire_format(const config::Listener& listener) {
   switch (listener.framing) {
-    case config::Framing::json: return codec::WireFormat::json;
-    case config::Framing::length: return codec::WireFormat::length;
-    case config::Framing::line: return codec::WireFormat::line;
+    case config::Framing::json: return codec::FrameFormat::json;
+    case config::Framing::length: return codec::FrameFormat::length;
+    case config::Framing::line: return codec::FrameFormat::line;
     case config::Framing::datagram:
-      return listener.payload == config::Payload::json ? codec::WireFormat::datagram_json
-                                                       : codec::WireFormat::datagram_text;
+      return listener.payload == config::Payload::json ? codec::FrameFormat::datagram_json
+                                                       : codec::FrameFormat::datagram_text;
   }
-  return codec::WireFormat::json;
+  return codec::FrameFormat::json;
 }
 
 std::string_view kind_name(config::ListenerKind kind) {

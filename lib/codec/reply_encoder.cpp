@@ -59,7 +59,7 @@ void ReplyEncoder::render_json_header(const proto::Reply& reply, std::string& ou
 }
 
 void ReplyEncoder::encode(const proto::Reply& reply, buffer::ByteBuffer& out) {
-  if (format_ == WireFormat::json || format_ == WireFormat::datagram_json) {
+  if (format_ == FrameFormat::json || format_ == FrameFormat::datagram_json) {
     encode_json(reply, out);
     return;
   }
@@ -74,9 +74,9 @@ void ReplyEncoder::encode(const proto::Reply& reply, buffer::ByteBuffer& out) {
     head = scratch_;
     body = {};
   }
-  if (format_ == WireFormat::line) {
+  if (format_ == FrameFormat::line) {
     encode_line(head, body, out);
-  } else if (format_ == WireFormat::length) {
+  } else if (format_ == FrameFormat::length) {
     encode_length(head, body, out);
   } else {
     out.append(head);

@@ -11,8 +11,10 @@
 
 namespace framed::codec {
 
-// What a listener speaks, as the encoders and decoders see it.
-enum class WireFormat : std::uint8_t {
+// What a listener speaks, as the encoders and decoders see it. Not named
+// WireFormat: that name is codec/framing.hpp's struct, which the config
+// already speaks and which this enum is to give way to.
+enum class FrameFormat : std::uint8_t {
   json,           // u32 H · JSON header · body
   length,         // u32 L · payload (simple mode)
   line,           // payload · \n (simple mode, replies escaped to one line)
@@ -20,8 +22,8 @@ enum class WireFormat : std::uint8_t {
   datagram_json,  // one datagram = one json frame
 };
 
-[[nodiscard]] constexpr bool is_simple_mode(WireFormat format) noexcept {
-  return format == WireFormat::length || format == WireFormat::line || format == WireFormat::datagram_text;
+[[nodiscard]] constexpr bool is_simple_mode(FrameFormat format) noexcept {
+  return format == FrameFormat::length || format == FrameFormat::line || format == FrameFormat::datagram_text;
 }
 
 // Writes the `length` framing's prefix for a payload of `size` bytes into
@@ -31,7 +33,7 @@ std::size_t encode_length_prefix(std::uint64_t size, ByteOrder order, char (&out
 
 class ReplyEncoder {
  public:
-  ReplyEncoder(WireFormat format, ByteOrder order) noexcept : format_(format), order_(order) {}
+  ReplyEncoder(FrameFormat format, ByteOrder order) noexcept : format_(format), order_(order) {}
 
   void encode(const proto::Reply& reply, buffer::ByteBuffer& out);
 
@@ -43,7 +45,7 @@ class ReplyEncoder {
   void encode_length(std::string_view payload_head, std::string_view payload_body, buffer::ByteBuffer& out);
   static void encode_line(std::string_view payload_head, std::string_view payload_body, buffer::ByteBuffer& out);
 
-  WireFormat format_;
+  FrameFormat format_;
   ByteOrder order_;
   std::string scratch_;  // reused header / error-text storage
 };

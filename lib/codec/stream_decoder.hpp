@@ -11,13 +11,13 @@ namespace framed::codec {
 
 class StreamDecoder {
  public:
-  StreamDecoder(WireFormat format, simdjson::dom::parser& parser, FrameLimits limits, ByteOrder order) noexcept
+  StreamDecoder(FrameFormat format, simdjson::dom::parser& parser, FrameLimits limits, ByteOrder order) noexcept
       : format_(format), order_(order), json_(parser, limits, order), length_(limits, order), line_(limits) {}
 
   DecodeResult decode(std::string_view input) {
     switch (format_) {
-      case WireFormat::length: return length_.decode(input);
-      case WireFormat::line: return line_.decode(input);
+      case FrameFormat::length: return length_.decode(input);
+      case FrameFormat::line: return line_.decode(input);
       default: return json_.decode(input);
     }
   }
@@ -27,8 +27,8 @@ class StreamDecoder {
   // header_timeout bounds.
   [[nodiscard]] bool header_incomplete(std::string_view input) const noexcept {
     switch (format_) {
-      case WireFormat::length: return length_.header_incomplete(input);
-      case WireFormat::line: return LineFrameDecoder::header_incomplete(input);
+      case FrameFormat::length: return length_.header_incomplete(input);
+      case FrameFormat::line: return LineFrameDecoder::header_incomplete(input);
       default: return JsonFrameDecoder::header_incomplete(input, order_);
     }
   }
@@ -36,7 +36,7 @@ class StreamDecoder {
   [[nodiscard]] simdjson::dom::object header_object() const noexcept { return json_.header_object(); }
 
  private:
-  WireFormat format_;
+  FrameFormat format_;
   ByteOrder order_;
   JsonFrameDecoder json_;
   LengthFrameDecoder length_;

@@ -17,7 +17,7 @@ using framed::codec::ByteOrder;
 using framed::codec::DecodeStatus;
 using framed::codec::FrameLimits;
 using framed::codec::StreamDecoder;
-using framed::codec::WireFormat;
+using framed::codec::FrameFormat;
 
 namespace {
 
@@ -40,7 +40,7 @@ std::string json_frame(const std::string& header, const std::string& body = "", 
 // Feeds `chunks` to a decoder the way a connection does (append, decode
 // until it needs more, consume whole frames) and returns what it saw, one
 // string per event. Decoding stops at the first error, as a connection does.
-std::vector<std::string> decode_chunks(WireFormat format, const std::vector<std::string>& chunks,
+std::vector<std::string> decode_chunks(FrameFormat format, const std::vector<std::string>& chunks,
                                        FrameLimits limits, ByteOrder order = ByteOrder::big) {
   simdjson::dom::parser parser;
   StreamDecoder decoder(format, parser, limits, order);
@@ -62,7 +62,7 @@ std::vector<std::string> decode_chunks(WireFormat format, const std::vector<std:
         return events;
       }
       std::string event = "frame:";
-      if (format == WireFormat::json) {
+      if (format == FrameFormat::json) {
         std::string_view cmd = "?";
         if (decoder.header_object()["cmd"].get(cmd) != simdjson::SUCCESS) cmd = "?";
         event += std::string(cmd) + "|";
@@ -76,7 +76,7 @@ std::vector<std::string> decode_chunks(WireFormat format, const std::vector<std:
 }
 
 // The property: whole, every two-way split, byte by byte — same events.
-void check_every_split(WireFormat format, const std::string& stream, const std::vector<std::string>& expected,
+void check_every_split(FrameFormat format, const std::string& stream, const std::vector<std::string>& expected,
                        FrameLimits limits = {}, ByteOrder order = ByteOrder::big) {
   INFO("stream of " << stream.size() << " bytes");
   CHECK(decode_chunks(format, {stream}, limits, order) == expected);
@@ -122,7 +122,7 @@ TEST_CASE("json framing: every frame, whole, split at every byte, and glued", "[
       {"string total_size", json_frame(R"({"cmd":"echo","total_size":"3"})"), {"error:bad_frame"}},
   };
   for (const Case& c : cases) {
-    SECTION(c.name) { check_every_split(WireFormat::json, c.bytes, c.events, limits); }
+    SECTION(c.name) { check_every_split(FrameFormat::json, c.bytes, c.events, limits); }
   }
 
   SECTION("glued: every valid frame in one stream, then each error after them") {
@@ -133,13 +133,13 @@ TEST_CASE("json framing: every frame, whole, split at every byte, and glued", "[
       stream += c.bytes;
       expected.insert(expected.end(), c.events.begin(), c.events.end());
     }
-    check_every_split(WireFormat::json, stream, expected, limits);
+    check_every_split(FrameFormat::json, stream, expected, limits);
     for (const Case& c : cases) {
       if (!c.events.back().starts_with("error:")) continue;
       INFO(c.name);
       auto with_error = expected;
       with_error.push_back(c.events.back());
-      CHECK(decode_chunks(WireFormat::json, {stream + c.bytes}, limits) == with_error);
+      CHECK(decode_chunks(FrameFormat::json, {stream + c.bytes}, limits) == with_error);
     }
   }
 }
@@ -147,21 +147,21 @@ TEST_CASE("json framing: every frame, whole, split at every byte, and glued", "[
 TEST_CASE("json framing refuses over-limit frames before their bytes arrive", "[codec][json]") {
   const FrameLimits limits{64, 32};
   // Only the 4-byte prefix: the header need not arrive for the verdict.
-  CHECK(decode_chunks(WireFormat::json, {u32(1'000'000)}, limits) == std::vector<std::string>{"error:frame_too_large"});
+  CHECK(decode_chunks(FrameFormat::json, {u32(1'000'000)}, limits) == std::vector<std::string>{"error:frame_too_large"});
   // Only the header: the 1 GB body is refused before any of it is buffered.
-  CHECK(decode_chunks(WireFormat::json, {json_frame(R"({"cmd":"echo","total_size":1000000000})")}, limits) ==
+  CHECK(decode_chunks(FrameFormat::json, {json_frame(R"({"cmd":"echo","total_size":1000000000})")}, limits) ==
         std::vector<std::string>{"error:frame_too_large"});
 }
 
 TEST_CASE("json framing with little-endian prefixes", "[codec][json]") {
   const std::string stream = json_frame(R"({"cmd":"echo","total_size":2})", "ok", ByteOrder::little) +
                              json_frame(R"({"cmd":"ping"})", "", ByteOrder::little);
-  check_every_split(WireFormat::json, stream, {"frame:echo|ok", "frame:ping|"}, {}, ByteOrder::little);
+  check_every_split(FrameFormat::json, stream, {"frame:echo|ok", "frame:ping|"}, {}, ByteOrder::little);
 }
 
 TEST_CASE("json decoder reports how many bytes the frame needs", "[codec][json]") {
   simdjson::dom::parser parser;
-  StreamDecoder decoder(WireFormat::json, parser, FrameLimits{}, ByteOrder::big);
+  StreamDecoder decoder(FrameFormat::json, parser, FrameLimits{}, ByteOrder::big);
   ByteBuffer in;
   in.append(json_frame(R"({"cmd":"echo","total_size":1000})"));
   const auto result = decoder.decode(in.readable());
@@ -186,15 +186,15 @@ TEST_CASE("length framing: every frame, whole, split at every byte, and glued", 
   std::string glued;
   std::vector<std::string> glued_events;
   for (const Case& c : cases) {
-    SECTION(c.name) { check_every_split(WireFormat::length, c.bytes, c.events, limits); }
+    SECTION(c.name) { check_every_split(FrameFormat::length, c.bytes, c.events, limits); }
     if (!c.events.back().starts_with("error:")) {
       glued += c.bytes;
       glued_events.insert(glued_events.end(), c.events.begin(), c.events.end());
     }
   }
-  SECTION("glued") { check_every_split(WireFormat::length, glued, glued_events, limits); }
+  SECTION("glued") { check_every_split(FrameFormat::length, glued, glued_events, limits); }
   SECTION("little-endian") {
-    check_every_split(WireFormat::length, u32(4, ByteOrder::little) + "ping", {"frame:ping"}, limits,
+    check_every_split(FrameFormat::length, u32(4, ByteOrder::little) + "ping", {"frame:ping"}, limits,
                       ByteOrder::little);
   }
 }
@@ -214,13 +214,13 @@ TEST_CASE("line framing: every line, whole, split at every byte, and glued", "[c
   std::string glued;
   std::vector<std::string> glued_events;
   for (const Case& c : cases) {
-    SECTION(c.name) { check_every_split(WireFormat::line, c.bytes, c.events, limits); }
+    SECTION(c.name) { check_every_split(FrameFormat::line, c.bytes, c.events, limits); }
     if (!c.events.back().starts_with("error:")) {
       glued += c.bytes;
       glued_events.insert(glued_events.end(), c.events.begin(), c.events.end());
     }
   }
-  SECTION("glued") { check_every_split(WireFormat::line, glued, glued_events, limits); }
+  SECTION("glued") { check_every_split(FrameFormat::line, glued, glued_events, limits); }
 }
 
 TEST_CASE("length prefix uses Python's large form from 2 GiB", "[codec][length]") {
@@ -240,38 +240,38 @@ TEST_CASE("reply encoders write each framing's bytes", "[codec][encoder]") {
   SECTION("json: id first, total_size only with a body, extra fields last") {
     reply.id_json = "7";
     reply.add_field("pong", true);
-    framed::codec::ReplyEncoder(WireFormat::json, ByteOrder::big).encode(reply, out);
+    framed::codec::ReplyEncoder(FrameFormat::json, ByteOrder::big).encode(reply, out);
     CHECK(std::string(out.readable()) == json_frame(R"({"id":7,"ok":true,"pong":true})"));
   }
   SECTION("json: an error with its code and an escaped message") {
     reply.id_json = "\"a\"";
     reply.fail(framed::proto::ErrorCode::bad_request, "bad \"cmd\"\n");
-    framed::codec::ReplyEncoder(WireFormat::json, ByteOrder::little).encode(reply, out);
+    framed::codec::ReplyEncoder(FrameFormat::json, ByteOrder::little).encode(reply, out);
     CHECK(std::string(out.readable()) ==
           json_frame(R"({"id":"a","ok":false,"error":{"code":"bad_request","message":"bad \"cmd\"\n"}})", "",
                      ByteOrder::little));
   }
   SECTION("json: body") {
     reply.body = "HELLO";
-    framed::codec::ReplyEncoder(WireFormat::json, ByteOrder::big).encode(reply, out);
+    framed::codec::ReplyEncoder(FrameFormat::json, ByteOrder::big).encode(reply, out);
     CHECK(std::string(out.readable()) == json_frame(R"({"ok":true,"total_size":5})", "HELLO"));
   }
   SECTION("line: one line, whatever the reply holds") {
     reply.body = "a\\b\nc\rd";
-    framed::codec::ReplyEncoder(WireFormat::line, ByteOrder::big).encode(reply, out);
+    framed::codec::ReplyEncoder(FrameFormat::line, ByteOrder::big).encode(reply, out);
     CHECK(std::string(out.readable()) == "a\\\\b\\nc\\rd\n");
   }
   SECTION("line: errors are ERR code message") {
     reply.fail(framed::proto::ErrorCode::unknown_command, "unknown command 'x'");
-    framed::codec::ReplyEncoder(WireFormat::line, ByteOrder::big).encode(reply, out);
+    framed::codec::ReplyEncoder(FrameFormat::line, ByteOrder::big).encode(reply, out);
     CHECK(std::string(out.readable()) == "ERR unknown_command unknown command 'x'\n");
   }
   SECTION("length and text datagram") {
     reply.body = "pong";
-    framed::codec::ReplyEncoder(WireFormat::length, ByteOrder::big).encode(reply, out);
+    framed::codec::ReplyEncoder(FrameFormat::length, ByteOrder::big).encode(reply, out);
     CHECK(std::string(out.readable()) == u32(4) + "pong");
     out.clear();
-    framed::codec::ReplyEncoder(WireFormat::datagram_text, ByteOrder::big).encode(reply, out);
+    framed::codec::ReplyEncoder(FrameFormat::datagram_text, ByteOrder::big).encode(reply, out);
     CHECK(std::string(out.readable()) == "pong");
   }
 }
