@@ -548,8 +548,9 @@ Taken Validator::walk(const toml::table& table, std::span<const Row<Target>> row
 
   Taken taken;
   for (const auto& [key, node] : table) {
-    const auto row = std::find_if(rows.begin(), rows.end(),
-                                  [&](const auto& candidate) { return candidate.key == key.str(); });
+    const auto row = std::find_if(rows.begin(), rows.end(), [&](const auto& candidate) {
+      return candidate.key == key.str();
+    });
     if (row == rows.end()) {
       unknown_key(key, known, header);
       taken.add_unknown();

@@ -1110,18 +1110,17 @@ namespace {
 // CONFIG.md-style dotted key of every key in a parsed file: "daemon.workers",
 // "listener.kind", "commands.*.argv" (a command's env is one key, not a tree).
 void collect_keys(const toml::table& root, std::set<std::string>& out) {
+  const auto add_keys = [&](const toml::node& table, const std::string& prefix) {
+    for (const auto& entry : *table.as_table()) out.insert(prefix + std::string(entry.first.str()));
+  };
   for (const auto& [section, value] : root) {
     const std::string name(section.str());
     if (const auto* listeners = value.as_array()) {
-      for (const auto& element : *listeners) {
-        for (const auto& [key, item] : *element.as_table()) out.insert("listener." + std::string(key.str()));
-      }
+      for (const auto& element : *listeners) add_keys(element, "listener.");
     } else if (name == "commands") {
-      for (const auto& [command, table] : *value.as_table()) {
-        for (const auto& [key, item] : *table.as_table()) out.insert("commands.*." + std::string(key.str()));
-      }
+      for (const auto& command : *value.as_table()) add_keys(command.second, "commands.*.");
     } else {
-      for (const auto& [key, item] : *value.as_table()) out.insert(name + "." + std::string(key.str()));
+      add_keys(value, name + ".");
     }
   }
 }
@@ -1151,8 +1150,10 @@ std::string reference_section(std::string_view title) {
 }
 
 bool has_word(std::string_view text, std::string_view word) {
-  const auto is_word_char = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; };
-  for (std::size_t at = text.find(word); at != std::string_view::npos; at = text.find(word, at + 1)) {
+  const auto is_word_char = [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_';
+  };
+  for (auto at = text.find(word); at != std::string_view::npos; at = text.find(word, at + 1)) {
     const bool starts = at == 0 || !is_word_char(text[at - 1]);
     const bool ends = at + word.size() == text.size() || !is_word_char(text[at + word.size()]);
     if (starts && ends) return true;
@@ -1226,7 +1227,9 @@ TEST_CASE("integer and size rows are enforced at their bounds and one past them"
     const std::string leaf = spec.dotted_key.substr(spec.dotted_key.rfind('.') + 1);
     const auto line = static_cast<std::uint32_t>(std::count(head.begin(), head.end(), '\n') + 1);
     const auto column = static_cast<std::uint32_t>(leaf.size() + 4);
-    const auto with = [&](const std::string& value) { return parse(head + leaf + " = " + value + "\n"); };
+    const auto with = [&](const std::string& value) {
+      return parse(head + leaf + " = " + value + "\n");
+    };
     INFO(spec.dotted_key << " in [" << spec.min << ", " << spec.max << "]");
 
     require_ok(with(std::to_string(spec.min)));
