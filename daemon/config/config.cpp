@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstddef>
 #include <exception>
+#include <functional>
 #include <initializer_list>
 #include <limits>
 #include <span>
@@ -20,64 +21,41 @@
 #include "base/errno_text.hpp"
 #include "base/unique_fd.hpp"
 #include "config/address.hpp"
+#include "config/schema.hpp"
 #include "config/units.hpp"
 
 namespace framed::config {
 namespace {
 
 // ---------------------------------------------------------------------------
-// Enum names. One table per enum serves parsing, messages and to_string().
+// Enum names. The wire vocabulary's tables (framing, payload, byte order)
+// are codec/framing.hpp's; these are the config's own.
 
-template <typename E>
-struct EnumName {
-  std::string_view name;
-  E value;
-};
+using codec::Named;
+using codec::name_of;
 
-constexpr std::array<EnumName<ListenerKind>, 4> kKinds{{
+constexpr std::array<Named<ListenerKind>, 4> kKinds{{
     {"tcp", ListenerKind::tcp},
     {"udp", ListenerKind::udp},
     {"unix", ListenerKind::unix_stream},
     {"unix_dgram", ListenerKind::unix_dgram},
 }};
-constexpr std::array<EnumName<Framing>, 4> kFramings{{
-    {"json", Framing::json},
-    {"length", Framing::length},
-    {"line", Framing::line},
-    {"datagram", Framing::datagram},
-}};
-constexpr std::array<EnumName<Payload>, 2> kPayloads{{
-    {"text", Payload::text},
-    {"json", Payload::json},
-}};
-constexpr std::array<EnumName<ByteOrder>, 2> kByteOrders{{
-    {"big", ByteOrder::big},
-    {"little", ByteOrder::little},
-}};
-constexpr std::array<EnumName<LogLevel>, 5> kLogLevels{{
+constexpr std::array<Named<LogLevel>, 5> kLogLevels{{
     {"trace", LogLevel::trace},
     {"debug", LogLevel::debug},
     {"info", LogLevel::info},
     {"warn", LogLevel::warn},
     {"error", LogLevel::error},
 }};
-constexpr std::array<EnumName<reactor::BackendChoice>, 3> kBackends{{
+constexpr std::array<Named<reactor::BackendChoice>, 3> kBackends{{
     {"auto", reactor::BackendChoice::automatic},
     {"io_uring", reactor::BackendChoice::io_uring},
     {"epoll", reactor::BackendChoice::epoll},
 }};
 
-template <typename E, std::size_t N>
-std::string_view name_of(const std::array<EnumName<E>, N>& names, E value) noexcept {
-  for (const auto& entry : names) {
-    if (entry.value == value) return entry.name;
-  }
-  return "?";
-}
-
 // `"a", "b" or "c"`
 template <typename E, std::size_t N>
-std::string one_of(const std::array<EnumName<E>, N>& names) {
+std::string one_of(const std::array<Named<E>, N>& names) {
   std::string out;
   for (std::size_t i = 0; i < N; ++i) {
     if (i > 0) out += (i + 1 == N) ? " or " : ", ";
@@ -190,26 +168,6 @@ constexpr std::uint64_t kMinAddressSpace = 16U << 20;
 // is nobody's id.
 constexpr std::int64_t kMaxId = std::numeric_limits<std::uint32_t>::max() - 1;
 
-// ---------------------------------------------------------------------------
-// Known keys, per table.
-
-constexpr std::array<std::string_view, 5> kTopKeys{"daemon", "limits", "listener", "files",
-                                                   "commands"};
-constexpr std::array<std::string_view, 6> kDaemonKeys{"workers", "backend", "log_level",
-                                                      "max_connections", "shutdown_timeout",
-                                                      "max_queued_jobs"};
-constexpr std::array<std::string_view, 5> kLimitKeys{"max_header", "max_body", "idle_timeout",
-                                                     "header_timeout", "max_pending_replies"};
-constexpr std::array<std::string_view, 16> kListenerKeys{
-    "kind",       "name",     "address",      "path",           "mode",
-    "framing",    "payload",  "byte_order",   "command",        "backlog",
-    "max_header", "max_body", "idle_timeout", "header_timeout", "max_pending_replies",
-    "allow_commands"};
-constexpr std::array<std::string_view, 2> kFilesKeys{"root", "max_file_size"};
-constexpr std::array<std::string_view, 12> kCommandKeys{
-    "argv",       "timeout",   "max_output",    "allow_args",     "env",        "cwd",
-    "rlimit_cpu", "rlimit_as", "rlimit_nofile", "max_concurrent", "allow_uids", "allow_gids"};
-
 // Letters, digits, '_', '-' and '.': what a [commands.NAME] may be called.
 bool is_plain_name(std::string_view name) {
   return !name.empty() && name.find_first_not_of(
@@ -237,6 +195,44 @@ bool is_stream(ListenerKind kind) {
 bool is_inet(ListenerKind kind) { return kind == ListenerKind::tcp || kind == ListenerKind::udp; }
 
 // ---------------------------------------------------------------------------
+// Rows: one per key of a table.
+
+class Validator;
+
+enum class Reload { on_sighup, at_restart };
+
+template <typename Target>
+struct Row {
+  std::string_view key;
+  ValueType type;
+  std::uint64_t min = 0;  // integer and size rows only
+  std::uint64_t max = 0;
+  Reload reload = Reload::on_sighup;
+  // Reads the value at `node` into `target`, or reports why not and returns
+  // false. `label` is the dotted key as messages name it ("commands.a.timeout").
+  std::function<bool(Validator&, const toml::node& node, const std::string& label, Target& target)>
+      read;
+  // Non-empty: the key is required, and this says what it is for.
+  std::string required = {};
+};
+
+// What a table's walk found: the keys it took a value from, for the
+// cross-key rules, and how many keys it did not know.
+class Taken {
+ public:
+  void add(std::string_view key) { keys_.push_back(key); }
+  void add_unknown() { ++unknown_keys_; }
+  [[nodiscard]] bool contains(std::string_view key) const {
+    return std::find(keys_.begin(), keys_.end(), key) != keys_.end();
+  }
+  [[nodiscard]] std::size_t unknown_keys() const { return unknown_keys_; }
+
+ private:
+  std::vector<std::string_view> keys_;
+  std::size_t unknown_keys_ = 0;
+};
+
+// ---------------------------------------------------------------------------
 // The validator: walks the parsed tree once, fills a Config, and records
 // every problem with its position instead of stopping at the first.
 
@@ -254,6 +250,42 @@ class Validator {
     return std::move(errors_);
   }
 
+  // The one generic walker: unknown keys (with a "did you mean"), each known
+  // key's value through its row, then the required keys that are missing.
+  template <typename Target>
+  Taken walk(const toml::table& table, std::span<const Row<Target>> rows, std::string_view prefix,
+             std::string_view header, Target& target);
+
+  // Value readers, one per kind of value; each reports its own errors.
+  std::optional<std::string> read_string(const toml::node& node, std::string_view label);
+  std::optional<bool> read_bool(const toml::node& node, std::string_view label);
+  std::optional<std::int64_t> read_integer(const toml::node& node, std::string_view label,
+                                           std::int64_t min, std::int64_t max);
+  std::optional<std::uint64_t> read_size(const toml::node& node, std::string_view label,
+                                         std::uint64_t min, std::uint64_t max,
+                                         std::string_view max_reason);
+  std::optional<std::chrono::nanoseconds> read_duration(const toml::node& node,
+                                                        std::string_view label, bool allow_zero);
+  template <typename E, std::size_t N>
+  std::optional<E> read_choice(const toml::node& node, std::string_view label,
+                               const std::array<Named<E>, N>& names);
+  std::optional<reactor::BackendChoice> read_backend(const toml::node& node,
+                                                     std::string_view label);
+  std::optional<std::string> read_address(const toml::node& node, std::string_view label);
+  std::optional<std::uint32_t> read_mode(const toml::node& node, std::string_view label);
+  std::optional<std::string> read_unix_path(const toml::node& node, std::string_view label);
+  std::optional<std::string> read_command_word(const toml::node& node, std::string_view label);
+  std::optional<std::vector<std::string>> read_allow_commands(const toml::node& node,
+                                                              std::string_view label);
+  std::optional<std::vector<std::string>> read_argv(const toml::node& node,
+                                                    std::string_view label);
+  std::optional<std::map<std::string, std::string>> read_env(const toml::node& node,
+                                                             std::string_view label);
+  std::optional<std::string> read_directory(const toml::node& node, std::string_view label);
+  std::optional<std::uint64_t> read_cpu_seconds(const toml::node& node, std::string_view label);
+  std::optional<std::vector<std::uint32_t>> read_ids(const toml::node& node,
+                                                     std::string_view label);
+
  private:
   void error(const toml::source_region& where, std::string message) {
     errors_.push_back(ConfigError{file_, where.begin.line, where.begin.column, std::move(message)});
@@ -267,43 +299,20 @@ class Validator {
     error(node, cat(label, ": expected ", expected, ", got ", type_phrase(node)));
   }
 
-  void check_keys(const toml::table& table, std::span<const std::string_view> known,
-                  std::string_view where);
-
+  void unknown_key(const toml::key& key, std::span<const std::string_view> known,
+                   std::string_view where);
   const toml::table* as_table(const Entry& entry, std::string_view label, std::string_view header);
+  bool check_executable(const toml::node& node, const std::string& path, std::string_view label);
 
-  std::optional<std::string> read_string(const toml::node& node, std::string_view label);
-  std::optional<bool> read_bool(const toml::node& node, std::string_view label);
-  std::optional<std::int64_t> read_integer(const toml::node& node, std::string_view label,
-                                           std::int64_t min, std::int64_t max);
-  std::optional<std::uint64_t> read_size(const toml::node& node, std::string_view label,
-                                         std::uint64_t min, std::uint64_t max,
-                                         std::string_view max_reason);
-  std::optional<std::chrono::nanoseconds> read_duration(const toml::node& node,
-                                                        std::string_view label, bool allow_zero);
-  template <typename E, std::size_t N>
-  std::optional<E> read_enum(const toml::node& node, std::string_view label,
-                             const std::array<EnumName<E>, N>& names);
-
-  void read_daemon(const toml::table& table, Daemon& daemon);
-  void read_limits(const toml::table& table, std::string_view prefix, Limits& limits);
+  // The sections, each a walk plus the rules that span keys.
   void read_listeners(const toml::array& array, const Limits& base,
                       std::vector<Listener>& listeners);
   std::optional<Listener> read_listener(const toml::table& table, const Limits& base);
-  std::optional<std::uint32_t> read_mode(const toml::node& node, std::string_view label);
-  std::optional<std::string> read_unix_path(const toml::node& node, std::string_view label);
-  void read_files(const toml::table& table, Files& files);
+  bool check_listener_rules(const toml::table& table, const Taken& taken, Listener& listener);
+  void check_listener_clashes(const std::vector<const toml::table*>& tables,
+                              const std::vector<Listener>& listeners);
   void read_commands(const toml::table& table, std::map<std::string, Command>& commands);
-  std::optional<Command> read_command(const toml::table& table, const std::string& name);
-  bool check_executable(const toml::node& node, const std::string& path, std::string_view label);
-  std::optional<std::vector<std::string>> read_allow_commands(const toml::node& node);
   void check_allowed_commands_exist(const toml::table* commands);
-  void read_command_extras(const toml::table& table, const std::string& label, Command& command);
-  std::optional<std::map<std::string, std::string>> read_env(const toml::node& node,
-                                                             std::string_view label);
-  std::optional<std::string> read_directory(const toml::node& node, std::string_view label);
-  std::optional<std::vector<std::uint32_t>> read_ids(const toml::node& node,
-                                                     std::string_view label);
 
   std::string file_;
   std::vector<ConfigError> errors_;
@@ -312,16 +321,258 @@ class Validator {
   std::vector<std::pair<const toml::node*, std::string>> allowed_command_refs_;
 };
 
-void Validator::check_keys(const toml::table& table, std::span<const std::string_view> known,
-                           std::string_view where) {
-  for (const auto& [key, value] : table) {
-    const std::string_view name = key.str();
-    if (std::find(known.begin(), known.end(), name) != known.end()) continue;
-    std::string message = cat("unknown key '", name, "' in ", where);
-    const std::string_view hint = closest(name, known);
-    if (!hint.empty()) message += cat("; did you mean '", hint, "'?");
-    error(key, std::move(message));
+// ---------------------------------------------------------------------------
+// Row makers: a key, its type and bounds, and the member it lands in.
+
+// `field = value` for plain and optional members alike.
+template <typename T>
+struct Unwrapped {
+  using type = T;
+};
+template <typename T>
+struct Unwrapped<std::optional<T>> {
+  using type = T;
+};
+template <typename Field, typename Value>
+void assign(Field& field, Value value) {
+  field = static_cast<typename Unwrapped<Field>::type>(value);
+}
+
+template <typename Target, typename Field>
+Row<Target> integer_key(std::string_view key, std::int64_t min, std::int64_t max,
+                        Field Target::*field) {
+  return {key, ValueType::integer, static_cast<std::uint64_t>(min), static_cast<std::uint64_t>(max),
+          Reload::on_sighup,
+          [=](Validator& v, const toml::node& node, const std::string& label, Target& target) {
+            const auto value = v.read_integer(node, label, min, max);
+            if (value) assign(target.*field, *value);
+            return value.has_value();
+          }};
+}
+
+template <typename Target, typename Field>
+Row<Target> size_key(std::string_view key, std::uint64_t min, std::uint64_t max,
+                     std::string_view max_reason, Field Target::*field) {
+  return {key, ValueType::size, min, max, Reload::on_sighup,
+          [=](Validator& v, const toml::node& node, const std::string& label, Target& target) {
+            const auto value = v.read_size(node, label, min, max, max_reason);
+            if (value) assign(target.*field, *value);
+            return value.has_value();
+          }};
+}
+
+enum class Zero { allowed, refused };
+
+template <typename Target>
+Row<Target> duration_key(std::string_view key, Zero zero,
+                         std::chrono::nanoseconds Target::*field) {
+  return {key, ValueType::duration, 0, 0, Reload::on_sighup,
+          [=](Validator& v, const toml::node& node, const std::string& label, Target& target) {
+            const auto value = v.read_duration(node, label, zero == Zero::allowed);
+            if (value) target.*field = *value;
+            return value.has_value();
+          }};
+}
+
+template <typename Target, typename E, std::size_t N>
+Row<Target> choice_key(std::string_view key, const std::array<Named<E>, N>& names,
+                       E Target::*field) {
+  return {key, ValueType::choice, 0, 0, Reload::on_sighup,
+          [=, &names](Validator& v, const toml::node& node, const std::string& label,
+                      Target& target) {
+            const auto value = v.read_choice(node, label, names);
+            if (value) target.*field = *value;
+            return value.has_value();
+          }};
+}
+
+template <typename Target>
+Row<Target> bool_key(std::string_view key, bool Target::*field) {
+  return {key, ValueType::boolean, 0, 0, Reload::on_sighup,
+          [=](Validator& v, const toml::node& node, const std::string& label, Target& target) {
+            const auto value = v.read_bool(node, label);
+            if (value) target.*field = *value;
+            return value.has_value();
+          }};
+}
+
+// Any other value: `reader` is a Validator member that checks it whole.
+template <typename Target, typename Field, typename Value>
+Row<Target> custom_key(std::string_view key, ValueType type,
+                       std::optional<Value> (Validator::*reader)(const toml::node&,
+                                                                 std::string_view),
+                       Field Target::*field) {
+  return {key, type, 0, 0, Reload::on_sighup,
+          [=](Validator& v, const toml::node& node, const std::string& label, Target& target) {
+            auto value = (v.*reader)(node, label);
+            if (value) target.*field = std::move(*value);
+            return value.has_value();
+          }};
+}
+
+template <typename Target>
+Row<Target> string_key(std::string_view key, std::string Target::*field) {
+  return custom_key(key, ValueType::string, &Validator::read_string, field);
+}
+
+template <typename Target>
+Row<Target> required(Row<Target> row, std::string why) {
+  row.required = std::move(why);
+  return row;
+}
+
+template <typename Target>
+Row<Target> restart_only(Row<Target> row) {
+  row.reload = Reload::at_restart;
+  return row;
+}
+
+// The rows of a part of `Outer` (a listener's limits), as rows of `Outer`.
+template <typename Outer, typename Inner>
+std::vector<Row<Outer>> nested(std::span<const Row<Inner>> rows, Inner Outer::*part) {
+  std::vector<Row<Outer>> out;
+  for (const auto& row : rows) {
+    out.push_back({row.key, row.type, row.min, row.max, row.reload,
+                   [read = row.read, part](Validator& v, const toml::node& node,
+                                           const std::string& label, Outer& outer) {
+                     return read(v, node, label, outer.*part);
+                   },
+                   row.required});
   }
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// The tables. A key that no feature reads must not have a row: an accepted
+// key that does nothing is what unknown-key errors exist to prevent.
+
+constexpr std::int64_t kMaxU32 = std::numeric_limits<std::uint32_t>::max();
+constexpr std::uint64_t kMaxU64 = std::numeric_limits<std::uint64_t>::max();
+
+const std::vector<Row<Daemon>>& daemon_rows() {
+  static const std::vector<Row<Daemon>> rows{
+      integer_key("workers", 0, kMaxWorkers, &Daemon::workers),
+      // The reactor is chosen once, at start: a reload cannot swap it.
+      restart_only(custom_key("backend", ValueType::choice, &Validator::read_backend,
+                              &Daemon::backend)),
+      choice_key("log_level", kLogLevels, &Daemon::log_level),
+      integer_key("max_connections", 1, kMaxU32, &Daemon::max_connections),
+      // Zero is meaningful: do not wait for requests in flight.
+      duration_key("shutdown_timeout", Zero::allowed, &Daemon::shutdown_timeout),
+      // Zero is meaningful: only what an idle worker takes at once.
+      integer_key("max_queued_jobs", 0, kMaxQueuedJobs, &Daemon::max_queued_jobs),
+  };
+  return rows;
+}
+
+const std::vector<Row<Limits>>& limit_rows() {
+  static const std::vector<Row<Limits>> rows{
+      size_key("max_header", 1, kMaxHeader, "a json header length is a u32", &Limits::max_header),
+      size_key("max_body", 0, kMaxU64, "", &Limits::max_body),
+      duration_key("idle_timeout", Zero::refused, &Limits::idle_timeout),
+      duration_key("header_timeout", Zero::refused, &Limits::header_timeout),
+      integer_key("max_pending_replies", 1, kMaxU32, &Limits::max_pending_replies),
+  };
+  return rows;
+}
+
+const std::vector<Row<Listener>>& listener_rows() {
+  static const std::vector<Row<Listener>> rows = [] {
+    std::vector<Row<Listener>> out{
+        required(choice_key("kind", kKinds, &Listener::kind), one_of(kKinds)),
+        string_key("name", &Listener::name),
+        custom_key("address", ValueType::address, &Validator::read_address, &Listener::address),
+        custom_key("path", ValueType::path, &Validator::read_unix_path, &Listener::path),
+        custom_key("mode", ValueType::octal_mode, &Validator::read_mode, &Listener::mode),
+        choice_key("framing", codec::kFramingNames, &Listener::framing),
+        choice_key("payload", codec::kPayloadNames, &Listener::payload),
+        choice_key("byte_order", codec::kByteOrderNames, &Listener::byte_order),
+        custom_key("command", ValueType::string, &Validator::read_command_word,
+                   &Listener::command),
+        integer_key("backlog", 1, kMaxBacklog, &Listener::backlog),
+        custom_key("allow_commands", ValueType::string_list, &Validator::read_allow_commands,
+                   &Listener::allow_commands),
+    };
+    // Each listener may override any key of [limits].
+    for (auto& row : nested<Listener, Limits>(limit_rows(), &Listener::limits)) {
+      out.push_back(std::move(row));
+    }
+    return out;
+  }();
+  return rows;
+}
+
+const std::vector<Row<Files>>& files_rows() {
+  static const std::vector<Row<Files>> rows{
+      required(string_key("root", &Files::root),
+               "the directory that put, get and list work in; remove [files] to disable them"),
+      size_key("max_file_size", 1, kMaxU64, "", &Files::max_file_size),
+  };
+  return rows;
+}
+
+const std::vector<Row<Command>>& command_rows() {
+  static const std::vector<Row<Command>> rows{
+      required(custom_key("argv", ValueType::string_list, &Validator::read_argv, &Command::argv),
+               "the program and its fixed arguments, e.g. argv = [\"/bin/date\"]"),
+      duration_key("timeout", Zero::refused, &Command::timeout),
+      size_key("max_output", 0, kMaxU64, "", &Command::max_output),
+      bool_key("allow_args", &Command::allow_args),
+      custom_key("env", ValueType::string_table, &Validator::read_env, &Command::env),
+      custom_key("cwd", ValueType::path, &Validator::read_directory, &Command::cwd),
+      custom_key("rlimit_cpu", ValueType::duration, &Validator::read_cpu_seconds,
+                 &Command::rlimit_cpu),
+      size_key("rlimit_as", kMinAddressSpace, kMaxU64, "", &Command::rlimit_as),
+      integer_key("rlimit_nofile", 3, kMaxOpenFiles, &Command::rlimit_nofile),
+      integer_key("max_concurrent", 1, kMaxU32, &Command::max_concurrent),
+      custom_key("allow_uids", ValueType::id_list, &Validator::read_ids, &Command::allow_uids),
+      custom_key("allow_gids", ValueType::id_list, &Validator::read_ids, &Command::allow_gids),
+  };
+  return rows;
+}
+
+// The top level holds tables only; each is read by hand in build(), since
+// their shapes differ ([daemon], [[listener]], [commands.NAME]).
+constexpr std::array<std::string_view, 5> kTopKeys{"daemon", "limits", "listener", "files",
+                                                   "commands"};
+
+// ---------------------------------------------------------------------------
+// The walker.
+
+template <typename Target>
+Taken Validator::walk(const toml::table& table, std::span<const Row<Target>> rows,
+                      std::string_view prefix, std::string_view header, Target& target) {
+  std::vector<std::string_view> known;
+  known.reserve(rows.size());
+  for (const auto& row : rows) known.push_back(row.key);
+
+  Taken taken;
+  for (const auto& [key, node] : table) {
+    const auto row = std::find_if(rows.begin(), rows.end(), [&](const auto& candidate) {
+      return candidate.key == key.str();
+    });
+    if (row == rows.end()) {
+      unknown_key(key, known, header);
+      taken.add_unknown();
+      continue;
+    }
+    if (row->read(*this, node, cat(prefix, ".", key.str()), target)) taken.add(row->key);
+  }
+  for (const auto& row : rows) {
+    if (!row.required.empty() && !table.contains(row.key)) {
+      error(table, cat(header, ": missing required key '", row.key, "' (", row.required, ")"));
+    }
+  }
+  return taken;
+}
+
+void Validator::unknown_key(const toml::key& key, std::span<const std::string_view> known,
+                            std::string_view where) {
+  const std::string_view name = key.str();
+  std::string message = cat("unknown key '", name, "' in ", where);
+  const std::string_view hint = closest(name, known);
+  if (!hint.empty()) message += cat("; did you mean '", hint, "'?");
+  error(key, std::move(message));
 }
 
 const toml::table* Validator::as_table(const Entry& entry, std::string_view label,
@@ -332,6 +583,9 @@ const toml::table* Validator::as_table(const Entry& entry, std::string_view labe
         cat(label, ": expected a table (", header, "), got ", type_phrase(*entry.node)));
   return nullptr;
 }
+
+// ---------------------------------------------------------------------------
+// Value readers.
 
 std::optional<std::string> Validator::read_string(const toml::node& node, std::string_view label) {
   const auto* value = node.as_string();
@@ -367,13 +621,8 @@ std::optional<std::int64_t> Validator::read_integer(const toml::node& node, std:
   }
   const std::int64_t number = value->get();
   if (number < min || number > max) {
-    if (max == std::numeric_limits<std::int64_t>::max()) {
-      error(node, cat(label, ": must be at least ", std::to_string(min), ", got ",
-                      std::to_string(number)));
-    } else {
-      error(node, cat(label, ": must be from ", std::to_string(min), " to ", std::to_string(max),
-                      ", got ", std::to_string(number)));
-    }
+    error(node, cat(label, ": must be from ", std::to_string(min), " to ", std::to_string(max),
+                    ", got ", std::to_string(number)));
     return std::nullopt;
   }
   return number;
@@ -434,192 +683,42 @@ std::optional<std::chrono::nanoseconds> Validator::read_duration(const toml::nod
 }
 
 template <typename E, std::size_t N>
-std::optional<E> Validator::read_enum(const toml::node& node, std::string_view label,
-                                      const std::array<EnumName<E>, N>& names) {
+std::optional<E> Validator::read_choice(const toml::node& node, std::string_view label,
+                                        const std::array<Named<E>, N>& names) {
   const auto* string = node.as_string();
   if (string == nullptr) {
     wrong_type(node, label, cat("one of ", one_of(names)));
     return std::nullopt;
   }
-  for (const auto& entry : names) {
-    if (entry.name == string->get()) return entry.value;
-  }
+  if (auto value = codec::value_of(names, string->get())) return value;
   error(node, cat(label, ": unknown value ", quoted(string->get()), "; expected ", one_of(names)));
   return std::nullopt;
 }
 
-// ---------------------------------------------------------------------------
-
-Config Validator::build(const toml::table& root) {
-  Config config;
-  check_keys(root, kTopKeys, "the top level");
-
-  if (const auto* daemon = as_table(lookup(root, "daemon"), "daemon", "[daemon]")) {
-    read_daemon(*daemon, config.daemon);
+std::optional<reactor::BackendChoice> Validator::read_backend(const toml::node& node,
+                                                              std::string_view label) {
+  // The reactor owns the spelling; kBackends only words the message.
+  const auto* string = node.as_string();
+  if (string == nullptr) {
+    wrong_type(node, label, cat("one of ", one_of(kBackends)));
+    return std::nullopt;
   }
-  // [limits] before the listeners: each listener starts from it.
-  if (const auto* limits = as_table(lookup(root, "limits"), "limits", "[limits]")) {
-    check_keys(*limits, kLimitKeys, "[limits]");
-    read_limits(*limits, "limits", config.limits);
-  }
-  if (const Entry listeners = lookup(root, "listener")) {
-    if (const auto* array = listeners.node->as_array()) {
-      read_listeners(*array, config.limits, config.listeners);
-    } else {
-      error(*listeners.node, cat("listener: expected an array of tables ([[listener]]), got ",
-                                 type_phrase(*listeners.node)));
-    }
-  }
-  if (const Entry files_entry = lookup(root, "files")) {
-    if (const auto* files = as_table(files_entry, "files", "[files]")) {
-      Files value;
-      read_files(*files, value);
-      config.files = std::move(value);
-    }
-  }
-  const auto* commands = as_table(lookup(root, "commands"), "commands", "[commands.NAME]");
-  if (commands != nullptr) read_commands(*commands, config.commands);
-  check_allowed_commands_exist(commands);
-  return config;
+  if (auto choice = reactor::parse_backend_choice(string->get())) return choice;
+  error(node, cat(label, ": unknown value ", quoted(string->get()), "; expected ",
+                  one_of(kBackends)));
+  return std::nullopt;
 }
 
-void Validator::read_daemon(const toml::table& table, Daemon& daemon) {
-  check_keys(table, kDaemonKeys, "[daemon]");
-  if (const Entry e = lookup(table, "workers")) {
-    if (auto v = read_integer(*e.node, "daemon.workers", 0, kMaxWorkers)) {
-      daemon.workers = static_cast<unsigned>(*v);
-    }
+std::optional<std::string> Validator::read_address(const toml::node& node,
+                                                   std::string_view label) {
+  auto text = read_string(node, label);
+  if (!text) return std::nullopt;
+  const auto parsed = parse_address(*text);
+  if (!parsed.value) {
+    error(node, cat(label, ": ", parsed.error));
+    return std::nullopt;
   }
-  if (const Entry e = lookup(table, "backend")) {
-    // The reactor owns the spelling; kBackends only words the message.
-    if (const auto* string = e.node->as_string()) {
-      if (auto choice = reactor::parse_backend_choice(string->get())) {
-        daemon.backend = *choice;
-      } else {
-        error(*e.node, cat("daemon.backend: unknown value ", quoted(string->get()), "; expected ",
-                           one_of(kBackends)));
-      }
-    } else {
-      wrong_type(*e.node, "daemon.backend", cat("one of ", one_of(kBackends)));
-    }
-  }
-  if (const Entry e = lookup(table, "log_level")) {
-    if (auto v = read_enum(*e.node, "daemon.log_level", kLogLevels)) daemon.log_level = *v;
-  }
-  if (const Entry e = lookup(table, "max_connections")) {
-    if (auto v = read_integer(*e.node, "daemon.max_connections", 1,
-                              std::numeric_limits<std::uint32_t>::max())) {
-      daemon.max_connections = static_cast<std::uint32_t>(*v);
-    }
-  }
-  if (const Entry e = lookup(table, "shutdown_timeout")) {
-    // Zero is meaningful: do not wait for requests in flight.
-    if (auto v = read_duration(*e.node, "daemon.shutdown_timeout", true)) {
-      daemon.shutdown_timeout = *v;
-    }
-  }
-  if (const Entry e = lookup(table, "max_queued_jobs")) {
-    // Zero is meaningful: only what an idle worker takes at once.
-    if (auto v = read_integer(*e.node, "daemon.max_queued_jobs", 0, kMaxQueuedJobs)) {
-      daemon.max_queued_jobs = static_cast<std::uint32_t>(*v);
-    }
-  }
-}
-
-// Reads whichever [limits] keys `table` has into `limits`; the caller has
-// already rejected unknown keys.
-void Validator::read_limits(const toml::table& table, std::string_view prefix, Limits& limits) {
-  const auto label = [&](std::string_view key) { return cat(prefix, ".", key); };
-  if (const Entry e = lookup(table, "max_header")) {
-    if (auto v = read_size(*e.node, label("max_header"), 1, kMaxHeader,
-                           "a json header length is a u32")) {
-      limits.max_header = *v;
-    }
-  }
-  if (const Entry e = lookup(table, "max_body")) {
-    if (auto v = read_size(*e.node, label("max_body"), 0, std::numeric_limits<std::uint64_t>::max(),
-                           "")) {
-      limits.max_body = *v;
-    }
-  }
-  if (const Entry e = lookup(table, "idle_timeout")) {
-    if (auto v = read_duration(*e.node, label("idle_timeout"), false)) limits.idle_timeout = *v;
-  }
-  if (const Entry e = lookup(table, "header_timeout")) {
-    if (auto v = read_duration(*e.node, label("header_timeout"), false)) {
-      limits.header_timeout = *v;
-    }
-  }
-  if (const Entry e = lookup(table, "max_pending_replies")) {
-    if (auto v = read_integer(*e.node, label("max_pending_replies"), 1,
-                              std::numeric_limits<std::uint32_t>::max())) {
-      limits.max_pending_replies = static_cast<std::uint32_t>(*v);
-    }
-  }
-}
-
-void Validator::read_listeners(const toml::array& array, const Limits& base,
-                               std::vector<Listener>& listeners) {
-  // Where each name and each endpoint was first seen, to report clashes.
-  struct Seen {
-    std::uint32_t line;
-    bool default_name;
-  };
-  std::map<std::string, Seen> names;
-  std::map<std::string, std::uint32_t> endpoints;
-
-  for (const auto& element : array) {
-    const auto* table = element.as_table();
-    if (table == nullptr) {
-      error(element, cat("listener: expected a table ([[listener]]), got ", type_phrase(element)));
-      continue;
-    }
-    auto listener = read_listener(*table, base);
-    if (!listener) continue;
-
-    const Entry name_entry = lookup(*table, "name");
-    const toml::node& name_node = name_entry ? *name_entry.node : *table;
-    const bool default_name = !name_entry;
-    const auto [name_it, name_new] =
-        names.try_emplace(listener->name, Seen{name_node.source().begin.line, default_name});
-    // Two default names only clash when the endpoints do, which is reported
-    // below; or when both use port 0, which is no clash at all.
-    if (!name_new && !(default_name && name_it->second.default_name)) {
-      error(name_node, cat("listener.name: duplicate listener name ", quoted(listener->name),
-                           " (first used at line ", std::to_string(name_it->second.line), ")"));
-    }
-
-    // Endpoint clashes: the same kind on the same address (port 0 excepted:
-    // the kernel gives each its own port), or any two Unix sockets on one
-    // path (one file cannot be both a stream and a datagram socket).
-    std::string endpoint;
-    std::string message;
-    const toml::node* endpoint_node = nullptr;
-    if (is_inet(listener->kind)) {
-      const auto parsed = parse_address(listener->address);
-      if (parsed.value && parsed.value->port != 0) {
-        const std::string canonical = parsed.value->canonical();
-        endpoint = cat(to_string(listener->kind), " ", canonical);
-        endpoint_node = lookup(*table, "address").node;
-        message =
-            cat("listener.address: ", to_string(listener->kind), " ", quoted(listener->address));
-        if (canonical != listener->address) message += cat(" (", canonical, ")");
-      }
-    } else {
-      endpoint = cat("unix ", listener->path);
-      endpoint_node = lookup(*table, "path").node;
-      message = cat("listener.path: ", quoted(listener->path));
-    }
-    if (endpoint_node != nullptr) {
-      const auto [it, inserted] =
-          endpoints.try_emplace(endpoint, endpoint_node->source().begin.line);
-      if (!inserted) {
-        error(*endpoint_node, cat(message, " is already used by the listener at line ",
-                                  std::to_string(it->second)));
-      }
-    }
-    listeners.push_back(std::move(*listener));
-  }
+  return text;  // as written: logs and default names show what the operator wrote
 }
 
 std::optional<std::uint32_t> Validator::read_mode(const toml::node& node, std::string_view label) {
@@ -662,299 +761,67 @@ std::optional<std::string> Validator::read_unix_path(const toml::node& node,
   return path;
 }
 
-std::optional<Listener> Validator::read_listener(const toml::table& table, const Limits& base) {
-  check_keys(table, kListenerKeys, "[[listener]]");
+// listener.command: the simple framings split a message on spaces only when
+// there is no fixed command, so the fixed one is a single word.
+std::optional<std::string> Validator::read_command_word(const toml::node& node,
+                                                        std::string_view label) {
+  auto word = read_string(node, label);
+  if (!word) return std::nullopt;
+  if (word->find_first_of(" \t\r\n") != std::string::npos) {
+    error(node, cat(label, ": a command name has no spaces, got ", quoted(*word)));
+    return std::nullopt;
+  }
+  return word;
+}
+
+// listener.allow_commands: names of [commands.NAME] tables, checked to
+// exist once every command is known.
+std::optional<std::vector<std::string>> Validator::read_allow_commands(const toml::node& node,
+                                                                       std::string_view label) {
+  const auto* array = node.as_array();
+  if (array == nullptr) {
+    wrong_type(node, label, "an array of command names, e.g. [\"uptime\"]");
+    return std::nullopt;
+  }
+  std::vector<std::string> names;
+  for (std::size_t i = 0; i < array->size(); ++i) {
+    const toml::node& item = *array->get(i);
+    auto name = read_string(item, cat(label, "[", std::to_string(i), "]"));
+    if (!name) continue;
+    allowed_command_refs_.emplace_back(&item, *name);
+    names.push_back(std::move(*name));
+  }
+  return names;  // an empty array is meaningful: no exec on this listener
+}
+
+std::optional<std::vector<std::string>> Validator::read_argv(const toml::node& node,
+                                                             std::string_view label) {
+  const auto* argv = node.as_array();
+  if (argv == nullptr) {
+    wrong_type(node, label, "an array of strings");
+    return std::nullopt;
+  }
+  if (argv->empty()) {
+    error(node, cat(label, ": must not be empty; argv[0] is the program to run"));
+    return std::nullopt;
+  }
   const std::size_t errors_before = errors_.size();
-  Listener listener;
-  listener.limits = base;
-  read_limits(table, "listener", listener.limits);
-
-  const Entry kind_entry = lookup(table, "kind");
-  std::optional<ListenerKind> kind;
-  if (kind_entry) {
-    kind = read_enum(*kind_entry.node, "listener.kind", kKinds);
-  } else {
-    error(table, cat("[[listener]]: missing required key 'kind' (", one_of(kKinds), ")"));
-  }
-
-  const Entry name = lookup(table, "name");
-  const Entry address = lookup(table, "address");
-  const Entry path = lookup(table, "path");
-  const Entry mode = lookup(table, "mode");
-  const Entry framing = lookup(table, "framing");
-  const Entry payload = lookup(table, "payload");
-  const Entry byte_order = lookup(table, "byte_order");
-  const Entry command = lookup(table, "command");
-  const Entry backlog = lookup(table, "backlog");
-  const Entry allow_commands = lookup(table, "allow_commands");
-
-  // Values first, each on its own, so that a bad value is reported even when
-  // the kind is missing or wrong.
-  if (name) {
-    if (auto v = read_string(*name.node, "listener.name")) listener.name = std::move(*v);
-  }
-  if (address) {
-    if (auto v = read_string(*address.node, "listener.address")) {
-      const auto parsed = parse_address(*v);
-      if (parsed.value) {
-        listener.address = std::move(*v);
-      } else {
-        error(*address.node, cat("listener.address: ", parsed.error));
-      }
-    }
-  }
-  if (path) {
-    if (auto v = read_unix_path(*path.node, "listener.path")) listener.path = std::move(*v);
-  }
-  if (mode) {
-    if (auto v = read_mode(*mode.node, "listener.mode")) listener.mode = *v;
-  }
-  std::optional<Framing> framing_value;
-  if (framing) framing_value = read_enum(*framing.node, "listener.framing", kFramings);
-  if (payload) {
-    if (auto v = read_enum(*payload.node, "listener.payload", kPayloads)) listener.payload = *v;
-  }
-  if (byte_order) {
-    if (auto v = read_enum(*byte_order.node, "listener.byte_order", kByteOrders)) {
-      listener.byte_order = *v;
-    }
-  }
-  if (command) {
-    if (auto v = read_string(*command.node, "listener.command")) {
-      if (v->find_first_of(" \t\r\n") != std::string::npos) {
-        error(*command.node,
-              cat("listener.command: a command name has no spaces, got ", quoted(*v)));
-      } else {
-        listener.command = std::move(*v);
-      }
-    }
-  }
-  if (backlog) {
-    if (auto v = read_integer(*backlog.node, "listener.backlog", 1, kMaxBacklog)) {
-      listener.backlog = static_cast<int>(*v);
-    }
-  }
-  if (allow_commands) listener.allow_commands = read_allow_commands(*allow_commands.node);
-
-  if (!kind) return std::nullopt;
-  listener.kind = *kind;
-  const std::string_view kind_name = to_string(*kind);
-
-  // Which keys this kind takes.
-  if (is_inet(*kind)) {
-    if (!address) {
-      error(table, cat("[[listener]]: a ", kind_name,
-                       " listener needs 'address', e.g. address = \"127.0.0.1:9000\""));
-    }
-    if (path) {
-      error(*path.key,
-            cat("listener.path: a ", kind_name, " listener takes 'address', not 'path'"));
-    }
-    if (mode) {
-      error(*mode.key, "listener.mode: applies only to unix and unix_dgram listeners");
-    }
-  } else {
-    if (!path) {
-      error(table, cat("[[listener]]: a ", kind_name,
-                       " listener needs 'path', e.g. path = \"/run/framed/framed.sock\""));
-    }
-    if (address) {
-      error(*address.key,
-            cat("listener.address: a ", kind_name, " listener takes 'path', not 'address'"));
-    }
-    if (mode && !listener.path.empty() && listener.path.front() == '@') {
-      error(*mode.key, "listener.mode: an abstract socket (\"@name\") has no file to chmod");
-    }
-  }
-  if (backlog && !is_stream(*kind)) {
-    error(*backlog.key, cat("listener.backlog: a ", kind_name,
-                            " listener does not listen(); backlog applies to tcp and unix"));
-  }
-
-  // Framing: json for streams and datagram for datagram sockets by default;
-  // a datagram socket has no byte stream to frame, and a stream no datagrams.
-  if (framing_value) {
-    if (is_stream(*kind) && *framing_value == Framing::datagram) {
-      error(*framing.node, cat("listener.framing: \"datagram\" is for udp and unix_dgram "
-                               "listeners; a ",
-                               kind_name, " listener takes \"json\", \"length\" or \"line\""));
-      framing_value.reset();
-    } else if (!is_stream(*kind) && *framing_value != Framing::datagram) {
-      error(*framing.node,
-            cat("listener.framing: a ", kind_name, " listener's framing must be \"datagram\", got ",
-                quoted(to_string(*framing_value)), " (payload = \"json\" carries json frames)"));
-      framing_value.reset();
+  std::vector<std::string> items;
+  for (std::size_t i = 0; i < argv->size(); ++i) {
+    const toml::node& item = *argv->get(i);
+    const std::string item_label = cat(label, "[", std::to_string(i), "]");
+    std::optional<std::string> text;
+    if (i > 0 && item.is_string() && item.as_string()->get().empty()) {
+      text = std::string();  // an empty argument is a legitimate argument
     } else {
-      listener.framing = *framing_value;
+      text = read_string(item, item_label);
     }
-  } else if (!framing) {
-    listener.framing = is_stream(*kind) ? Framing::json : Framing::datagram;
-    framing_value = listener.framing;
-  }
-
-  // Keys that mean something only with some framings: set elsewhere, they
-  // would be silently ignored, which is what unknown keys must never be.
-  if (framing_value) {
-    const Framing f = *framing_value;
-    if (payload && f != Framing::datagram) {
-      error(*payload.key,
-            "listener.payload: applies only to datagram framing (udp and "
-            "unix_dgram listeners)");
-    }
-    const bool text_datagram = f == Framing::datagram && listener.payload == Payload::text;
-    if (byte_order && (f == Framing::line || text_datagram)) {
-      error(*byte_order.key, cat("listener.byte_order: has no effect with ",
-                                 text_datagram ? "text datagram payloads" : "\"line\" framing",
-                                 " (no length fields)"));
-    }
-    const bool json_frames =
-        f == Framing::json || (f == Framing::datagram && listener.payload == Payload::json);
-    if (command && json_frames) {
-      error(*command.key,
-            "listener.command: applies only to \"length\", \"line\" and text "
-            "datagram listeners (a json header names its own cmd)");
-    }
-  }
-
-  if (listener.name.empty() && !name) {
-    listener.name = cat(kind_name, ":", is_inet(*kind) ? listener.address : listener.path);
+    if (!text) continue;
+    if (i == 0 && !check_executable(item, *text, item_label)) continue;
+    items.push_back(std::move(*text));
   }
   if (errors_.size() != errors_before) return std::nullopt;
-  return listener;
-}
-
-void Validator::read_files(const toml::table& table, Files& files) {
-  check_keys(table, kFilesKeys, "[files]");
-  if (const Entry e = lookup(table, "root")) {
-    if (auto v = read_string(*e.node, "files.root")) files.root = std::move(*v);
-  } else {
-    error(table,
-          "[files]: missing required key 'root' (the directory that put, get and list "
-          "work in; remove [files] to disable them)");
-  }
-  if (const Entry e = lookup(table, "max_file_size")) {
-    if (auto v = read_size(*e.node, "files.max_file_size", 1,
-                           std::numeric_limits<std::uint64_t>::max(), "")) {
-      files.max_file_size = *v;
-    }
-  }
-}
-
-void Validator::read_commands(const toml::table& table, std::map<std::string, Command>& commands) {
-  for (const auto& [key, value] : table) {
-    const std::string name(key.str());
-    const std::string label = cat("commands.", name);
-    const auto* command_table = value.as_table();
-    if (command_table == nullptr) {
-      error(value, cat(label, ": expected a table ([", label, "]), got ", type_phrase(value)));
-      continue;
-    }
-    // `exec NAME ARG...` splits on spaces in the simple framings, and names
-    // show up in logs and stats: keep them to one plain word.
-    const bool plain = is_plain_name(name);
-    if (!plain) {
-      error(key, cat(label, ": a command name may hold only letters, digits, '_', '-' and '.'"));
-    }
-    auto command = read_command(*command_table, name);
-    if (plain && command) commands.emplace(name, std::move(*command));
-  }
-}
-
-std::optional<Command> Validator::read_command(const toml::table& table, const std::string& name) {
-  const std::string label = cat("commands.", name);
-  const std::size_t errors_before = errors_.size();
-  check_keys(table, kCommandKeys, cat("[", label, "]"));
-  Command command;
-  command.name = name;
-
-  if (const Entry e = lookup(table, "argv")) {
-    const auto* argv = e.node->as_array();
-    const std::string argv_label = cat(label, ".argv");
-    if (argv == nullptr) {
-      wrong_type(*e.node, argv_label, "an array of strings");
-    } else if (argv->empty()) {
-      error(*e.node, cat(argv_label, ": must not be empty; argv[0] is the program to run"));
-    } else {
-      for (std::size_t i = 0; i < argv->size(); ++i) {
-        const toml::node& item = *argv->get(i);
-        const std::string item_label = cat(argv_label, "[", std::to_string(i), "]");
-        std::optional<std::string> text;
-        if (i > 0 && item.is_string() && item.as_string()->get().empty()) {
-          text = std::string();  // an empty argument is a legitimate argument
-        } else {
-          text = read_string(item, item_label);
-        }
-        if (!text) continue;
-        if (i == 0 && !check_executable(item, *text, item_label)) continue;
-        command.argv.push_back(std::move(*text));
-      }
-    }
-  } else {
-    error(table, cat("[", label,
-                     "]: missing required key 'argv' (the program and its fixed "
-                     "arguments, e.g. argv = [\"/bin/date\"])"));
-  }
-  if (const Entry e = lookup(table, "timeout")) {
-    if (auto v = read_duration(*e.node, cat(label, ".timeout"), false)) command.timeout = *v;
-  }
-  if (const Entry e = lookup(table, "max_output")) {
-    if (auto v = read_size(*e.node, cat(label, ".max_output"), 0,
-                           std::numeric_limits<std::uint64_t>::max(), "")) {
-      command.max_output = *v;
-    }
-  }
-  if (const Entry e = lookup(table, "allow_args")) {
-    if (auto v = read_bool(*e.node, cat(label, ".allow_args"))) command.allow_args = *v;
-  }
-  read_command_extras(table, label, command);
-  if (errors_.size() != errors_before) return std::nullopt;
-  return command;
-}
-
-// The keys that shape the child's world and who may run it.
-void Validator::read_command_extras(const toml::table& table, const std::string& label,
-                                    Command& command) {
-  if (const Entry e = lookup(table, "env")) {
-    if (auto v = read_env(*e.node, cat(label, ".env"))) command.env = std::move(*v);
-  }
-  if (const Entry e = lookup(table, "cwd")) {
-    if (auto v = read_directory(*e.node, cat(label, ".cwd"))) command.cwd = std::move(*v);
-  }
-  if (const Entry e = lookup(table, "rlimit_cpu")) {
-    const std::string key = cat(label, ".rlimit_cpu");
-    if (auto v = read_duration(*e.node, key, false)) {
-      // RLIMIT_CPU counts whole seconds: round up, never to zero.
-      if (*v < std::chrono::seconds(1)) {
-        error(*e.node, cat(key, ": must be at least 1s (the limit counts whole seconds)"));
-      } else {
-        command.rlimit_cpu = static_cast<std::uint64_t>(
-            std::chrono::ceil<std::chrono::seconds>(*v).count());
-      }
-    }
-  }
-  if (const Entry e = lookup(table, "rlimit_as")) {
-    if (auto v = read_size(*e.node, cat(label, ".rlimit_as"), kMinAddressSpace,
-                           std::numeric_limits<std::uint64_t>::max(), "")) {
-      command.rlimit_as = *v;
-    }
-  }
-  if (const Entry e = lookup(table, "rlimit_nofile")) {
-    if (auto v = read_integer(*e.node, cat(label, ".rlimit_nofile"), 3, kMaxOpenFiles)) {
-      command.rlimit_nofile = static_cast<std::uint64_t>(*v);
-    }
-  }
-  if (const Entry e = lookup(table, "max_concurrent")) {
-    if (auto v = read_integer(*e.node, cat(label, ".max_concurrent"), 1,
-                              std::numeric_limits<std::uint32_t>::max())) {
-      command.max_concurrent = static_cast<std::uint32_t>(*v);
-    }
-  }
-  if (const Entry e = lookup(table, "allow_uids")) {
-    if (auto v = read_ids(*e.node, cat(label, ".allow_uids"))) command.allow_uids = std::move(*v);
-  }
-  if (const Entry e = lookup(table, "allow_gids")) {
-    if (auto v = read_ids(*e.node, cat(label, ".allow_gids"))) command.allow_gids = std::move(*v);
-  }
+  return items;
 }
 
 // env = { NAME = "value", ... }: the child's whole environment.
@@ -1012,6 +879,18 @@ std::optional<std::string> Validator::read_directory(const toml::node& node,
   return path;
 }
 
+// RLIMIT_CPU counts whole seconds: a duration rounded up, never to zero.
+std::optional<std::uint64_t> Validator::read_cpu_seconds(const toml::node& node,
+                                                         std::string_view label) {
+  const auto duration = read_duration(node, label, false);
+  if (!duration) return std::nullopt;
+  if (*duration < std::chrono::seconds(1)) {
+    error(node, cat(label, ": must be at least 1s (the limit counts whole seconds)"));
+    return std::nullopt;
+  }
+  return static_cast<std::uint64_t>(std::chrono::ceil<std::chrono::seconds>(*duration).count());
+}
+
 // A non-empty array of numeric user or group ids.
 std::optional<std::vector<std::uint32_t>> Validator::read_ids(const toml::node& node,
                                                               std::string_view label) {
@@ -1033,33 +912,6 @@ std::optional<std::vector<std::uint32_t>> Validator::read_ids(const toml::node& 
   }
   if (errors_.size() != errors_before) return std::nullopt;
   return ids;
-}
-
-// listener.allow_commands: names of [commands.NAME] tables, checked to
-// exist once every command is known.
-std::optional<std::vector<std::string>> Validator::read_allow_commands(const toml::node& node) {
-  constexpr std::string_view kLabel = "listener.allow_commands";
-  const auto* array = node.as_array();
-  if (array == nullptr) {
-    wrong_type(node, kLabel, "an array of command names, e.g. [\"uptime\"]");
-    return std::nullopt;
-  }
-  std::vector<std::string> names;
-  for (std::size_t i = 0; i < array->size(); ++i) {
-    const toml::node& item = *array->get(i);
-    auto name = read_string(item, cat(kLabel, "[", std::to_string(i), "]"));
-    if (!name) continue;
-    allowed_command_refs_.emplace_back(&item, *name);
-    names.push_back(std::move(*name));
-  }
-  return names;  // an empty array is meaningful: no exec on this listener
-}
-
-void Validator::check_allowed_commands_exist(const toml::table* commands) {
-  for (const auto& [node, name] : allowed_command_refs_) {
-    if (commands != nullptr && commands->contains(name)) continue;
-    error(*node, cat("listener.allow_commands: no [commands.", name, "] is configured"));
-  }
 }
 
 // argv[0] is run with execv (no PATH search, no shell), so it must be an
@@ -1086,9 +938,299 @@ bool Validator::check_executable(const toml::node& node, const std::string& path
   return true;
 }
 
+// ---------------------------------------------------------------------------
+// The sections.
+
+Config Validator::build(const toml::table& root) {
+  Config config;
+  for (const auto& [key, value] : root) {
+    if (std::find(kTopKeys.begin(), kTopKeys.end(), key.str()) == kTopKeys.end()) {
+      unknown_key(key, kTopKeys, "the top level");
+    }
+  }
+
+  if (const auto* daemon = as_table(lookup(root, "daemon"), "daemon", "[daemon]")) {
+    walk<Daemon>(*daemon, daemon_rows(), "daemon", "[daemon]", config.daemon);
+  }
+  // [limits] before the listeners: each listener starts from it.
+  if (const auto* limits = as_table(lookup(root, "limits"), "limits", "[limits]")) {
+    walk<Limits>(*limits, limit_rows(), "limits", "[limits]", config.limits);
+  }
+  if (const Entry listeners = lookup(root, "listener")) {
+    if (const auto* array = listeners.node->as_array()) {
+      read_listeners(*array, config.limits, config.listeners);
+    } else {
+      error(*listeners.node, cat("listener: expected an array of tables ([[listener]]), got ",
+                                 type_phrase(*listeners.node)));
+    }
+  }
+  if (const auto* files = as_table(lookup(root, "files"), "files", "[files]")) {
+    Files value;
+    walk<Files>(*files, files_rows(), "files", "[files]", value);
+    config.files = std::move(value);
+  }
+  const auto* commands = as_table(lookup(root, "commands"), "commands", "[commands.NAME]");
+  if (commands != nullptr) read_commands(*commands, config.commands);
+  check_allowed_commands_exist(commands);
+  return config;
+}
+
+void Validator::read_listeners(const toml::array& array, const Limits& base,
+                               std::vector<Listener>& listeners) {
+  std::vector<const toml::table*> tables;
+  for (const auto& element : array) {
+    const auto* table = element.as_table();
+    if (table == nullptr) {
+      error(element, cat("listener: expected a table ([[listener]]), got ", type_phrase(element)));
+      continue;
+    }
+    auto listener = read_listener(*table, base);
+    if (!listener) continue;
+    tables.push_back(table);
+    listeners.push_back(std::move(*listener));
+  }
+  check_listener_clashes(tables, listeners);
+}
+
+std::optional<Listener> Validator::read_listener(const toml::table& table, const Limits& base) {
+  const std::size_t errors_before = errors_.size();
+  Listener listener;
+  listener.limits = base;
+  const Taken taken = walk<Listener>(table, listener_rows(), "listener", "[[listener]]", listener);
+  if (!taken.contains("kind")) return std::nullopt;
+  if (!check_listener_rules(table, taken, listener)) return std::nullopt;
+  // An unknown key is reported but keeps the listener in the clash checks
+  // below: its values are good, so their clashes are worth reporting too.
+  if (errors_.size() - taken.unknown_keys() != errors_before) return std::nullopt;
+  return listener;
+}
+
+// ---------------------------------------------------------------------------
+// Rules that span keys. Each one exists because a key that means nothing in
+// its context would be silently ignored, which unknown keys must never be.
+
+// Which keys a listener's kind and framing take; fills the defaults that
+// depend on them (framing, name). False when a rule failed.
+bool Validator::check_listener_rules(const toml::table& table, const Taken& taken,
+                                     Listener& listener) {
+  const std::size_t errors_before = errors_.size();
+  const ListenerKind kind = listener.kind;
+  const std::string_view kind_name = to_string(kind);
+  const Entry address = lookup(table, "address");
+  const Entry path = lookup(table, "path");
+  const Entry mode = lookup(table, "mode");
+  const Entry framing = lookup(table, "framing");
+  const Entry payload = lookup(table, "payload");
+  const Entry byte_order = lookup(table, "byte_order");
+  const Entry command = lookup(table, "command");
+  const Entry backlog = lookup(table, "backlog");
+
+  if (is_inet(kind)) {
+    if (!address) {
+      error(table, cat("[[listener]]: a ", kind_name,
+                       " listener needs 'address', e.g. address = \"127.0.0.1:9000\""));
+    }
+    if (path) {
+      error(*path.key,
+            cat("listener.path: a ", kind_name, " listener takes 'address', not 'path'"));
+    }
+    if (mode) {
+      error(*mode.key, "listener.mode: applies only to unix and unix_dgram listeners");
+    }
+  } else {
+    if (!path) {
+      error(table, cat("[[listener]]: a ", kind_name,
+                       " listener needs 'path', e.g. path = \"/run/framed/framed.sock\""));
+    }
+    if (address) {
+      error(*address.key,
+            cat("listener.address: a ", kind_name, " listener takes 'path', not 'address'"));
+    }
+    if (mode && !listener.path.empty() && listener.path.front() == '@') {
+      error(*mode.key, "listener.mode: an abstract socket (\"@name\") has no file to chmod");
+    }
+  }
+  if (backlog && !is_stream(kind)) {
+    error(*backlog.key, cat("listener.backlog: a ", kind_name,
+                            " listener does not listen(); backlog applies to tcp and unix"));
+  }
+
+  // Framing: json for streams and datagram for datagram sockets by default;
+  // a datagram socket has no byte stream to frame, and a stream no datagrams.
+  // A framing that is wrong (or was not read) leaves the framing rules below
+  // unchecked: they would only add noise to the error already reported.
+  bool framing_known = true;
+  if (!framing) {
+    listener.framing = is_stream(kind) ? Framing::json : Framing::datagram;
+  } else if (!taken.contains("framing")) {
+    framing_known = false;
+  } else if (is_stream(kind) && listener.framing == Framing::datagram) {
+    error(*framing.node, cat("listener.framing: \"datagram\" is for udp and unix_dgram "
+                             "listeners; a ",
+                             kind_name, " listener takes \"json\", \"length\" or \"line\""));
+    framing_known = false;
+  } else if (!is_stream(kind) && listener.framing != Framing::datagram) {
+    error(*framing.node,
+          cat("listener.framing: a ", kind_name, " listener's framing must be \"datagram\", got ",
+              quoted(codec::to_string(listener.framing)),
+              " (payload = \"json\" carries json frames)"));
+    framing_known = false;
+  }
+
+  if (framing_known) {
+    const codec::WireFormat wire = listener.wire_format();
+    if (payload && wire.framing != Framing::datagram) {
+      error(*payload.key,
+            "listener.payload: applies only to datagram framing (udp and "
+            "unix_dgram listeners)");
+    }
+    const bool text_datagram = wire.framing == Framing::datagram && wire.payload == Payload::text;
+    if (byte_order && (wire.framing == Framing::line || text_datagram)) {
+      error(*byte_order.key, cat("listener.byte_order: has no effect with ",
+                                 text_datagram ? "text datagram payloads" : "\"line\" framing",
+                                 " (no length fields)"));
+    }
+    if (command && wire.json_frames()) {
+      error(*command.key,
+            "listener.command: applies only to \"length\", \"line\" and text "
+            "datagram listeners (a json header names its own cmd)");
+    }
+  }
+
+  if (!lookup(table, "name")) {
+    listener.name = cat(kind_name, ":", is_inet(kind) ? listener.address : listener.path);
+  }
+  return errors_.size() == errors_before;
+}
+
+// Two listeners may not share a name, nor an endpoint: the same kind on the
+// same address (port 0 excepted: the kernel gives each its own port), or any
+// two Unix sockets on one path (one file cannot be both a stream and a
+// datagram socket).
+void Validator::check_listener_clashes(const std::vector<const toml::table*>& tables,
+                                       const std::vector<Listener>& listeners) {
+  struct Seen {
+    std::uint32_t line;
+    bool default_name;
+  };
+  std::map<std::string, Seen> names;
+  std::map<std::string, std::uint32_t> endpoints;
+
+  for (std::size_t i = 0; i < listeners.size(); ++i) {
+    const toml::table& table = *tables[i];
+    const Listener& listener = listeners[i];
+
+    const Entry name_entry = lookup(table, "name");
+    const toml::node& name_node = name_entry ? *name_entry.node : table;
+    const bool default_name = !name_entry;
+    const auto [name_it, name_new] =
+        names.try_emplace(listener.name, Seen{name_node.source().begin.line, default_name});
+    // Two default names only clash when the endpoints do, which is reported
+    // below; or when both use port 0, which is no clash at all.
+    if (!name_new && !(default_name && name_it->second.default_name)) {
+      error(name_node, cat("listener.name: duplicate listener name ", quoted(listener.name),
+                           " (first used at line ", std::to_string(name_it->second.line), ")"));
+    }
+
+    std::string endpoint;
+    std::string message;
+    const toml::node* endpoint_node = nullptr;
+    if (is_inet(listener.kind)) {
+      const auto parsed = parse_address(listener.address);
+      if (parsed.value && parsed.value->port != 0) {
+        const std::string canonical = parsed.value->canonical();
+        endpoint = cat(to_string(listener.kind), " ", canonical);
+        endpoint_node = lookup(table, "address").node;
+        message =
+            cat("listener.address: ", to_string(listener.kind), " ", quoted(listener.address));
+        if (canonical != listener.address) message += cat(" (", canonical, ")");
+      }
+    } else {
+      endpoint = cat("unix ", listener.path);
+      endpoint_node = lookup(table, "path").node;
+      message = cat("listener.path: ", quoted(listener.path));
+    }
+    if (endpoint_node != nullptr) {
+      const auto [it, inserted] =
+          endpoints.try_emplace(endpoint, endpoint_node->source().begin.line);
+      if (!inserted) {
+        error(*endpoint_node, cat(message, " is already used by the listener at line ",
+                                  std::to_string(it->second)));
+      }
+    }
+  }
+}
+
+void Validator::read_commands(const toml::table& table, std::map<std::string, Command>& commands) {
+  for (const auto& [key, value] : table) {
+    const std::string name(key.str());
+    const std::string label = cat("commands.", name);
+    const auto* command_table = value.as_table();
+    if (command_table == nullptr) {
+      error(value, cat(label, ": expected a table ([", label, "]), got ", type_phrase(value)));
+      continue;
+    }
+    // `exec NAME ARG...` splits on spaces in the simple framings, and names
+    // show up in logs and stats: keep them to one plain word.
+    const bool plain = is_plain_name(name);
+    if (!plain) {
+      error(key, cat(label, ": a command name may hold only letters, digits, '_', '-' and '.'"));
+    }
+    const std::size_t errors_before = errors_.size();
+    Command command;
+    command.name = name;
+    walk<Command>(*command_table, command_rows(), label, cat("[", label, "]"), command);
+    if (plain && errors_.size() == errors_before) commands.emplace(name, std::move(command));
+  }
+}
+
+void Validator::check_allowed_commands_exist(const toml::table* commands) {
+  for (const auto& [node, name] : allowed_command_refs_) {
+    if (commands != nullptr && commands->contains(name)) continue;
+    error(*node, cat("listener.allow_commands: no [commands.", name, "] is configured"));
+  }
+}
+
+// Every row of `rows` as a KeySpec under `prefix`.
+template <typename Target>
+void describe(const std::vector<Row<Target>>& rows, std::string_view prefix,
+              std::vector<KeySpec>& out) {
+  for (const auto& row : rows) {
+    out.push_back(KeySpec{cat(prefix, ".", row.key), row.type, row.min, row.max,
+                          row.reload == Reload::on_sighup});
+  }
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------
+
+std::vector<KeySpec> config_keys() {
+  std::vector<KeySpec> keys;
+  describe(daemon_rows(), "daemon", keys);
+  describe(limit_rows(), "limits", keys);
+  describe(listener_rows(), "listener", keys);
+  describe(files_rows(), "files", keys);
+  describe(command_rows(), "commands.*", keys);
+  return keys;
+}
+
+bool key_is_reloadable(std::string_view dotted_key) {
+  // "commands.date.timeout" is "commands.*.timeout": every command takes the
+  // same keys.
+  std::string key(dotted_key);
+  constexpr std::string_view kCommands = "commands.";
+  if (dotted_key.starts_with(kCommands)) {
+    const std::size_t name_end = dotted_key.find('.', kCommands.size());
+    if (name_end != std::string_view::npos) {
+      key = cat(kCommands, "*", dotted_key.substr(name_end));
+    }
+  }
+  for (const auto& spec : config_keys()) {
+    if (spec.dotted_key == key) return spec.reloadable;
+  }
+  return false;
+}
 
 std::string_view to_string(ListenerKind kind) noexcept { return name_of(kKinds, kind); }
 std::string_view to_string(LogLevel level) noexcept { return name_of(kLogLevels, level); }

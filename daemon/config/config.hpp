@@ -18,15 +18,15 @@
 namespace framed::config {
 
 enum class ListenerKind { tcp, udp, unix_stream, unix_dgram };
-// The wire vocabulary is the codec's: one set of names for config, codec and
-// server (codec/framing.hpp).
+enum class LogLevel { trace, debug, info, warn, error };
+// The wire vocabulary is the codec's (one set of names for config, codec and
+// server); codec::to_string names these.
 using Framing = codec::Framing;
 using Payload = codec::Payload;
 using ByteOrder = codec::ByteOrder;
-enum class LogLevel { trace, debug, info, warn, error };
 
-// Each enum value's name as written in the file ("tcp", "unix_dgram", "json",
-// "little", "warn", ...), for log lines and listener names.
+// Each enum value's name as written in the file ("tcp", "unix_dgram", "warn",
+// ...), for log lines and listener names.
 std::string_view to_string(ListenerKind kind) noexcept;
 std::string_view to_string(LogLevel level) noexcept;
 
@@ -54,7 +54,9 @@ struct Listener {
   // Each name is known to be configured.
   std::optional<std::vector<std::string>> allow_commands;
 
-  [[nodiscard]] codec::WireFormat wire_format() const noexcept { return {framing, payload, byte_order}; }
+  [[nodiscard]] codec::WireFormat wire_format() const noexcept {
+    return {framing, payload, byte_order};
+  }
 };
 
 struct Files {

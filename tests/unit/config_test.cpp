@@ -11,17 +11,24 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <toml++/toml.h>
+
+#include <algorithm>
 #include <catch2/catch.hpp>
+#include <cctype>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 #include <string>
 #include <string_view>
 
 #include "config/address.hpp"
+#include "config/schema.hpp"
 #include "config/units.hpp"
 
 using namespace std::chrono_literals;
@@ -1093,4 +1100,244 @@ TEST_CASE("listener.allow_commands names configured commands", "[config][errors]
                 "listener.allow_commands: expected an array of command names");
   require_error(parse(listener + "allow_commands = [1]\n"), 4, 19,
                 "listener.allow_commands[0]: expected a string, got an integer");
+}
+
+// ---------------------------------------------------------------------------
+// The table of keys (config/schema.hpp)
+
+namespace {
+
+// CONFIG.md-style dotted key of every key in a parsed file: "daemon.workers",
+// "listener.kind", "commands.*.argv" (a command's env is one key, not a tree).
+void collect_keys(const toml::table& root, std::set<std::string>& out) {
+  const auto add_keys = [&](const toml::node& table, const std::string& prefix) {
+    for (const auto& entry : *table.as_table()) out.insert(prefix + std::string(entry.first.str()));
+  };
+  for (const auto& [section, value] : root) {
+    const std::string name(section.str());
+    if (const auto* listeners = value.as_array()) {
+      for (const auto& element : *listeners) add_keys(element, "listener.");
+    } else if (name == "commands") {
+      for (const auto& command : *value.as_table()) add_keys(command.second, "commands.*.");
+    } else {
+      add_keys(value, name + ".");
+    }
+  }
+}
+
+// framed.toml with every example enabled (see the test above for the convention).
+std::string reference_with_examples() {
+  std::string enabled;
+  std::istringstream lines(read_file(FRAMED_REFERENCE_CONFIG));
+  for (std::string line; std::getline(lines, line);) {
+    const bool example = line.size() >= 2 && line[0] == '#' &&
+                         ((line[1] >= 'a' && line[1] <= 'z') || line[1] == '[');
+    enabled += example ? line.substr(1) : line;
+    enabled += '\n';
+  }
+  return enabled;
+}
+
+// The text of framed.toml between the banner "###...### TITLE ###...###" and
+// the next banner.
+std::string reference_section(std::string_view title) {
+  const std::string text = read_file(FRAMED_REFERENCE_CONFIG);
+  const std::string banner = " " + std::string(title) + " ";
+  const std::size_t start = text.find(banner);
+  if (start == std::string::npos) return {};
+  const std::size_t end = text.find("\n####", start);
+  return text.substr(start, end == std::string::npos ? std::string::npos : end - start);
+}
+
+bool has_word(std::string_view text, std::string_view word) {
+  const auto is_word_char = [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_';
+  };
+  for (auto at = text.find(word); at != std::string_view::npos; at = text.find(word, at + 1)) {
+    const bool starts = at == 0 || !is_word_char(text[at - 1]);
+    const bool ends = at + word.size() == text.size() || !is_word_char(text[at + word.size()]);
+    if (starts && ends) return true;
+  }
+  return false;
+}
+
+// A file whose last line is `KEY = VALUE` for the spec's key, inside the
+// smallest table that is otherwise valid; and the label errors give the key.
+struct KeyProbe {
+  std::string head;
+  std::string label;
+};
+
+KeyProbe probe_for(const std::string& dotted_key) {
+  const std::size_t dot = dotted_key.rfind('.');
+  const std::string section = dotted_key.substr(0, dot);
+  const std::string leaf = dotted_key.substr(dot + 1);
+  if (section == "daemon") return {"[daemon]\n", dotted_key};
+  if (section == "limits") return {"[limits]\n", dotted_key};
+  if (section == "files") return {"[files]\nroot = \"/srv\"\n", dotted_key};
+  if (section == "listener") {
+    return {"[[listener]]\nkind = \"tcp\"\naddress = \"127.0.0.1:1\"\n", dotted_key};
+  }
+  return {"[commands.a]\nargv = [\"/bin/true\"]\n", "commands.a." + leaf};
+}
+
+}  // namespace
+
+TEST_CASE("every row is documented in config/framed.toml, every key there has a row",
+          "[config][schema]") {
+  const auto keys = framed::config::config_keys();
+  std::set<std::string> rows;
+  for (const auto& spec : keys) {
+    INFO(spec.dotted_key);
+    CHECK(rows.insert(spec.dotted_key).second);  // one row per key
+  }
+
+  std::set<std::string> in_file;
+  collect_keys(toml::parse(reference_with_examples()), in_file);
+  REQUIRE(in_file.size() > 20);
+  for (const auto& key : in_file) {
+    INFO(key << " is in framed.toml but has no row");
+    CHECK(rows.count(key) == 1);
+  }
+
+  const std::map<std::string, std::string> sections{{"daemon", "DAEMON"},
+                                                    {"limits", "LIMITS"},
+                                                    {"listener", "LISTENERS"},
+                                                    {"files", "FILES"},
+                                                    {"commands", "COMMANDS"}};
+  for (const auto& spec : keys) {
+    const std::string& key = spec.dotted_key;
+    const std::string table = key.substr(0, key.find('.'));
+    const std::string leaf = key.substr(key.rfind('.') + 1);
+    REQUIRE(sections.count(table) == 1);
+    const std::string section = reference_section(sections.at(table));
+    INFO(key << " is not documented in the " << sections.at(table) << " section of framed.toml");
+    CHECK((in_file.count(key) == 1 || has_word(section, leaf)));
+  }
+}
+
+TEST_CASE("integer and size rows are enforced at their bounds and one past them",
+          "[config][schema]") {
+  using framed::config::ValueType;
+  constexpr auto kLargestTomlInteger = static_cast<std::uint64_t>(INT64_MAX);
+  int probed = 0;
+  for (const auto& spec : framed::config::config_keys()) {
+    if (spec.type != ValueType::integer && spec.type != ValueType::size) continue;
+    const auto [head, label] = probe_for(spec.dotted_key);
+    const std::string leaf = spec.dotted_key.substr(spec.dotted_key.rfind('.') + 1);
+    const auto line = static_cast<std::uint32_t>(std::count(head.begin(), head.end(), '\n') + 1);
+    const auto column = static_cast<std::uint32_t>(leaf.size() + 4);
+    const auto with = [&](const std::string& value) {
+      return parse(head + leaf + " = " + value + "\n");
+    };
+    INFO(spec.dotted_key << " in [" << spec.min << ", " << spec.max << "]");
+
+    require_ok(with(std::to_string(spec.min)));
+    const std::string below = spec.min == 0 ? "-1" : std::to_string(spec.min - 1);
+    require_error(with(below), line, column, label + ": must");
+    if (spec.max <= kLargestTomlInteger) {
+      require_ok(with(std::to_string(spec.max)));
+    }
+    if (spec.max < kLargestTomlInteger) {
+      require_error(with(std::to_string(spec.max + 1)), line, column, label + ": must");
+    }
+    ++probed;
+  }
+  // daemon 3, limits 3, listener 4, files 1, commands 4.
+  CHECK(probed == 15);
+}
+
+TEST_CASE("duration rows: zero where it means something, and nowhere else", "[config][schema]") {
+  CHECK(require_ok(parse("[daemon]\nshutdown_timeout = \"0s\"\n")).daemon.shutdown_timeout == 0s);
+  require_error(parse("[limits]\nheader_timeout = \"0s\"\n"), 2, 18,
+                "limits.header_timeout: must be greater than zero");
+  // The smallest duration is one nanosecond.
+  CHECK(require_ok(parse("[limits]\nheader_timeout = \"0.000001ms\"\n")).limits.header_timeout ==
+        1ns);
+  CHECK(require_ok(parse("[commands.a]\nargv = [\"/bin/true\"]\nrlimit_cpu = \"1s\"\n"))
+            .commands.at("a")
+            .rlimit_cpu == 1U);
+  require_error(parse("[commands.a]\nargv = [\"/bin/true\"]\nrlimit_cpu = \"999ms\"\n"), 3, 14,
+                "commands.a.rlimit_cpu: must be at least 1s");
+}
+
+TEST_CASE("which keys a reload may change", "[config][schema]") {
+  using framed::config::key_is_reloadable;
+  // The reactor backend is chosen once, at start (CONFIG.md).
+  CHECK_FALSE(key_is_reloadable("daemon.backend"));
+  CHECK(key_is_reloadable("daemon.workers"));
+  CHECK(key_is_reloadable("daemon.log_level"));
+  CHECK(key_is_reloadable("daemon.max_connections"));
+  CHECK(key_is_reloadable("daemon.shutdown_timeout"));
+  CHECK(key_is_reloadable("daemon.max_queued_jobs"));
+  CHECK(key_is_reloadable("limits.max_body"));
+  CHECK(key_is_reloadable("listener.address"));
+  CHECK(key_is_reloadable("listener.idle_timeout"));
+  CHECK(key_is_reloadable("files.root"));
+  CHECK(key_is_reloadable("commands.date.argv"));
+  CHECK(key_is_reloadable("commands.*.timeout"));
+  // Not keys at all.
+  CHECK_FALSE(key_is_reloadable("daemon.reactors"));
+  CHECK_FALSE(key_is_reloadable("commands.date"));
+  CHECK_FALSE(key_is_reloadable("workers"));
+
+  for (const auto& spec : framed::config::config_keys()) {
+    INFO(spec.dotted_key);
+    CHECK(spec.reloadable == (spec.dotted_key != "daemon.backend"));
+    CHECK(key_is_reloadable(spec.dotted_key) == spec.reloadable);
+  }
+}
+
+TEST_CASE("keys of features that are not built are refused", "[config][schema][errors]") {
+  // A key that does nothing must not be accepted (CONFIG.md lists these for
+  // later versions).
+  const std::string listener = "[[listener]]\nkind = \"tcp\"\naddress = \"127.0.0.1:1\"\n";
+  require_error(parse("[daemon]\nreactors = 2\n"), 2, 1, "unknown key 'reactors' in [daemon]");
+  require_error(parse("[limits]\nbody_timeout = \"10s\"\n"), 2, 1,
+                "unknown key 'body_timeout' in [limits]");
+  require_error(parse(listener + "tls_cert = \"/etc/x.pem\"\n"), 4, 1,
+                "unknown key 'tls_cert' in [[listener]]");
+  require_error(parse(listener + "reply_framing = \"raw\"\n"), 4, 1,
+                "unknown key 'reply_framing' in [[listener]]");
+  require_error(parse(listener + "framing = \"raw\"\n"), 4, 11,
+                "listener.framing: unknown value \"raw\"");
+  require_error(parse("[[listener]]\nkind = \"http\"\naddress = \"127.0.0.1:1\"\n"), 2, 8,
+                "listener.kind: unknown value \"http\"");
+  require_error(parse("[files]\nroot = \"/srv\"\nfsync = true\n"), 3, 1,
+                "unknown key 'fsync' in [files]");
+  require_error(parse("[principals.deploy]\nfiles = \"read\"\n"), 1, 2,
+                "unknown key 'principals' in the top level");
+}
+
+TEST_CASE("duplicate keys and tables are syntax errors with a position", "[config][errors]") {
+  const auto at_line = [](const LoadResult& result, std::uint32_t line, std::string_view part) {
+    INFO(all_errors(result));
+    REQUIRE_FALSE(result.config.has_value());
+    REQUIRE(result.errors.size() == 1);
+    CHECK(result.errors[0].line == line);
+    CHECK(result.errors[0].column >= 1);
+    CHECK_THAT(result.errors[0].message, Catch::Contains(std::string(part)));
+  };
+  at_line(parse("[daemon]\nworkers = 1\nworkers = 2\n"), 3, "workers");
+  at_line(parse("[daemon]\nworkers = 1\n\n[daemon]\nlog_level = \"info\"\n"), 4, "daemon");
+  at_line(parse("[commands.a]\nargv = [\"/bin/true\"]\n[commands.a]\ntimeout = \"1s\"\n"), 3,
+          "a");
+  at_line(parse("[commands.a]\nargv = [\"/bin/true\"]\nenv = { A = \"1\", A = \"2\" }\n"), 3, "A");
+  at_line(parse("[[listener]]\nkind = \"tcp\"\nkind = \"udp\"\n"), 3, "kind");
+}
+
+TEST_CASE("a listener's wire format is its framing, payload and byte order", "[config]") {
+  const auto result = parse(R"([[listener]]
+kind = "udp"
+address = "127.0.0.1:1"
+payload = "json"
+byte_order = "little"
+)");
+  const Config& config = require_ok(result);
+  const framed::codec::WireFormat wire = config.listeners.at(0).wire_format();
+  CHECK(wire == framed::codec::WireFormat{Framing::datagram, Payload::json, ByteOrder::little});
+  CHECK(wire.json_frames());
+  const auto defaults = framed::config::default_config();
+  CHECK(defaults.listeners.at(0).wire_format() == framed::codec::WireFormat{});
+  CHECK(defaults.listeners.at(1).wire_format().simple_mode());
 }
