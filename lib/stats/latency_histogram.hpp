@@ -2,7 +2,7 @@
 // Latencies for percentiles: HdrHistogram's log-linear layout at its
 // simplest. Values are counted in whole units of `Resolution`; the first 256
 // values have a bucket each, above that each power of two is split into 128
-// buckets, so a percentile is within 1/128 (0.8 %) above the recorded value.
+// buckets, so a percentile is at most 1/128 (0.8 %) above the true value.
 // Memory is fixed (4352 counters, 34 KiB) whatever the uptime or the rate,
 // and recording is one increment.
 //
