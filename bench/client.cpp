@@ -15,6 +15,7 @@
 #include <cstring>
 #include <exception>
 #include <memory>
+#include <utility>
 
 #include "codec.hpp"
 #include "base/unique_fd.hpp"
@@ -162,8 +163,7 @@ class ClientThread final : public ReplySink {
     if (auto problem = check_reply(reply, expected)) {
       record_error(&connection, *problem);
     } else if (received_at_ >= config_.timeline.measure_begin && received_at_ < window_end_) {
-      result_.latency.record(static_cast<std::uint64_t>(
-          std::chrono::duration_cast<std::chrono::nanoseconds>(received_at_ - request.sent).count()));
+      result_.latency.record(received_at_ - request.sent);
       ++result_.completed;
     }
     // Closed loop: every answer makes room for exactly one new request.
@@ -436,7 +436,13 @@ std::optional<Target> resolve_target(const Options& options, std::string& error)
   if (found->ai_family == AF_INET6) {
     ::inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(found->ai_addr)->sin6_addr, text.data(),
                 text.size());
-    target.description = "[" + std::string(text.data()) + "]:" + port;
+    // Built by appending, not `"[" + std::string(...)`: g++ 12 at -O3 misreads
+    // that prepend as an overlapping memcpy (-Wrestrict).
+    std::string description = "[";
+    description += text.data();
+    description += "]:";
+    description += port;
+    target.description = std::move(description);
   } else {
     ::inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(found->ai_addr)->sin_addr, text.data(), text.size());
     target.description = std::string(text.data()) + ":" + port;

@@ -15,12 +15,14 @@
 #include <string>
 #include <vector>
 
-#include "histogram.hpp"
 #include "options.hpp"
+#include "stats/latency_histogram.hpp"
 
 namespace framed::bench {
 
 using Clock = std::chrono::steady_clock;
+// Nanoseconds: loopback round trips are a few microseconds.
+using LatencyHistogram = stats::LatencyHistogram<std::chrono::nanoseconds>;
 
 // Where to connect: resolved once, before any thread starts, so every
 // connection goes to this one address and nowhere else.

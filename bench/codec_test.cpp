@@ -1,6 +1,6 @@
-// Unit tests for the bench's codec and histogram: every reply stream is
-// decoded whole, one byte at a time and in uneven pieces, and must give the
-// same replies each way (PROTOCOL.md §1: splits and glue change nothing).
+// Unit tests for the bench's codec: every reply stream is decoded whole, one
+// byte at a time and in uneven pieces, and must give the same replies each
+// way (PROTOCOL.md §1: splits and glue change nothing).
 
 #include <cstdio>
 #include <cstring>
@@ -8,7 +8,6 @@
 #include <vector>
 
 #include "codec.hpp"
-#include "histogram.hpp"
 
 namespace framed::bench {
 namespace {
@@ -201,29 +200,6 @@ void test_check_reply() {
   CHECK(check_reply(pong, {Protocol::resp, Command::ping, 0, 0}));
 }
 
-void test_histogram() {
-  LatencyHistogram histogram;
-  CHECK(histogram.percentile(50) == 0);
-  for (std::uint64_t v = 1; v <= 1'000'000; ++v) histogram.record(v);
-  CHECK(histogram.count() == 1'000'000);
-  CHECK(histogram.min() == 1 && histogram.max() == 1'000'000);
-  const auto near = [](std::uint64_t got, double want) {
-    return static_cast<double>(got) >= want && static_cast<double>(got) <= want * 1.008;
-  };
-  CHECK(near(histogram.percentile(50), 500'000));
-  CHECK(near(histogram.percentile(99), 990'000));
-  CHECK(near(histogram.percentile(99.9), 999'000));
-  CHECK(histogram.percentile(100) == 1'000'000);
-  // Small values are exact.
-  LatencyHistogram small;
-  for (std::uint64_t v : {3, 3, 200}) small.record(v);
-  CHECK(small.percentile(50) == 3 && small.percentile(100) == 200);
-  LatencyHistogram merged;
-  merged.merge(small);
-  merged.merge(histogram);
-  CHECK(merged.count() == 1'000'003 && merged.min() == 1);
-}
-
 }  // namespace
 }  // namespace framed::bench
 
@@ -235,7 +211,6 @@ int main() {
   test_resp_replies();
   test_requests();
   test_check_reply();
-  test_histogram();
   if (g_failures != 0) {
     std::fprintf(stderr, "%d checks failed\n", g_failures);
     return 1;

@@ -72,7 +72,7 @@ std::string json_escape(std::string_view text) {
   return out;
 }
 
-double micros(std::uint64_t nanoseconds) { return static_cast<double>(nanoseconds) / 1000.0; }
+double micros(std::chrono::duration<double, std::micro> latency) { return latency.count(); }
 
 struct Summary {
   LatencyHistogram latency;
@@ -105,8 +105,8 @@ void print_text(const Options& options, const Target& target, const Summary& sum
                 static_cast<unsigned long long>(summary.undrained), static_cast<long long>(kDrainTime.count()));
   }
   std::printf("  latency us  p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f  (min %.1f  mean %.1f  max %.1f)\n",
-              micros(latency.percentile(50)), micros(latency.percentile(90)), micros(latency.percentile(99)),
-              micros(latency.percentile(99.9)), micros(latency.min()), latency.mean() / 1000.0,
+              micros(latency.percentile(0.50)), micros(latency.percentile(0.90)), micros(latency.percentile(0.99)),
+              micros(latency.percentile(0.999)), micros(latency.min()), micros(latency.mean()),
               micros(latency.max()));
 }
 
@@ -126,9 +126,9 @@ void print_json(const Options& options, const Target& target, const Summary& sum
       summary.measured_s, summary.interrupted ? "true" : "false",
       static_cast<unsigned long long>(summary.completed), static_cast<unsigned long long>(summary.errors),
       static_cast<unsigned long long>(summary.connected), static_cast<unsigned long long>(summary.undrained), rate,
-      micros(latency.min()), micros(latency.percentile(50)), micros(latency.percentile(90)),
-      micros(latency.percentile(99)), micros(latency.percentile(99.9)), micros(latency.max()),
-      latency.mean() / 1000.0);
+      micros(latency.min()), micros(latency.percentile(0.50)), micros(latency.percentile(0.90)),
+      micros(latency.percentile(0.99)), micros(latency.percentile(0.999)), micros(latency.max()),
+      micros(latency.mean()));
 }
 
 timespec to_timespec(Clock::duration duration) {

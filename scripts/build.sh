@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Configures (once) and builds framed in build/ (or the directory given).
+# Configures (scripts/configure.sh: warnings are errors) and builds framed in
+# build/ (or the directory given); options after the directory go to meson.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 builddir=${1:-build}
 shift || true
-[ -f "$builddir/build.ninja" ] || meson setup "$builddir" "$@" >/dev/null
+scripts/configure.sh "$builddir" "$@"
 ninja -C "$builddir"

@@ -12,7 +12,7 @@
 #include <map>
 #include <string>
 
-#include "exec/latency_histogram.hpp"
+#include "stats/latency_histogram.hpp"
 
 namespace framed::commands {
 
@@ -29,7 +29,7 @@ struct ExecStats {
   std::uint32_t active = 0;     // queued or running now
   // From the request being accepted to its result being back on the reactor:
   // queueing included, as a client sees it.
-  exec::LatencyHistogram latency;
+  stats::LatencyHistogram<std::chrono::microseconds> latency;
 };
 
 // By command name; std::less<> finds by string_view without a copy.

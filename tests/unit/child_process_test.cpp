@@ -1,5 +1,5 @@
 // Tests for lib/exec: spawning and running real processes (/bin/echo,
-// /bin/sh -c, /bin/sleep, yes), peer credentials and the latency histogram.
+// /bin/sh -c, /bin/sleep, yes) and peer credentials.
 // Every test ends with no child of ours left, zombie or not.
 
 #include <fcntl.h>
@@ -21,7 +21,6 @@
 
 #include "base/unique_fd.hpp"
 #include "exec/child_process.hpp"
-#include "exec/latency_histogram.hpp"
 #include "exec/peer_credentials.hpp"
 #include "exec/spawn.hpp"
 
@@ -358,28 +357,4 @@ TEST_CASE("peer credentials of a Unix socket, none for others", "[exec]") {
 
   const framed::base::UniqueFd tcp(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   CHECK_FALSE(framed::exec::read_peer_credentials(tcp.get()).has_value());
-}
-
-TEST_CASE("latency histogram percentiles", "[exec]") {
-  framed::exec::LatencyHistogram histogram;
-  CHECK(histogram.percentile(0.5).count() == 0);
-  for (int i = 1; i <= 100; ++i) histogram.record(std::chrono::milliseconds(i));
-  CHECK(histogram.count() == 100);
-  const auto within = [](std::chrono::microseconds got, long expected_ms) {
-    const double expected = expected_ms * 1000.0;
-    return got.count() >= expected && got.count() <= expected * 1.125;
-  };
-  CHECK(within(histogram.percentile(0.5), 50));
-  CHECK(within(histogram.percentile(0.9), 90));
-  CHECK(within(histogram.percentile(0.99), 99));
-  CHECK(histogram.percentile(1.0) == std::chrono::milliseconds(100));  // clamped to the maximum
-  CHECK(histogram.max() == std::chrono::milliseconds(100));
-
-  framed::exec::LatencyHistogram small;
-  small.record(3us);
-  small.record(0us);
-  small.record(std::chrono::hours(24 * 365));  // past the last bucket: still counted
-  CHECK(small.percentile(0.3).count() == 0);
-  CHECK(small.percentile(0.6).count() == 3);
-  CHECK(small.percentile(1.0) == std::chrono::hours(24 * 365));
 }
