@@ -94,7 +94,9 @@ void DatagramEndpoint::on_datagram(std::size_t size, int msg_flags) {
 }
 
 void DatagramEndpoint::send_reply() {
-  if (!answering_ || send_in_flight_ || out_.empty()) return;
+  // The reply is complete once the pipeline holds nothing back (a deferred
+  // command has answered); it may be empty (upper of an empty datagram).
+  if (!answering_ || send_in_flight_ || !pipeline_.idle()) return;
   // An unnamed Unix sender (it never bound an address) cannot be answered.
   if (reply_to_length_ <= sizeof(sa_family_t) && reply_to_.ss_family == AF_UNIX) return next();
   if (const proto::Reply* error = pipeline_.last_error()) owner_.note_client_error(settings_->name, reply_to_, *error);
