@@ -157,6 +157,9 @@ BAD_FRAMES = {
     "total_size_string": raw_frame(b'{"cmd":"echo","total_size":"3"}'),
     "total_size_bool": raw_frame(b'{"cmd":"echo","total_size":true}'),
     "total_size_array": raw_frame(b'{"cmd":"echo","total_size":[3]}'),
+    # Two readers could disagree on which total_size counts (PROTOCOL.md 3).
+    "total_size_twice": raw_frame(b'{"cmd":"echo","total_size":0,"total_size":5}hello'),
+    "cmd_twice": raw_frame(b'{"cmd":"ping","cmd":"echo"}'),
 }
 
 
@@ -167,7 +170,8 @@ def test_bad_frame_replies_then_closes(std, case):
         expect_error_then_close(client, "bad_frame")
 
 
-@pytest.mark.parametrize("case", ["header_length_0", "not_json", "invalid_utf8", "array", "total_size_negative"])
+@pytest.mark.parametrize("case", ["header_length_0", "not_json", "invalid_utf8", "array", "total_size_negative",
+                                  "total_size_twice"])
 def test_bad_frame_after_good_requests(std, case):
     """Replies to the requests before the bad frame still arrive, in order."""
     with std.connect("tcp4") as client:

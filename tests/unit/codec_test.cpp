@@ -10,6 +10,7 @@
 
 #include "buffer/byte_buffer.hpp"
 #include "codec/reply_encoder.hpp"
+#include "codec/datagram_decoder.hpp"
 #include "codec/stream_decoder.hpp"
 
 using framed::buffer::ByteBuffer;
@@ -121,6 +122,8 @@ TEST_CASE("json framing: every frame, whole, split at every byte, and glued", "[
       {"negative total_size", json_frame(R"({"cmd":"echo","total_size":-1})"), {"error:bad_frame"}},
       {"float total_size", json_frame(R"({"cmd":"echo","total_size":1.0})"), {"error:bad_frame"}},
       {"string total_size", json_frame(R"({"cmd":"echo","total_size":"3"})"), {"error:bad_frame"}},
+      {"a key twice", json_frame(R"({"cmd":"echo","total_size":1,"total_size":0})", "x"), {"error:bad_frame"}},
+      {"cmd twice", json_frame(R"({"cmd":"ping","cmd":"echo"})"), {"error:bad_frame"}},
   };
   for (const Case& c : cases) {
     SECTION(c.name) { check_every_split(Framing::json, c.bytes, c.events, limits); }
@@ -275,4 +278,108 @@ TEST_CASE("reply encoders write each framing's bytes", "[codec][encoder]") {
     framed::codec::ReplyEncoder(WireFormat{Framing::datagram, framed::codec::Payload::text, ByteOrder::big}).encode(reply, out);
     CHECK(std::string(out.readable()) == "pong");
   }
+}
+
+TEST_CASE("json decoder announces a complete header ahead of its body, once", "[codec][json]") {
+  simdjson::dom::parser parser;
+  StreamDecoder decoder(WireFormat{}, parser, FrameLimits{});
+  const std::string header = R"({"cmd":"echo","total_size":10})";
+  const std::string frame = json_frame(header, "0123456789");
+  ByteBuffer in;
+  in.append(frame.substr(0, 4 + header.size() + 3));
+  auto first = decoder.decode(in.readable());
+  REQUIRE(first.status == DecodeStatus::need_more);
+  CHECK(first.header_size == 4 + header.size());
+  CHECK(first.body_size == 10);
+  CHECK(first.header == header);
+  std::string_view cmd;
+  REQUIRE(decoder.header_object()["cmd"].get(cmd) == simdjson::SUCCESS);
+  CHECK(cmd == "echo");
+  // Not again for the same frame: whoever wanted the body has had the chance.
+  auto again = decoder.decode(in.readable());
+  CHECK(again.status == DecodeStatus::need_more);
+  CHECK(again.header_size == 0);
+  in.append(frame.substr(in.readable_size()));
+  auto whole = decoder.decode(in.readable());
+  REQUIRE(whole.status == DecodeStatus::frame);
+  CHECK(whole.body == "0123456789");
+
+  SECTION("skip_body: the caller takes the body; the next frame decodes from its boundary") {
+    StreamDecoder fresh(WireFormat{}, parser, FrameLimits{});
+    ByteBuffer stream;
+    stream.append(frame.substr(0, 4 + header.size()));
+    auto announced = fresh.decode(stream.readable());
+    REQUIRE(announced.header_size == 4 + header.size());
+    fresh.skip_body();
+    stream.consume(announced.header_size);
+    stream.append("0123456789");
+    stream.consume(10);  // the body, taken by its consumer
+    stream.append(json_frame(R"({"cmd":"ping"})"));
+    auto next = fresh.decode(stream.readable());
+    REQUIRE(next.status == DecodeStatus::frame);
+    CHECK(next.body.empty());
+  }
+}
+
+TEST_CASE("datagram decoder: one whole message per datagram", "[codec][datagram]") {
+  simdjson::dom::parser parser;
+  const FrameLimits limits{64, 32};
+  framed::codec::DatagramDecoder json(WireFormat{Framing::datagram, framed::codec::Payload::json}, parser, limits,
+                                      1000);
+  framed::codec::DatagramDecoder text(WireFormat{Framing::datagram, framed::codec::Payload::text}, parser, limits,
+                                      1000);
+  const auto decode = [](framed::codec::DatagramDecoder& decoder, const std::string& bytes, bool truncated = false) {
+    ByteBuffer in;
+    in.append(bytes);
+    auto result = decoder.decode(in.readable(), truncated);
+    return result.status == DecodeStatus::frame ? "frame:" + std::string(result.body)
+                                                : "error:" + std::string(framed::proto::to_string(result.error)) +
+                                                      (result.status == DecodeStatus::error ? ":" + result.message : "");
+  };
+  CHECK(decode(json, json_frame(R"({"cmd":"echo","total_size":2})", "hi")) == "frame:hi");
+  CHECK(decode(json, json_frame(R"({"cmd":"echo","total_size":2})", "h")) ==
+        "error:bad_frame:datagram ends inside its frame");
+  CHECK(decode(json, json_frame(R"({"cmd":"echo","total_size":2})", "hi!")) ==
+        "error:bad_frame:datagram holds bytes after its frame");
+  CHECK(decode(json, json_frame(R"({"cmd":"ping","cmd":"x"})")) == "error:bad_frame:header has the same key twice");
+  CHECK(decode(text, "upper hello") == "frame:upper hello");
+  CHECK(decode(text, std::string(32, 'x')) == "frame:" + std::string(32, 'x'));
+  CHECK(decode(text, std::string(33, 'x')).starts_with("error:frame_too_large"));
+  CHECK(decode(text, "ping", true).starts_with("error:frame_too_large"));
+}
+
+TEST_CASE("encoders: a body in pieces gives the bytes of the whole reply", "[codec][encoder]") {
+  framed::proto::Reply reply;
+  reply.id_json = "3";
+  const std::string body = "line one\nback\\slash\r\n";
+  for (const Framing framing : {Framing::json, Framing::length, Framing::line}) {
+    INFO(framed::codec::to_string(framing));
+    const WireFormat format{framing, framed::codec::Payload::text, ByteOrder::big};
+    ByteBuffer whole;
+    reply.body = body;
+    framed::codec::ReplyEncoder(format).encode(reply, whole);
+    reply.body = {};
+    for (std::size_t piece = 1; piece <= body.size(); ++piece) {
+      ByteBuffer streamed;
+      framed::codec::ReplyEncoder encoder(format);
+      encoder.encode_head(reply, body.size(), streamed);
+      for (std::size_t at = 0; at < body.size(); at += piece) {
+        encoder.encode_body_chunk(std::string_view(body).substr(at, piece), streamed);
+      }
+      encoder.encode_tail(streamed);
+      CHECK(std::string(streamed.readable()) == std::string(whole.readable()));
+    }
+  }
+}
+
+TEST_CASE("encoders: events carry their fields and body, no id and no ok", "[codec][encoder]") {
+  ByteBuffer out;
+  framed::codec::ReplyEncoder(WireFormat{}).encode_event(R"(,"event":"message","channel":"news")", "hello", out);
+  CHECK(std::string(out.readable()) == json_frame(R"({"event":"message","channel":"news","total_size":5})", "hello"));
+  out.clear();
+  framed::codec::ReplyEncoder(WireFormat{}).encode_event(R"(,"event":"dropped","reason":"slow_subscriber")", "", out);
+  CHECK(std::string(out.readable()) == json_frame(R"({"event":"dropped","reason":"slow_subscriber"})"));
+  out.clear();
+  framed::codec::ReplyEncoder(WireFormat{Framing::line}).encode_event(R"(,"event":"message")", "a\nb", out);
+  CHECK(std::string(out.readable()) == "a\\nb\n");
 }
