@@ -155,6 +155,8 @@ struct RegisteredCommand {
   std::unique_ptr<Command> command;
   // Its place in registration order: the index of its counters in a shard.
   std::size_t index = 0;
+  // command->streams_body(), asked once: the pipeline looks at it per request.
+  bool streams_body = false;
 };
 
 // Every command, by name. Built once at start-up and read-only afterwards,

@@ -6,6 +6,7 @@ void CommandRegistry::add(std::unique_ptr<Command> command) {
   auto entry = std::make_unique<RegisteredCommand>();
   entry->command = std::move(command);
   entry->index = commands_.size();
+  entry->streams_body = entry->command->streams_body();
   by_name_.emplace(entry->command->name(), entry.get());
   commands_.push_back(std::move(entry));
 }

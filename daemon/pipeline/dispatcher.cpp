@@ -37,7 +37,7 @@ const commands::RegisteredCommand* Dispatcher::prepare(const Origin& origin, sim
       return nullptr;
     }
   }
-  const commands::RegisteredCommand* command = host_.commands().find(request.command);
+  const commands::RegisteredCommand* command = commands_.find(request.command);
   if (command == nullptr) {
     answer_error(origin, proto::ErrorCode::unknown_command,
                  "unknown command " + commands::quote_client_name(request.command) + " (try help)", reply);

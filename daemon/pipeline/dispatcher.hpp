@@ -30,7 +30,7 @@ class Dispatcher {
   // command_stats: this shard's counters, one per registered command (by
   // RegisteredCommand::index), alive as long as the dispatcher.
   Dispatcher(commands::CommandHost& host, std::span<commands::CommandStats> command_stats) noexcept
-      : host_(host), command_stats_(command_stats) {}
+      : host_(host), commands_(host.commands()), command_stats_(command_stats) {}
 
   // Parses the request out of `header` (json framings) or `payload` (simple
   // mode) and finds its command. Null: `reply` holds the error
@@ -55,6 +55,7 @@ class Dispatcher {
                    const commands::ReplyRoute& route);
 
   [[nodiscard]] commands::CommandHost& host() const noexcept { return host_; }
+  [[nodiscard]] const commands::CommandRegistry& commands() const noexcept { return commands_; }
 
   // Counts one decoded request.
   static void count_frame(const Origin& origin) noexcept { ++origin.listener.stats->frames_in; }
@@ -73,6 +74,7 @@ class Dispatcher {
   }
 
   commands::CommandHost& host_;
+  const commands::CommandRegistry& commands_;  // the host's, read-only once built
   std::span<commands::CommandStats> command_stats_;
 };
 

@@ -36,7 +36,7 @@ RequestPipeline::RequestPipeline(Dispatcher& dispatcher, Origin origin, std::uin
 RequestPipeline::~RequestPipeline() = default;
 
 bool RequestPipeline::replies_full() const noexcept {
-  return pending_replies() >= limits_.max_pending_replies || output_.output_full();
+  return pending_ >= limits_.max_pending_replies || output_.output_full();
 }
 
 bool RequestPipeline::wants_input() const noexcept {
@@ -54,8 +54,8 @@ bool RequestPipeline::streams_body(simdjson::dom::object header) const noexcept 
   // once, when the body is taken over or the frame is whole.
   std::string_view name;
   if (header["cmd"].get_string().get(name) != simdjson::SUCCESS) return false;
-  const commands::RegisteredCommand* command = dispatcher_.host().commands().find(name);
-  return command != nullptr && command->command->streams_body();
+  const commands::RegisteredCommand* command = dispatcher_.commands().find(name);
+  return command != nullptr && command->streams_body;
 }
 
 void RequestPipeline::process(buffer::ByteBuffer& input) {
@@ -132,7 +132,7 @@ std::size_t RequestPipeline::handle_frame(const codec::DecodeResult& frame, simd
     answered(reply_, sequence);
     return frame.frame_size;
   }
-  if (command->command->streams_body()) {
+  if (command->streams_body) {
     // The sink takes the body from the input, in as many pieces as it
     // needs; only the header is consumed here.
     start_body(*command, sequence, frame.body.size());
@@ -142,7 +142,7 @@ std::size_t RequestPipeline::handle_frame(const codec::DecodeResult& frame, simd
   if (dispatcher_.run(origin_, *command, request_, reply_, route)) {
     answered(reply_, sequence);
   } else {
-    Slot& slot = slots_.emplace_back();
+    Slot& slot = push_slot();
     slot.sequence = sequence;
     slot.id_json = reply_.id_json;
   }
@@ -186,7 +186,7 @@ void RequestPipeline::finish_body() {
     answered(reply_, sequence);
     return;
   }
-  Slot& slot = slots_.emplace_back();
+  Slot& slot = push_slot();
   slot.sequence = sequence;
   slot.id_json = body->id_json;
 }
@@ -210,11 +210,12 @@ void RequestPipeline::answered(proto::Reply& reply, std::uint64_t sequence) {
   if (slots_.empty() && !reply.body_source) {
     encode_into(reply, output_.frames());
     reply_ends_.push_back(output_.frames_end());
+    ++pending_;
     return;
   }
   // Behind a reply that is not done yet, or streaming its own body: encoded
   // now (the request's bytes are about to be consumed), released in order.
-  Slot& slot = slots_.emplace_back();
+  Slot& slot = push_slot();
   slot.sequence = sequence;
   slot.ready = true;
   if (reply.body_source && !datagram_) {
@@ -322,6 +323,7 @@ bool RequestPipeline::pump_source(Slot& slot) {
       // The header promised bytes that will never come: the frame boundary
       // is lost. What was sent stays sent; the connection finishes.
       broken_ = true;
+      pending_ -= slots_.size();
       slots_.clear();
       return false;
     }
@@ -363,7 +365,10 @@ bool RequestPipeline::push_event(SharedFrame frame) {
 }
 
 void RequestPipeline::on_sent(std::uint64_t bytes_sent_total) {
-  while (!reply_ends_.empty() && reply_ends_.front() <= bytes_sent_total) reply_ends_.pop_front();
+  while (!reply_ends_.empty() && reply_ends_.front() <= bytes_sent_total) {
+    reply_ends_.pop_front();
+    --pending_;
+  }
   release();
 }
 

@@ -126,7 +126,7 @@ class RequestPipeline {
   // The total size of the frame in progress, when known: the carrier makes
   // room for it at once.
   [[nodiscard]] std::size_t input_wanted() const noexcept { return input_wanted_; }
-  [[nodiscard]] std::size_t pending_replies() const noexcept { return reply_ends_.size() + slots_.size(); }
+  [[nodiscard]] std::size_t pending_replies() const noexcept { return pending_; }
   [[nodiscard]] const Origin& origin() const noexcept { return origin_; }
   // Datagram carriers: the last reply, when it was an error (for the
   // carrier's log); null otherwise.
@@ -176,6 +176,10 @@ class RequestPipeline {
   void write_events();
   [[nodiscard]] bool streaming_reply() const noexcept { return !slots_.empty() && slots_.front().head_sent; }
   [[nodiscard]] bool replies_full() const noexcept;
+  Slot& push_slot() {
+    ++pending_;
+    return slots_.emplace_back();
+  }
 
   Dispatcher& dispatcher_;
   Origin origin_;
@@ -196,6 +200,8 @@ class RequestPipeline {
   // each ends. With slots_, what max_pending_replies bounds.
   std::deque<std::uint64_t> reply_ends_;
   std::deque<Slot> slots_;
+  // reply_ends_.size() + slots_.size(), kept as one count: checked per frame.
+  std::size_t pending_ = 0;
   std::unique_ptr<BodyInFlight> body_;
   std::size_t input_wanted_ = 0;
   bool broken_ = false;

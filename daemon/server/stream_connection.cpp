@@ -75,16 +75,18 @@ void StreamConnection::pump() {
     }
     if (pipeline_.input_wanted() != 0) transport_.reserve_input(pipeline_.input_wanted());
   }
+  // Replies leave before the next read is armed, as a request/reply
+  // server wants its round trips ordered.
+  transport_.flush();
   if (pipeline_.broken()) draining_ = true;
   if (draining_) {
     transport_.stop_reading();
+    if (pipeline_.idle()) transport_.finish();
   } else if (pipeline_.wants_input()) {
     transport_.resume_reading();
   } else {
     transport_.pause_reading();
   }
-  transport_.flush();
-  if (draining_ && pipeline_.idle()) transport_.finish();
 }
 
 void StreamConnection::check_timeouts(base::TimePoint now) {

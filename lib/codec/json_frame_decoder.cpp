@@ -1,6 +1,7 @@
 #include "codec/json_frame_decoder.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <string>
 
 namespace framed::codec {
@@ -70,12 +71,14 @@ DecodeResult JsonFrameDecoder::parse_header(std::string_view input, std::uint32_
   if (root.get_object().get(header_) != simdjson::SUCCESS) {
     return DecodeResult::fail(proto::ErrorCode::bad_frame, "header is not a JSON object");
   }
-  if (has_duplicate_key()) {
-    return DecodeResult::fail(proto::ErrorCode::bad_frame, "header has the same key twice");
-  }
+  // One walk over the header finds total_size and any key seen twice.
   body_size_ = 0;
   simdjson::dom::element total_size;
-  if (header_["total_size"].get(total_size) == simdjson::SUCCESS) {
+  bool has_total_size = false;
+  if (scan_keys(total_size, has_total_size)) {
+    return DecodeResult::fail(proto::ErrorCode::bad_frame, "header has the same key twice");
+  }
+  if (has_total_size) {
     // get_uint64 accepts only integers that fit: negative numbers, floats
     // (1.0, 1e3) and other types are all refused.
     if (total_size.get_uint64().get(body_size_) != simdjson::SUCCESS) {
@@ -90,12 +93,33 @@ DecodeResult JsonFrameDecoder::parse_header(std::string_view input, std::uint32_
   return DecodeResult::need();
 }
 
-bool JsonFrameDecoder::has_duplicate_key() {
-  // Sorting views of the keys is O(n log n) whatever a client sends; a
-  // pairwise check would let a 64 KiB header of short keys cost seconds.
+bool JsonFrameDecoder::scan_keys(simdjson::dom::element& total_size, bool& has_total_size) {
+  // Headers have a handful of keys: each is compared with the ones before it
+  // (lengths first), a few instructions per frame. Past kPairwiseUpTo keys
+  // they are sorted instead, O(n log n) whatever a client sends (pairwise, a
+  // 64 KiB header of short keys would cost seconds).
+  constexpr std::size_t kPairwiseUpTo = 16;
+  const char* seen_data[kPairwiseUpTo];  // left uninitialised: only [0, count) is read
+  std::size_t seen_size[kPairwiseUpTo];
+  std::size_t count = 0;
+  for (const auto field : header_) {
+    const std::string_view key = field.key;
+    if (count < kPairwiseUpTo) {
+      for (std::size_t i = 0; i < count; ++i) {
+        if (seen_size[i] == key.size() && std::memcmp(seen_data[i], key.data(), key.size()) == 0) return true;
+      }
+      seen_data[count] = key.data();
+      seen_size[count] = key.size();
+    }
+    ++count;
+    if (key == "total_size") {
+      total_size = field.value;
+      has_total_size = true;
+    }
+  }
+  if (count <= kPairwiseUpTo) return false;
   key_scratch_.clear();
   for (const auto field : header_) key_scratch_.push_back(field.key);
-  if (key_scratch_.size() < 2) return false;
   std::sort(key_scratch_.begin(), key_scratch_.end());
   return std::adjacent_find(key_scratch_.begin(), key_scratch_.end()) != key_scratch_.end();
 }

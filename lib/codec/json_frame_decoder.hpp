@@ -63,7 +63,9 @@ class JsonFrameDecoder {
 
  private:
   DecodeResult parse_header(std::string_view input, std::uint32_t header_size);
-  [[nodiscard]] bool has_duplicate_key() ;
+  // Walks the header once: sets total_size (when present) and returns true
+  // when a key appears twice.
+  [[nodiscard]] bool scan_keys(simdjson::dom::element& total_size, bool& has_total_size);
 
   simdjson::dom::parser* parser_;
   FrameLimits limits_;
@@ -72,7 +74,7 @@ class JsonFrameDecoder {
   bool header_known_ = false;
   std::uint64_t body_size_ = 0;
   simdjson::dom::object header_;
-  std::vector<std::string_view> key_scratch_;  // reused by has_duplicate_key
+  std::vector<std::string_view> key_scratch_;  // reused by scan_keys for many keys
 };
 
 }  // namespace framed::codec
