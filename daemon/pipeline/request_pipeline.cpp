@@ -43,7 +43,7 @@ bool RequestPipeline::wants_input() const noexcept {
   return !broken_ && !replies_full() && !(body_ && body_->behind);
 }
 
-bool RequestPipeline::idle() const noexcept { return slots_.empty() && !body_ && events_.empty(); }
+bool RequestPipeline::idle() const noexcept { return slots_.empty() && !body_ && (!events_ || events_->empty()); }
 
 bool RequestPipeline::header_incomplete(std::string_view input) const noexcept {
   return !datagram_ && !body_ && stream_decoder_.header_incomplete(input);
@@ -335,30 +335,32 @@ bool RequestPipeline::pump_source(Slot& slot) {
 void RequestPipeline::write_events() {
   if (streaming_reply()) return;  // never inside a reply
   buffer::ByteBuffer& out = output_.frames();
-  while (!events_.empty() && !output_.output_full()) {
-    out.append(*events_.front());
-    event_bytes_ -= events_.front()->size();
-    events_.pop_front();
+  if (!events_) return;
+  while (!events_->empty() && !output_.output_full()) {
+    out.append(*events_->front());
+    event_bytes_ -= events_->front()->size();
+    events_->pop_front();
   }
 }
 
 bool RequestPipeline::push_event(SharedFrame frame) {
   if (slow_consumer_ || datagram_) return false;
+  if (!events_) events_ = std::make_unique<std::deque<SharedFrame>>();
   if (event_bytes_ + frame->size() > limits_.max_event_backlog) {
     slow_consumer_ = true;
     broken_ = true;
-    events_.clear();
+    events_->clear();
     buffer::ByteBuffer dropped(128);
     encoder_.encode_event(kSlowConsumerEvent, {}, dropped);
     frame = std::make_shared<const std::string>(dropped.readable());
-    events_.push_back(frame);
+    events_->push_back(frame);
     event_bytes_ = frame->size();
     write_events();
     output_.flush_frames();
     return false;
   }
   event_bytes_ += frame->size();
-  events_.push_back(std::move(frame));
+  events_->push_back(std::move(frame));
   write_events();
   output_.flush_frames();
   return true;

@@ -206,7 +206,9 @@ class RequestPipeline {
   std::size_t input_wanted_ = 0;
   bool broken_ = false;
 
-  std::deque<SharedFrame> events_;
+  // Made on the first event: most requesters never get one, and an empty
+  // std::deque already holds a node (half a KiB per idle connection).
+  std::unique_ptr<std::deque<SharedFrame>> events_;
   std::size_t event_bytes_ = 0;
   bool slow_consumer_ = false;
   std::string last_reply_id_;  // datagrams: for replace_reply_too_large
