@@ -99,14 +99,16 @@ class Shard final : public commands::CommandHost,
   simdjson::dom::parser json_parser_;  // shared by every decoder of this thread
   pipeline::Dispatcher dispatcher_;
 
+  // Every requester (connection or endpoint) by id: where deferred replies
+  // and resumed bodies are routed. Declared before the requesters, so it
+  // outlives them: an endpoint removes itself when it is destroyed.
+  std::uint64_t next_requester_id_ = 1;
+  std::unordered_map<std::uint64_t, RequesterTarget*> requesters_;
+
   std::vector<std::unique_ptr<StreamListener>> stream_listeners_;
   std::vector<std::unique_ptr<DatagramEndpoint>> datagram_endpoints_;
   std::unordered_map<std::uint64_t, std::unique_ptr<StreamConnection>> connections_;
   std::uint64_t connections_active_ = 0;
-  // Every requester (connection or endpoint) by id: where deferred replies
-  // and resumed bodies are routed.
-  std::uint64_t next_requester_id_ = 1;
-  std::unordered_map<std::uint64_t, RequesterTarget*> requesters_;
   reactor::TimerId sweep_timer_ = 0;
 
   bool shutting_down_ = false;
