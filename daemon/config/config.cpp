@@ -487,6 +487,7 @@ const std::vector<Row<Listener>>& listener_rows() {
         choice_key("framing", codec::kFramingNames, &Listener::framing),
         choice_key("payload", codec::kPayloadNames, &Listener::payload),
         choice_key("byte_order", codec::kByteOrderNames, &Listener::byte_order),
+        choice_key("reply_framing", codec::kReplyFramingNames, &Listener::reply_framing),
         custom_key("command", ValueType::string, &Validator::read_command_word,
                    &Listener::command),
         integer_key("backlog", 1, kMaxBacklog, &Listener::backlog),
@@ -1022,6 +1023,7 @@ bool Validator::check_listener_rules(const toml::table& table, const Taken& take
   const Entry framing = lookup(table, "framing");
   const Entry payload = lookup(table, "payload");
   const Entry byte_order = lookup(table, "byte_order");
+  const Entry reply_framing = lookup(table, "reply_framing");
   const Entry command = lookup(table, "command");
   const Entry backlog = lookup(table, "backlog");
 
@@ -1067,7 +1069,7 @@ bool Validator::check_listener_rules(const toml::table& table, const Taken& take
   } else if (is_stream(kind) && listener.framing == Framing::datagram) {
     error(*framing.node, cat("listener.framing: \"datagram\" is for udp and unix_dgram "
                              "listeners; a ",
-                             kind_name, " listener takes \"json\", \"length\" or \"line\""));
+                             kind_name, " listener takes \"json\", \"length\", \"line\" or \"raw\""));
     framing_known = false;
   } else if (!is_stream(kind) && listener.framing != Framing::datagram) {
     error(*framing.node,
@@ -1084,15 +1086,23 @@ bool Validator::check_listener_rules(const toml::table& table, const Taken& take
             "listener.payload: applies only to datagram framing (udp and "
             "unix_dgram listeners)");
     }
+    if (reply_framing && wire.framing != Framing::raw) {
+      error(*reply_framing.key,
+            "listener.reply_framing: applies only to \"raw\" framing (the other framings frame "
+            "their replies as they frame requests)");
+    }
     const bool text_datagram = wire.framing == Framing::datagram && wire.payload == Payload::text;
-    if (byte_order && (wire.framing == Framing::line || text_datagram)) {
+    const bool raw_unprefixed = wire.framing == Framing::raw && wire.reply_framing == ReplyFraming::raw;
+    if (byte_order && (wire.framing == Framing::line || text_datagram || raw_unprefixed)) {
       error(*byte_order.key, cat("listener.byte_order: has no effect with ",
-                                 text_datagram ? "text datagram payloads" : "\"line\" framing",
+                                 text_datagram    ? "text datagram payloads"
+                                 : raw_unprefixed ? "\"raw\" framing and reply_framing = \"raw\""
+                                                  : "\"line\" framing",
                                  " (no length fields)"));
     }
     if (command && wire.json_frames()) {
       error(*command.key,
-            "listener.command: applies only to \"length\", \"line\" and text "
+            "listener.command: applies only to \"length\", \"line\", \"raw\" and text "
             "datagram listeners (a json header names its own cmd)");
     }
   }

@@ -24,6 +24,7 @@ enum class LogLevel { trace, debug, info, warn, error };
 using Framing = codec::Framing;
 using Payload = codec::Payload;
 using ByteOrder = codec::ByteOrder;
+using ReplyFraming = codec::ReplyFraming;
 
 // Each enum value's name as written in the file ("tcp", "unix_dgram", "warn",
 // ...), for log lines and listener names.
@@ -47,6 +48,7 @@ struct Listener {
   Framing framing = Framing::json;
   Payload payload = Payload::text;
   ByteOrder byte_order = ByteOrder::big;
+  ReplyFraming reply_framing = ReplyFraming::raw;  // raw framing only
   std::optional<std::string> command;  // every payload is this command's body
   int backlog = 511;                    // listen(2) backlog, as Redis and nginx
   Limits limits;                        // [limits] with this listener's overrides
@@ -55,7 +57,7 @@ struct Listener {
   std::optional<std::vector<std::string>> allow_commands;
 
   [[nodiscard]] codec::WireFormat wire_format() const noexcept {
-    return {framing, payload, byte_order};
+    return {framing, payload, byte_order, reply_framing};
   }
 };
 

@@ -4,6 +4,18 @@
 #include <string>
 
 namespace framed::codec {
+namespace {
+
+// One trailing "\n" or "\r\n" goes, so that `echo ping | socat - UDP:…`
+// sends `ping`; nothing else is trimmed.
+std::string_view without_line_ending(std::string_view text) noexcept {
+  if (!text.ends_with('\n')) return text;
+  text.remove_suffix(1);
+  if (text.ends_with('\r')) text.remove_suffix(1);
+  return text;
+}
+
+}  // namespace
 
 DecodeResult DatagramDecoder::decode(std::string_view datagram, bool truncated) {
   header_ = {};
@@ -17,7 +29,7 @@ DecodeResult DatagramDecoder::decode(std::string_view datagram, bool truncated) 
   if (!json) {
     DecodeResult payload;
     payload.status = DecodeStatus::frame;
-    payload.body = datagram;
+    payload.body = without_line_ending(datagram);
     payload.frame_size = datagram.size();
     return payload;
   }

@@ -3,7 +3,8 @@
 // a json frame or a simple-mode payload (WireFormat::payload). There is no
 // reassembly: a datagram that was cut short by the socket, that ends inside
 // its frame or that holds bytes after it is an error for that datagram only,
-// and never disturbs the next one.
+// and never disturbs the next one. A text datagram loses one trailing line
+// ending ("\n" or "\r\n"), as `echo … | socat` sends it.
 
 #include <simdjson.h>
 

@@ -59,7 +59,7 @@ void ReplyEncoder::render_json_header(const proto::Reply& reply, std::uint64_t b
 }
 
 void ReplyEncoder::encode(const proto::Reply& reply, buffer::ByteBuffer& out) {
-  if (format_.json_frames()) {
+  if (format_.json_replies()) {
     encode_json(reply, out);
     return;
   }
@@ -74,11 +74,13 @@ void ReplyEncoder::encode(const proto::Reply& reply, buffer::ByteBuffer& out) {
     head = scratch_;
     body = {};
   }
+  if (format_.length_prefixed_replies()) return encode_length(head, body, out);
   switch (format_.framing) {
     case Framing::line: return encode_line(head, body, out);
-    case Framing::length: return encode_length(head, body, out);
-    case Framing::json:
+    case Framing::length:  // length_prefixed_replies
+    case Framing::json:    // json_replies
     case Framing::datagram:
+    case Framing::raw:
       out.append(head);
       out.append(body);
       return;
@@ -86,18 +88,14 @@ void ReplyEncoder::encode(const proto::Reply& reply, buffer::ByteBuffer& out) {
 }
 
 void ReplyEncoder::encode_head(const proto::Reply& reply, std::uint64_t body_size, buffer::ByteBuffer& out) {
-  switch (format_.framing) {
-    case Framing::json:
-    case Framing::datagram:
-      scratch_.clear();
-      render_json_header(reply, body_size, scratch_);
-      return append_json_prefixed(scratch_, out, 0);
-    case Framing::length: {
-      char prefix[12];
-      out.append(std::string_view(prefix, encode_length_prefix(body_size, format_.byte_order, prefix)));
-      return;
-    }
-    case Framing::line: return;
+  if (format_.json_replies()) {
+    scratch_.clear();
+    render_json_header(reply, body_size, scratch_);
+    return append_json_prefixed(scratch_, out, 0);
+  }
+  if (format_.length_prefixed_replies()) {
+    char prefix[12];
+    out.append(std::string_view(prefix, encode_length_prefix(body_size, format_.byte_order, prefix)));
   }
 }
 
@@ -111,7 +109,7 @@ void ReplyEncoder::encode_tail(buffer::ByteBuffer& out) const {
 }
 
 void ReplyEncoder::encode_event(std::string_view fields, std::string_view body, buffer::ByteBuffer& out) {
-  if (!format_.json_frames()) {
+  if (!format_.json_replies()) {
     proto::Reply payload;
     payload.body = body;
     return encode(payload, out);

@@ -10,12 +10,13 @@
 #include "codec/json_frame_decoder.hpp"
 #include "codec/length_frame_decoder.hpp"
 #include "codec/line_frame_decoder.hpp"
+#include "codec/raw_frame_decoder.hpp"
 
 namespace framed::codec {
 
 class StreamDecoder {
  public:
-  // `format.framing` is a stream framing (json, length or line).
+  // `format.framing` is a stream framing (json, length, line or raw).
   StreamDecoder(WireFormat format, simdjson::dom::parser& parser, FrameLimits limits) noexcept
       : decoder_(make(format, parser, limits)) {}
 
@@ -46,13 +47,14 @@ class StreamDecoder {
   }
 
  private:
-  using Variant = std::variant<JsonFrameDecoder, LengthFrameDecoder, LineFrameDecoder>;
+  using Variant = std::variant<JsonFrameDecoder, LengthFrameDecoder, LineFrameDecoder, RawFrameDecoder>;
 
   static Variant make(WireFormat format, simdjson::dom::parser& parser, FrameLimits limits) noexcept {
     switch (format.framing) {
       case Framing::json: return JsonFrameDecoder(parser, limits, format.byte_order);
       case Framing::length: return LengthFrameDecoder(limits, format.byte_order);
       case Framing::line: return LineFrameDecoder(limits);
+      case Framing::raw: return RawFrameDecoder(limits);
       case Framing::datagram: break;  // not a stream framing: see datagram_decoder.hpp
     }
     return JsonFrameDecoder(parser, limits, format.byte_order);

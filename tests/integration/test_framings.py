@@ -380,9 +380,14 @@ def test_socat_udp_text(fr):
     port = port_of(fr, "udp_text")
     out = run_client(["/bin/sh", "-c", "printf 'upper hello' | %s -t 1 - UDP:127.0.0.1:%d" % (SOCAT, port)])
     assert out == b"HELLO"
-    # docs/framings.md's example: echo adds a newline, which is part of the body.
+    # echo adds a newline: one trailing line ending is not part of a text datagram.
     out = run_client(["/bin/sh", "-c", "echo 'upper hello' | %s -t 1 - UDP:127.0.0.1:%d" % (SOCAT, port)])
-    assert out == b"HELLO\n"
+    assert out == b"HELLO"
+    out = run_client(["/bin/sh", "-c", "echo ping | %s -t 1 - UDP:127.0.0.1:%d" % (SOCAT, port)])
+    assert out == b"pong"
+    # Only one: a second newline is the payload's own.
+    out = run_client(["/bin/sh", "-c", "printf 'upper a\\n\\n' | %s -t 1 - UDP:127.0.0.1:%d" % (SOCAT, port)])
+    assert out == b"A\n"
     out = run_client(["/bin/sh", "-c", "printf 'ping' | %s -t 1 - UDP:127.0.0.1:%d" % (SOCAT, port)])
     assert out == b"pong"
 
@@ -391,7 +396,7 @@ def test_socat_udp_text(fr):
 def test_socat_udp_command_upper(fr):
     out = run_client([SOCAT, "-t", "1", "-", "UDP:127.0.0.1:%d" % port_of(fr, "udp_upper")],
                      input=b"hello, socat\n")
-    assert out == b"HELLO, SOCAT\n"
+    assert out == b"HELLO, SOCAT"  # the line ending socat sent is not the payload's
 
 
 @needs_socat
@@ -489,7 +494,9 @@ def run_tutorial(source, *args):
 def test_tutorial_udp_client_against_command_upper(fr):
     source = at_loopback(TUTORIAL_UDP_CLIENT, port_of(fr, "udp_upper"))
     out = run_tutorial(source, "hello", "world")
-    assert out == "Sent:     hello world\nReceived: HELLO WORLD\n\n"
+    # The client sends "hello world\n": that one line ending is not part of
+    # the datagram's text, so the reply has none.
+    assert out == "Sent:     hello world\nReceived: HELLO WORLD\n"
 
 
 def test_tutorial_tcp_client_against_line_command_upper(fr):
@@ -502,7 +509,7 @@ def test_tutorial_unix_datagram_client_against_command_upper(fr, tmp_path):
     source = TUTORIAL_UNIX_DGRAM_CLIENT.replace("/run/upper.sock", fr.listeners["udgram_upper"]["path"]) \
         .replace("/tmp/upper-client.sock", str(tmp_path / "client.sock"))
     out = run_tutorial(source, "hello", "unix")
-    assert out == "Sent:     hello unix\nReceived: HELLO UNIX\n\n"
+    assert out == "Sent:     hello unix\nReceived: HELLO UNIX\n"
 
 
 def test_sendto_in_process_against_udp_command_upper(fr):

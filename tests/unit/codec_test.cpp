@@ -343,6 +343,11 @@ TEST_CASE("datagram decoder: one whole message per datagram", "[codec][datagram]
         "error:bad_frame:datagram holds bytes after its frame");
   CHECK(decode(json, json_frame(R"({"cmd":"ping","cmd":"x"})")) == "error:bad_frame:header has the same key twice");
   CHECK(decode(text, "upper hello") == "frame:upper hello");
+  // One trailing line ending goes (echo … | socat); nothing else is trimmed.
+  CHECK(decode(text, "ping\n") == "frame:ping");
+  CHECK(decode(text, "ping\r\n") == "frame:ping");
+  CHECK(decode(text, "ping\n\n") == "frame:ping\n");
+  CHECK(decode(text, " ping \r") == "frame: ping \r");
   CHECK(decode(text, std::string(32, 'x')) == "frame:" + std::string(32, 'x'));
   CHECK(decode(text, std::string(33, 'x')).starts_with("error:frame_too_large"));
   CHECK(decode(text, "ping", true).starts_with("error:frame_too_large"));
@@ -382,4 +387,48 @@ TEST_CASE("encoders: events carry their fields and body, no id and no ok", "[cod
   out.clear();
   framed::codec::ReplyEncoder(WireFormat{Framing::line}).encode_event(R"(,"event":"message")", "a\nb", out);
   CHECK(std::string(out.readable()) == "a\\nb\n");
+}
+
+TEST_CASE("raw framing: each read is one message, up to max_body", "[codec][raw]") {
+  simdjson::dom::parser parser;
+  const FrameLimits limits{64, 8};
+  StreamDecoder decoder(WireFormat{Framing::raw}, parser, limits);
+  ByteBuffer in;
+  CHECK(decoder.decode(in.readable()).status == DecodeStatus::need_more);
+  in.append("upper hi");
+  auto whole = decoder.decode(in.readable());
+  REQUIRE(whole.status == DecodeStatus::frame);
+  CHECK(whole.body == "upper hi");
+  CHECK(whole.frame_size == 8);
+  in.consume(whole.frame_size);
+  in.append("0123456789");  // over max_body: cut into messages of max_body
+  auto first = decoder.decode(in.readable());
+  REQUIRE(first.status == DecodeStatus::frame);
+  CHECK(first.body == "01234567");
+  in.consume(first.frame_size);
+  CHECK(decoder.decode(in.readable()).body == "89");
+  CHECK_FALSE(decoder.header_incomplete(in.readable()));
+}
+
+TEST_CASE("encoders: raw listeners frame replies by reply_framing", "[codec][encoder][raw]") {
+  using framed::codec::ReplyFraming;
+  framed::proto::Reply reply;
+  reply.id_json = "1";
+  reply.body = "HELLO";
+  ByteBuffer out;
+  const auto raw = [](ReplyFraming framing, ByteOrder order = ByteOrder::big) {
+    return WireFormat{Framing::raw, framed::codec::Payload::text, order, framing};
+  };
+  framed::codec::ReplyEncoder(raw(ReplyFraming::raw)).encode(reply, out);
+  CHECK(std::string(out.readable()) == "HELLO");
+  out.clear();
+  framed::codec::ReplyEncoder(raw(ReplyFraming::length, ByteOrder::little)).encode(reply, out);
+  CHECK(std::string(out.readable()) == u32(5, ByteOrder::little) + "HELLO");
+  out.clear();
+  framed::codec::ReplyEncoder(raw(ReplyFraming::json)).encode(reply, out);
+  CHECK(std::string(out.readable()) == json_frame(R"({"id":1,"ok":true,"total_size":5})", "HELLO"));
+  out.clear();
+  reply.fail(framed::proto::ErrorCode::unknown_command, "unknown command 'x'");
+  framed::codec::ReplyEncoder(raw(ReplyFraming::raw)).encode(reply, out);
+  CHECK(std::string(out.readable()) == "ERR unknown_command unknown command 'x'");
 }

@@ -530,7 +530,7 @@ TEST_CASE("bad enum values list the allowed ones", "[config][errors]") {
                 "\"unix_dgram\"");
   require_error(
       parse("[[listener]]\nkind = \"tcp\"\naddress = \"127.0.0.1:1\"\nframing = \"http\"\n"), 4, 11,
-      "expected \"json\", \"length\", \"line\" or \"datagram\"");
+      "expected \"json\", \"length\", \"line\", \"datagram\" or \"raw\"");
   require_error(
       parse("[[listener]]\nkind = \"udp\"\naddress = \"127.0.0.1:1\"\npayload = \"xml\"\n"), 4, 11,
       "listener.payload: unknown value \"xml\"; expected \"text\" or \"json\"");
@@ -619,7 +619,7 @@ TEST_CASE("keys that do not apply to a listener's kind or framing", "[config][er
         parse("[[listener]]\nkind = \"tcp\"\naddress = \"127.0.0.1:1\"\nframing = \"datagram\"\n"),
         4, 11, "\"datagram\" is for udp and unix_dgram listeners");
     require_error(parse("[[listener]]\nkind = \"unix\"\npath = \"/x\"\nframing = \"datagram\"\n"),
-                  4, 11, "a unix listener takes \"json\", \"length\" or \"line\"");
+                  4, 11, "a unix listener takes \"json\", \"length\", \"line\" or \"raw\"");
     require_error(
         parse("[[listener]]\nkind = \"udp\"\naddress = \"127.0.0.1:1\"\nframing = \"json\"\n"), 4,
         11, "a udp listener's framing must be \"datagram\", got \"json\"");
@@ -642,7 +642,7 @@ TEST_CASE("keys that do not apply to a listener's kind or framing", "[config][er
   SECTION("command only where messages carry no command name") {
     require_error(
         parse("[[listener]]\nkind = \"tcp\"\naddress = \"127.0.0.1:1\"\ncommand = \"upper\"\n"), 4,
-        1, "listener.command: applies only to \"length\", \"line\" and text datagram");
+        1, "listener.command: applies only to \"length\", \"line\", \"raw\" and text datagram");
     require_error(parse("[[listener]]\nkind = \"udp\"\naddress = \"127.0.0.1:1\"\npayload = "
                         "\"json\"\ncommand = \"upper\"\n"),
                   5, 1, "listener.command: applies only to");
@@ -1297,10 +1297,6 @@ TEST_CASE("keys of features that are not built are refused", "[config][schema][e
                 "unknown key 'body_timeout' in [limits]");
   require_error(parse(listener + "tls_cert = \"/etc/x.pem\"\n"), 4, 1,
                 "unknown key 'tls_cert' in [[listener]]");
-  require_error(parse(listener + "reply_framing = \"raw\"\n"), 4, 1,
-                "unknown key 'reply_framing' in [[listener]]");
-  require_error(parse(listener + "framing = \"raw\"\n"), 4, 11,
-                "listener.framing: unknown value \"raw\"");
   require_error(parse("[[listener]]\nkind = \"http\"\naddress = \"127.0.0.1:1\"\n"), 2, 8,
                 "listener.kind: unknown value \"http\"");
   require_error(parse("[files]\nroot = \"/srv\"\nfsync = true\n"), 3, 1,
@@ -1340,4 +1336,41 @@ byte_order = "little"
   const auto defaults = framed::config::default_config();
   CHECK(defaults.listeners.at(0).wire_format() == framed::codec::WireFormat{});
   CHECK(defaults.listeners.at(1).wire_format().simple_mode());
+}
+
+TEST_CASE("raw framing: stream kinds only, replies framed by reply_framing", "[config][listener]") {
+  const std::string tcp = "[[listener]]\nkind = \"tcp\"\naddress = \"127.0.0.1:1\"\n";
+  SECTION("defaults: raw replies") {
+    const auto loaded = parse(tcp + "framing = \"raw\"\ncommand = \"upper\"\n");
+    REQUIRE(loaded.errors.empty());
+    const auto wire = loaded.config->listeners.at(0).wire_format();
+    CHECK(wire.framing == framed::codec::Framing::raw);
+    CHECK(wire.reply_framing == framed::codec::ReplyFraming::raw);
+    CHECK(wire.simple_mode());
+    CHECK_FALSE(wire.json_replies());
+  }
+  SECTION("length replies in little-endian, as struct.pack('i') clients read them") {
+    const auto loaded = parse(tcp + "framing = \"raw\"\nreply_framing = \"length\"\nbyte_order = \"little\"\n");
+    REQUIRE(loaded.errors.empty());
+    const auto wire = loaded.config->listeners.at(0).wire_format();
+    CHECK(wire.length_prefixed_replies());
+    CHECK(wire.byte_order == framed::codec::ByteOrder::little);
+  }
+  SECTION("json replies to simple-mode requests") {
+    const auto loaded = parse(tcp + "framing = \"raw\"\nreply_framing = \"json\"\n");
+    REQUIRE(loaded.errors.empty());
+    const auto wire = loaded.config->listeners.at(0).wire_format();
+    CHECK(wire.json_replies());
+    CHECK(wire.simple_mode());
+  }
+  SECTION("errors") {
+    require_error(parse(tcp + "framing = \"json\"\nreply_framing = \"length\"\n"), 5, 1,
+                  "listener.reply_framing: applies only to \"raw\" framing");
+    require_error(parse(tcp + "framing = \"raw\"\nbyte_order = \"little\"\n"), 5, 1,
+                  "listener.byte_order: has no effect with \"raw\" framing and reply_framing = \"raw\"");
+    require_error(parse(tcp + "framing = \"raw\"\nreply_framing = \"lines\"\n"), 5, 17,
+                  "listener.reply_framing: unknown value \"lines\"");
+    require_error(parse("[[listener]]\nkind = \"udp\"\naddress = \"127.0.0.1:1\"\nframing = \"raw\"\n"), 4, 11,
+                  "a udp listener's framing must be \"datagram\", got \"raw\"");
+  }
 }
