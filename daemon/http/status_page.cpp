@@ -67,8 +67,10 @@ void render_status_page(const server::StatsSnapshot& snapshot, const StatusPageC
          "<title>framed status</title><style>";
   out += kStyle;
   out += "</style></head><body><header><h1>framed</h1><p>";
-  fmt::format_to(std::back_inserter(out), "version {} &middot; backend {} &middot; up {} s &middot; ",
-                 context.version, snapshot.backend, snapshot.uptime.count());
+  fmt::format_to(std::back_inserter(out),
+                 "version {} &middot; backend {} &middot; pid {} &middot; up {} s &middot; RSS {:.1f} MiB &middot; ",
+                 context.version, snapshot.backend, snapshot.process.pid, snapshot.uptime.count(),
+                 static_cast<double>(snapshot.process.rss_bytes) / (1024.0 * 1024.0));
   out += context.draining ? "<span class=\"draining\">draining</span>" : "<span class=\"ok\">serving</span>";
   out += "</p></header><main><div class=\"cards\">";
   card(out, "live connections", snapshot.total.connections_active);

@@ -90,6 +90,13 @@ void render_metrics(const StatsSnapshot& snapshot, std::string_view version, std
   metrics.family("framed_uptime_seconds", "gauge", "Seconds since the daemon started.")
       .sample("framed_uptime_seconds", {}, snapshot.uptime.count());
 
+  // The names every Prometheus client library's process collector uses.
+  metrics.family("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.")
+      .sample("process_resident_memory_bytes", {}, snapshot.process.rss_bytes);
+  metrics.family("process_cpu_seconds_total", "counter", "User and system CPU time spent in seconds.")
+      .sample("process_cpu_seconds_total", {},
+              snapshot.process.cpu_user_seconds + snapshot.process.cpu_system_seconds);
+
   per_listener(metrics, snapshot, "framed_connections_accepted_total", "counter",
                "Connections accepted.", &TrafficStats::connections_accepted);
   per_listener(metrics, snapshot, "framed_connections_active", "gauge", "Connections open now.",

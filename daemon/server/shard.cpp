@@ -304,6 +304,8 @@ StatsSnapshot Shard::stats() const {
   StatsSnapshot snapshot;
   snapshot.backend = reactor_.backend_name();
   snapshot.uptime = std::chrono::duration_cast<std::chrono::seconds>(base::Clock::now() - daemon_.started_at());
+  snapshot.process = read_process_stats();
+  snapshot.config_path = daemon_.config().source;
   snapshot.shard = shard_stats_;
   snapshot.reload_failures = daemon_.reload_failures();
   exec::WorkerPool& pool = daemon_.worker_pool();

@@ -377,3 +377,17 @@ def test_status_page_in_headless_chromium(web):
     assert head[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = struct.unpack(">II", head[16:24])
     assert (width, height) == (1000, 800)
+
+
+# --- stats: the process ------------------------------------------------------
+
+def test_stats_and_metrics_show_the_process(web):
+    stats = web.stats("tcp")
+    assert stats["pid"] == web.pid
+    assert stats["config_path"] == web.config_path
+    assert stats["rss_bytes"] > 1 << 20
+    assert stats["cpu_user_seconds"] + stats["cpu_system_seconds"] > 0
+    assert isinstance(stats["uptime_seconds"], int)
+    families = metric_families(get(web, "/metrics")[1].decode())
+    assert sample_value(families, "process_resident_memory_bytes", "process_resident_memory_bytes") > 1 << 20
+    assert sample_value(families, "process_cpu_seconds", "process_cpu_seconds_total") > 0

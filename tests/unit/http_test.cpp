@@ -150,6 +150,9 @@ TEST_CASE("metrics: the exact exposition of a small snapshot", "[http][metrics]"
   framed::server::StatsSnapshot snapshot;
   snapshot.backend = "epoll";
   snapshot.uptime = std::chrono::seconds(42);
+  snapshot.process.rss_bytes = 8192;
+  snapshot.process.cpu_user_seconds = 1.25;
+  snapshot.process.cpu_system_seconds = 0.5;
   snapshot.reload_failures = 1;
   snapshot.workers = 2;
   snapshot.workers_busy = 1;
@@ -188,6 +191,12 @@ TEST_CASE("metrics: the exact exposition of a small snapshot", "[http][metrics]"
       "# HELP framed_uptime_seconds Seconds since the daemon started.\n"
       "# TYPE framed_uptime_seconds gauge\n"
       "framed_uptime_seconds 42\n"
+      "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
+      "# TYPE process_resident_memory_bytes gauge\n"
+      "process_resident_memory_bytes 8192\n"
+      "# HELP process_cpu_seconds_total User and system CPU time spent in seconds.\n"
+      "# TYPE process_cpu_seconds_total counter\n"
+      "process_cpu_seconds_total 1.75\n"
       "# HELP framed_connections_accepted_total Connections accepted.\n"
       "# TYPE framed_connections_accepted_total counter\n"
       "framed_connections_accepted_total{" + l + "} 5\n"
