@@ -1081,7 +1081,9 @@ bool Validator::check_listener_rules(const toml::table& table, const Taken& take
   // A framing that is wrong (or was not read) leaves the framing rules below
   // unchecked: they would only add noise to the error already reported.
   bool framing_known = true;
-  if (!framing) {
+  if (kind == ListenerKind::http) {
+    framing_known = false;  // it has no framing; its keys are checked above
+  } else if (!framing) {
     listener.framing = is_stream(kind) ? Framing::json : Framing::datagram;
   } else if (!taken.contains("framing")) {
     framing_known = false;
@@ -1097,7 +1099,6 @@ bool Validator::check_listener_rules(const toml::table& table, const Taken& take
               " (payload = \"json\" carries json frames)"));
     framing_known = false;
   }
-  if (kind == ListenerKind::http) framing_known = false;  // its keys are checked above
 
   if (framing_known) {
     const codec::WireFormat wire = listener.wire_format();

@@ -1371,6 +1371,7 @@ path = "/tmp/x"
   CHECK(errors.find("listener.command: an http listener") != std::string::npos);
   CHECK(errors.find("listener.max_body: an http listener") != std::string::npos);
   CHECK(errors.find("listener.path: a http listener takes 'address'") != std::string::npos);
+  CHECK(bad.errors.size() == 4);  // one each, none repeated by the framing rules
 
   const auto clash = parse(R"([[listener]]
 kind = "tcp"
