@@ -5,8 +5,10 @@ set -euo pipefail
 
 packages=(
   g++ meson ninja-build pkg-config
-  liburing-dev libspdlog-dev libtomlplusplus-dev libsimdjson-dev libssl-dev
+  liburing-dev libspdlog-dev libtomlplusplus-dev libsimdjson-dev libssl-dev libhttp-parser-dev
   catch2 python3 python3-pytest socat procps
+  # the HTTP listener's tests: a strict /metrics parser, a browser for the status page
+  python3-prometheus-client chromium
 )
 
 missing=()

@@ -65,6 +65,11 @@ class Stats final : public Command {
     json.key("version").value(FRAMED_VERSION);
     json.key("backend").value(stats.backend);
     json.key("uptime_seconds").value(static_cast<std::uint64_t>(stats.uptime.count()));
+    json.key("pid").value(stats.process.pid);
+    json.key("rss_bytes").value(stats.process.rss_bytes);
+    json.key("cpu_user_seconds").value(stats.process.cpu_user_seconds);
+    json.key("cpu_system_seconds").value(stats.process.cpu_system_seconds);
+    json.key("config_path").value(stats.config_path);
     write_traffic(json, stats.total);
     json.key("idle_timeouts").value(stats.shard.idle_timeouts);
     json.key("header_timeouts").value(stats.shard.header_timeouts);

@@ -34,12 +34,19 @@ namespace {
 using codec::Named;
 using codec::name_of;
 
-constexpr std::array<Named<ListenerKind>, 4> kKinds{{
+constexpr std::array<Named<ListenerKind>, 5> kKinds{{
     {"tcp", ListenerKind::tcp},
     {"udp", ListenerKind::udp},
     {"unix", ListenerKind::unix_stream},
     {"unix_dgram", ListenerKind::unix_dgram},
+    {"http", ListenerKind::http},
 }};
+
+// The keys an http listener takes: it speaks HTTP, so none of the framing
+// keys mean anything there, and it runs no commands.
+constexpr std::array<std::string_view, 7> kHttpListenerKeys{
+    "kind", "name", "address", "backlog", "max_header", "idle_timeout", "header_timeout",
+};
 constexpr std::array<Named<LogLevel>, 5> kLogLevels{{
     {"trace", LogLevel::trace},
     {"debug", LogLevel::debug},
@@ -190,9 +197,11 @@ Entry lookup(const toml::table& table, std::string_view name) {
 }
 
 bool is_stream(ListenerKind kind) {
-  return kind == ListenerKind::tcp || kind == ListenerKind::unix_stream;
+  return kind == ListenerKind::tcp || kind == ListenerKind::unix_stream || kind == ListenerKind::http;
 }
-bool is_inet(ListenerKind kind) { return kind == ListenerKind::tcp || kind == ListenerKind::udp; }
+bool is_inet(ListenerKind kind) {
+  return kind == ListenerKind::tcp || kind == ListenerKind::udp || kind == ListenerKind::http;
+}
 
 // ---------------------------------------------------------------------------
 // Rows: one per key of a table.
@@ -1027,6 +1036,18 @@ bool Validator::check_listener_rules(const toml::table& table, const Taken& take
   const Entry command = lookup(table, "command");
   const Entry backlog = lookup(table, "backlog");
 
+  if (kind == ListenerKind::http) {
+    for (const auto& [key, value] : table) {
+      const std::string_view name = key.str();
+      if (std::find(kHttpListenerKeys.begin(), kHttpListenerKeys.end(), name) != kHttpListenerKeys.end()) continue;
+      // Unknown keys are reported already; path and mode by the address rules below.
+      if (!taken.contains(name) || name == "path" || name == "mode") continue;
+      error(key, cat("listener.", name,
+                     ": an http listener speaks HTTP, not a framing; it takes only address, name, "
+                     "backlog, max_header, idle_timeout and header_timeout"));
+    }
+  }
+
   if (is_inet(kind)) {
     if (!address) {
       error(table, cat("[[listener]]: a ", kind_name,
@@ -1062,7 +1083,9 @@ bool Validator::check_listener_rules(const toml::table& table, const Taken& take
   // A framing that is wrong (or was not read) leaves the framing rules below
   // unchecked: they would only add noise to the error already reported.
   bool framing_known = true;
-  if (!framing) {
+  if (kind == ListenerKind::http) {
+    framing_known = false;  // it has no framing; its keys are checked above
+  } else if (!framing) {
     listener.framing = is_stream(kind) ? Framing::json : Framing::datagram;
   } else if (!taken.contains("framing")) {
     framing_known = false;
@@ -1149,7 +1172,9 @@ void Validator::check_listener_clashes(const std::vector<const toml::table*>& ta
       const auto parsed = parse_address(listener.address);
       if (parsed.value && parsed.value->port != 0) {
         const std::string canonical = parsed.value->canonical();
-        endpoint = cat(to_string(listener.kind), " ", canonical);
+        // An http listener is a TCP socket: it clashes with a tcp one.
+        const ListenerKind socket_kind = listener.kind == ListenerKind::http ? ListenerKind::tcp : listener.kind;
+        endpoint = cat(to_string(socket_kind), " ", canonical);
         endpoint_node = lookup(table, "address").node;
         message =
             cat("listener.address: ", to_string(listener.kind), " ", quoted(listener.address));

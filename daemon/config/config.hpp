@@ -17,7 +17,8 @@
 
 namespace framed::config {
 
-enum class ListenerKind { tcp, udp, unix_stream, unix_dgram };
+// http: a TCP listener that speaks HTTP/1.1 (/metrics, /healthz, /), no framing.
+enum class ListenerKind { tcp, udp, unix_stream, unix_dgram, http };
 enum class LogLevel { trace, debug, info, warn, error };
 // The wire vocabulary is the codec's (one set of names for config, codec and
 // server); codec::to_string names these.

@@ -17,7 +17,8 @@ namespace framed::server {
 
 struct ListenerSettings {
   std::string name;
-  std::string kind;  // "tcp", "udp", "unix", "unix_dgram": for stats and logs
+  std::string kind;  // "tcp", "udp", "unix", "unix_dgram", "http": for stats and logs
+  bool speaks_http = false;  // an http listener: no framing, HttpConnection
   codec::WireFormat format;
   codec::FrameLimits frame_limits;
   std::chrono::nanoseconds idle_timeout{};

@@ -26,6 +26,7 @@ std::string_view kind_name(config::ListenerKind kind) {
     case config::ListenerKind::udp: return "udp";
     case config::ListenerKind::unix_stream: return "unix";
     case config::ListenerKind::unix_dgram: return "unix_dgram";
+    case config::ListenerKind::http: return "http";
   }
   return "tcp";
 }
@@ -34,6 +35,7 @@ std::shared_ptr<ListenerSettings> make_settings(const config::Listener& listener
   auto settings = std::make_shared<ListenerSettings>();
   settings->name = listener.name;
   settings->kind = std::string(kind_name(listener.kind));
+  settings->speaks_http = listener.kind == config::ListenerKind::http;
   settings->format = listener.wire_format();
   settings->frame_limits = codec::FrameLimits{listener.limits.max_header, listener.limits.max_body};
   settings->idle_timeout = listener.limits.idle_timeout;
@@ -60,7 +62,8 @@ bool same_address(const net::SocketAddress& a, const net::SocketAddress& b) {
 }
 
 bool is_stream(config::ListenerKind kind) {
-  return kind == config::ListenerKind::tcp || kind == config::ListenerKind::unix_stream;
+  return kind == config::ListenerKind::tcp || kind == config::ListenerKind::unix_stream ||
+         kind == config::ListenerKind::http;
 }
 
 bool is_unix(config::ListenerKind kind) {
@@ -145,7 +148,8 @@ std::vector<std::string> Shard::add_listener(const config::Listener& listener, A
     bound.fd = std::move(adopted->fd);
   } else {
     switch (listener.kind) {
-      case config::ListenerKind::tcp: bound = net::bind_tcp(*address, listener.backlog); break;
+      case config::ListenerKind::tcp:
+      case config::ListenerKind::http: bound = net::bind_tcp(*address, listener.backlog); break;
       case config::ListenerKind::udp: bound = net::bind_udp(*address); break;
       case config::ListenerKind::unix_stream:
         bound = net::bind_unix(*address, SOCK_STREAM, listener.mode, listener.backlog);
@@ -177,9 +181,17 @@ std::vector<std::string> Shard::add_listener(const config::Listener& listener, A
 
 void Shard::on_accepted(StreamListener& listener, base::UniqueFd fd) {
   const auto& settings = listener.settings();
-  if (shutting_down_) return;
+  // While draining, http listeners still accept: /healthz tells the 503.
+  if (shutting_down_ && (!settings->speaks_http || closing_http_)) return;
   if (connections_active_ >= config().daemon.max_connections) {
     ++settings->stats->connections_rejected;
+    if (settings->speaks_http) {
+      constexpr std::string_view kBusy =
+          "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 24\r\n"
+          "Connection: close\r\n\r\nmax_connections reached\n";
+      [[maybe_unused]] const auto sent = ::send(fd.get(), kBusy.data(), kBusy.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      return;
+    }
     // Told why, then closed. One small non-blocking send on a fresh socket
     // never blocks; if it does not fit, the client only misses the reason.
     proto::Reply reply;
@@ -199,6 +211,7 @@ void Shard::on_accepted(StreamListener& listener, base::UniqueFd fd) {
   if (::getpeername(fd.get(), peer_address.get(), &peer_address.length) == 0 && peer_address.family() != AF_UNIX) {
     peer = peer_address.to_string();
   }
+  if (settings->speaks_http) return accept_http(settings, std::move(fd), std::move(peer));
   const std::uint64_t id = next_requester_id_++;
   auto connection = std::make_unique<StreamConnection>(reactor_, *this, dispatcher_, json_parser_, std::move(fd),
                                                        settings, std::move(peer), id);
@@ -221,6 +234,30 @@ void Shard::on_connection_closed(StreamConnection& connection) {
   // Destroyed after the callback that closed it has returned.
   reactor_.defer([this, id = connection.id()] {
     connections_.erase(id);
+    maybe_finish_shutdown();
+  });
+}
+
+void Shard::accept_http(const std::shared_ptr<const ListenerSettings>& settings, base::UniqueFd fd,
+                        std::string peer) {
+  const std::uint64_t id = next_requester_id_++;
+  auto connection = std::make_unique<HttpConnection>(reactor_, *this, std::move(fd), settings, std::move(peer), id);
+  SPDLOG_DEBUG("http connection {} from {} on {}", id, connection->peer(), settings->name);
+  ++connections_active_;
+  ++settings->stats->connections_accepted;
+  ++settings->stats->connections_active;
+  HttpConnection& started = *connection;
+  http_connections_.emplace(id, std::move(connection));
+  started.start();
+  schedule_sweep();
+}
+
+void Shard::on_http_connection_closed(HttpConnection& connection) {
+  SPDLOG_DEBUG("http connection {} from {} closed", connection.id(), connection.peer());
+  --connections_active_;
+  --connection.listener_stats().connections_active;
+  reactor_.defer([this, id = connection.id()] {
+    http_connections_.erase(id);
     maybe_finish_shutdown();
   });
 }
@@ -267,6 +304,8 @@ StatsSnapshot Shard::stats() const {
   StatsSnapshot snapshot;
   snapshot.backend = reactor_.backend_name();
   snapshot.uptime = std::chrono::duration_cast<std::chrono::seconds>(base::Clock::now() - daemon_.started_at());
+  snapshot.process = read_process_stats();
+  snapshot.config_path = daemon_.config().source;
   snapshot.shard = shard_stats_;
   snapshot.reload_failures = daemon_.reload_failures();
   exec::WorkerPool& pool = daemon_.worker_pool();
@@ -287,7 +326,7 @@ StatsSnapshot Shard::stats() const {
 }
 
 void Shard::schedule_sweep() {
-  if (sweep_timer_ != 0 || connections_.empty()) return;
+  if (sweep_timer_ != 0 || (connections_.empty() && http_connections_.empty())) return;
   sweep_timer_ = reactor_.add_timer(reactor_.now() + kSweepInterval, [this] {
     sweep_timer_ = 0;
     sweep();
@@ -300,13 +339,16 @@ void Shard::sweep() {
   // check_timeouts may close a connection; destruction is deferred, so the
   // map is not modified while it is walked.
   for (auto& [id, connection] : connections_) connection->check_timeouts(now);
+  for (auto& [id, connection] : http_connections_) connection->check_timeouts(now);
 }
 
 void Shard::begin_shutdown() {
   if (shutting_down_) return;
   shutting_down_ = true;
   SPDLOG_INFO("shutting down: {} connection(s) to finish", connections_.size());
-  for (auto& listener : stream_listeners_) listener->stop();
+  for (auto& listener : stream_listeners_) {
+    if (!listener->settings()->speaks_http) listener->stop();
+  }
   for (auto& endpoint : datagram_endpoints_) endpoint->stop();
   for (auto& [id, connection] : connections_) connection->begin_drain();
   shutdown_timer_ = reactor_.add_timer(reactor_.now() + config().daemon.shutdown_timeout, [this] {
@@ -315,6 +357,7 @@ void Shard::begin_shutdown() {
     // Each closes once its cancelled operations complete, and the last one
     // stops the reactor (maybe_finish_shutdown).
     for (auto& [id, connection] : connections_) connection->abort();
+    for (auto& [id, connection] : http_connections_) connection->abort();
   });
   reactor_.defer([this] { maybe_finish_shutdown(); });
 }
@@ -324,6 +367,13 @@ void Shard::maybe_finish_shutdown() {
   for (const auto& endpoint : datagram_endpoints_) {
     if (!endpoint->stopped()) return;
   }
+  if (!closing_http_) {
+    // The drain is over: what answered /healthz with 503 meanwhile goes too.
+    closing_http_ = true;
+    for (auto& listener : stream_listeners_) listener->stop();
+    for (auto& [id, connection] : http_connections_) connection->abort();
+  }
+  if (!http_connections_.empty()) return;
   if (shutdown_timer_ != 0) {
     reactor_.cancel_timer(shutdown_timer_);
     shutdown_timer_ = 0;

@@ -28,6 +28,7 @@
 #include "reactor/reactor.hpp"
 #include "server/daemon.hpp"
 #include "server/datagram_endpoint.hpp"
+#include "server/http_connection.hpp"
 #include "server/rate_limited_log.hpp"
 #include "server/socket_activation.hpp"
 #include "server/stats.hpp"
@@ -39,6 +40,7 @@ namespace framed::server {
 class Shard final : public commands::CommandHost,
                     public StreamListener::Owner,
                     public StreamConnection::Owner,
+                    public HttpConnection::Owner,
                     public DatagramEndpoint::Owner {
  public:
   Shard(reactor::Reactor& reactor, Daemon& daemon);
@@ -54,6 +56,8 @@ class Shard final : public commands::CommandHost,
   // SIGTERM/SIGINT: stop accepting, answer what was received, flush, close;
   // stop the reactor when the last connection is gone or after
   // daemon.shutdown_timeout (then dropping what is left, with a log line).
+  // http listeners and connections keep answering meanwhile (/healthz says
+  // 503 while draining) and are closed when the last other connection is.
   void begin_shutdown();
 
   // commands::CommandHost
@@ -75,6 +79,10 @@ class Shard final : public commands::CommandHost,
   void on_connection_closed(StreamConnection& connection) override;
   void on_timeout(TimeoutKind kind) override;
 
+  // HttpConnection::Owner (stats() and on_timeout() are above)
+  void on_http_connection_closed(HttpConnection& connection) override;
+  [[nodiscard]] bool draining() const noexcept override { return shutting_down_; }
+
   // DatagramEndpoint::Owner
   [[nodiscard]] std::uint64_t add_requester(RequesterTarget& target) override;
   void remove_requester(std::uint64_t id) override { requesters_.erase(id); }
@@ -88,6 +96,7 @@ class Shard final : public commands::CommandHost,
   void schedule_sweep();
   void sweep();
   void maybe_finish_shutdown();
+  void accept_http(const std::shared_ptr<const ListenerSettings>& settings, base::UniqueFd fd, std::string peer);
 
   reactor::Reactor& reactor_;
   Daemon& daemon_;
@@ -108,10 +117,13 @@ class Shard final : public commands::CommandHost,
   std::vector<std::unique_ptr<StreamListener>> stream_listeners_;
   std::vector<std::unique_ptr<DatagramEndpoint>> datagram_endpoints_;
   std::unordered_map<std::uint64_t, std::unique_ptr<StreamConnection>> connections_;
+  // http clients apart: they do not hold up a shutdown.
+  std::unordered_map<std::uint64_t, std::unique_ptr<HttpConnection>> http_connections_;
   std::uint64_t connections_active_ = 0;
   reactor::TimerId sweep_timer_ = 0;
 
   bool shutting_down_ = false;
+  bool closing_http_ = false;  // the drain is over: http connections go too
   reactor::TimerId shutdown_timer_ = 0;
 
   RateLimitedLog warnings_;

@@ -1,6 +1,45 @@
 #include "server/stats.hpp"
 
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "base/unique_fd.hpp"
+
 namespace framed::server {
+namespace {
+
+double seconds(const timeval& time) { return static_cast<double>(time.tv_sec) + static_cast<double>(time.tv_usec) / 1e6; }
+
+// The second field of /proc/self/statm, in pages.
+std::uint64_t resident_bytes() noexcept {
+  const base::UniqueFd statm(::open("/proc/self/statm", O_RDONLY | O_CLOEXEC));
+  if (!statm) return 0;
+  char text[128];
+  const ssize_t size = ::read(statm.get(), text, sizeof text - 1);
+  if (size <= 0) return 0;
+  text[size] = '\0';
+  unsigned long long total_pages = 0;
+  unsigned long long resident_pages = 0;
+  if (std::sscanf(text, "%llu %llu", &total_pages, &resident_pages) != 2) return 0;
+  return resident_pages * static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+}
+
+}  // namespace
+
+ProcessStats read_process_stats() noexcept {
+  ProcessStats stats;
+  stats.pid = static_cast<int>(::getpid());
+  stats.rss_bytes = resident_bytes();
+  rusage usage{};
+  if (::getrusage(RUSAGE_SELF, &usage) == 0) {
+    stats.cpu_user_seconds = seconds(usage.ru_utime);
+    stats.cpu_system_seconds = seconds(usage.ru_stime);
+  }
+  return stats;
+}
 
 TrafficStats& TrafficStats::operator+=(const TrafficStats& other) noexcept {
   connections_accepted += other.connections_accepted;

@@ -46,6 +46,18 @@ struct ShardStats {
   ShardStats& operator+=(const ShardStats& other) noexcept;
 };
 
+// The process as the kernel sees it: what operators look for in Redis INFO
+// (process_id, used_memory_rss, used_cpu_user/sys).
+struct ProcessStats {
+  int pid = 0;
+  std::uint64_t rss_bytes = 0;
+  double cpu_user_seconds = 0;
+  double cpu_system_seconds = 0;
+};
+
+// getrusage(2) and /proc/self/statm: kernel memory, no disk, never blocks.
+[[nodiscard]] ProcessStats read_process_stats() noexcept;
+
 struct ListenerSnapshot {
   std::string name;
   std::string kind;
@@ -57,6 +69,8 @@ struct ListenerSnapshot {
 struct StatsSnapshot {
   std::string_view backend;
   std::chrono::seconds uptime{};
+  ProcessStats process;
+  std::string_view config_path;  // empty: built-in defaults
   TrafficStats total;  // the sum of every listener's
   ShardStats shard;
   std::uint64_t reload_failures = 0;

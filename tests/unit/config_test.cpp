@@ -515,7 +515,7 @@ TEST_CASE("wrong types", "[config][errors]") {
                 "commands.a: expected a table ([commands.a]), got an integer");
   require_error(
       parse("[[listener]]\nkind = 1\n"), 2, 8,
-      "listener.kind: expected one of \"tcp\", \"udp\", \"unix\" or \"unix_dgram\", got an "
+      "listener.kind: expected one of \"tcp\", \"udp\", \"unix\", \"unix_dgram\" or \"http\", got an "
       "integer");
 }
 
@@ -526,8 +526,8 @@ TEST_CASE("bad enum values list the allowed ones", "[config][errors]") {
   require_error(parse("[daemon]\nlog_level = \"verbose\"\n"), 2, 13,
                 "expected \"trace\", \"debug\", \"info\", \"warn\" or \"error\"");
   require_error(parse("[[listener]]\nkind = \"tpc\"\n"), 2, 8,
-                "listener.kind: unknown value \"tpc\"; expected \"tcp\", \"udp\", \"unix\" or "
-                "\"unix_dgram\"");
+                "listener.kind: unknown value \"tpc\"; expected \"tcp\", \"udp\", \"unix\", "
+                "\"unix_dgram\" or \"http\"");
   require_error(
       parse("[[listener]]\nkind = \"tcp\"\naddress = \"127.0.0.1:1\"\nframing = \"http\"\n"), 4, 11,
       "expected \"json\", \"length\", \"line\", \"datagram\" or \"raw\"");
@@ -979,7 +979,7 @@ TEST_CASE("config/framed.toml's commented-out examples are valid too", "[config]
   REQUIRE(enabled != text);
   const auto result = parse(enabled);
   const Config& config = require_ok(result);
-  CHECK(config.listeners.size() == 4);
+  CHECK(config.listeners.size() == 5);
   CHECK(config.files.has_value());
   CHECK(config.commands.size() == 2);
 }
@@ -1297,8 +1297,6 @@ TEST_CASE("keys of features that are not built are refused", "[config][schema][e
                 "unknown key 'body_timeout' in [limits]");
   require_error(parse(listener + "tls_cert = \"/etc/x.pem\"\n"), 4, 1,
                 "unknown key 'tls_cert' in [[listener]]");
-  require_error(parse("[[listener]]\nkind = \"http\"\naddress = \"127.0.0.1:1\"\n"), 2, 8,
-                "listener.kind: unknown value \"http\"");
   require_error(parse("[files]\nroot = \"/srv\"\nfsync = true\n"), 3, 1,
                 "unknown key 'fsync' in [files]");
   require_error(parse("[principals.deploy]\nfiles = \"read\"\n"), 1, 2,
@@ -1373,4 +1371,47 @@ TEST_CASE("raw framing: stream kinds only, replies framed by reply_framing", "[c
     require_error(parse("[[listener]]\nkind = \"udp\"\naddress = \"127.0.0.1:1\"\nframing = \"raw\"\n"), 4, 11,
                   "a udp listener's framing must be \"datagram\", got \"raw\"");
   }
+}
+
+TEST_CASE("an http listener takes address, name, backlog and its head limits, no framing", "[config]") {
+  const auto good = parse(R"([[listener]]
+kind = "http"
+name = "web"
+address = "127.0.0.1:9100"
+backlog = 64
+max_header = 8192
+idle_timeout = "30s"
+header_timeout = "5s"
+)");
+  const Config& config = require_ok(good);
+  REQUIRE(config.listeners.size() == 1);
+  CHECK(config.listeners[0].kind == ListenerKind::http);
+  CHECK(config.listeners[0].limits.max_header == 8192);
+
+  const auto unnamed = parse("[[listener]]\nkind = \"http\"\naddress = \"127.0.0.1:9100\"\n");
+  CHECK(require_ok(unnamed).listeners[0].name == "http:127.0.0.1:9100");
+
+  const auto bad = parse(R"([[listener]]
+kind = "http"
+address = "127.0.0.1:9100"
+framing = "line"
+command = "echo"
+max_body = 10
+path = "/tmp/x"
+)");
+  const std::string errors = all_errors(bad);
+  CHECK(errors.find("listener.framing: an http listener speaks HTTP") != std::string::npos);
+  CHECK(errors.find("listener.command: an http listener") != std::string::npos);
+  CHECK(errors.find("listener.max_body: an http listener") != std::string::npos);
+  CHECK(errors.find("listener.path: a http listener takes 'address'") != std::string::npos);
+  CHECK(bad.errors.size() == 4);  // one each, none repeated by the framing rules
+
+  const auto clash = parse(R"([[listener]]
+kind = "tcp"
+address = "127.0.0.1:9100"
+[[listener]]
+kind = "http"
+address = "127.0.0.1:9100"
+)");
+  CHECK(all_errors(clash).find("is already used") != std::string::npos);
 }

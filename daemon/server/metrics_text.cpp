@@ -1,0 +1,185 @@
+#include "server/metrics_text.hpp"
+
+#include <fmt/format.h>
+
+#include <array>
+#include <cstdint>
+
+#include "proto/error_code.hpp"
+
+namespace framed::server {
+namespace {
+
+// Label values may hold any bytes of a config name: the format escapes
+// backslash, double quote and newline, and nothing else.
+void append_label_value(std::string& out, std::string_view value) {
+  for (const char c : value) {
+    switch (c) {
+      case '\\': out += "\\\\"; break;
+      case '"': out += "\\\""; break;
+      case '\n': out += "\\n"; break;
+      default: out += c;
+    }
+  }
+}
+
+struct Label {
+  std::string_view name;
+  std::string_view value;
+};
+
+class Exposition {
+ public:
+  explicit Exposition(std::string& out) : out_(out) {}
+
+  // Starts a family: its HELP and TYPE lines.
+  Exposition& family(std::string_view name, std::string_view type, std::string_view help) {
+    fmt::format_to(std::back_inserter(out_), "# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+    return *this;
+  }
+
+  template <typename Value>
+  Exposition& sample(std::string_view name, std::initializer_list<Label> labels, Value value) {
+    out_ += name;
+    if (labels.size() != 0) {
+      out_ += '{';
+      bool first = true;
+      for (const Label& label : labels) {
+        if (!first) out_ += ',';
+        first = false;
+        out_ += label.name;
+        out_ += "=\"";
+        append_label_value(out_, label.value);
+        out_ += '"';
+      }
+      out_ += '}';
+    }
+    fmt::format_to(std::back_inserter(out_), " {}\n", value);
+    return *this;
+  }
+
+ private:
+  std::string& out_;
+};
+
+double seconds(std::chrono::microseconds value) { return static_cast<double>(value.count()) / 1e6; }
+
+// One family per listener counter, a sample per listener.
+template <typename Field>
+void per_listener(Exposition& metrics, const StatsSnapshot& snapshot, std::string_view name,
+                  std::string_view type, std::string_view help, Field field) {
+  metrics.family(name, type, help);
+  for (const ListenerSnapshot& listener : snapshot.listeners) {
+    metrics.sample(name, {{"listener", listener.name}, {"kind", listener.kind}}, listener.traffic.*field);
+  }
+}
+
+template <typename Field>
+void per_exec(Exposition& metrics, const StatsSnapshot& snapshot, std::string_view name, std::string_view type,
+              std::string_view help, Field field) {
+  metrics.family(name, type, help);
+  for (const auto& [command, exec] : snapshot.exec) metrics.sample(name, {{"command", command}}, exec.*field);
+}
+
+}  // namespace
+
+void render_metrics(const StatsSnapshot& snapshot, std::string_view version, std::string& out) {
+  Exposition metrics(out);
+  metrics.family("framed_build_info", "gauge", "The daemon's version and I/O backend; always 1.")
+      .sample("framed_build_info", {{"version", version}, {"backend", snapshot.backend}}, 1);
+  metrics.family("framed_uptime_seconds", "gauge", "Seconds since the daemon started.")
+      .sample("framed_uptime_seconds", {}, snapshot.uptime.count());
+
+  // The names every Prometheus client library's process collector uses.
+  metrics.family("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.")
+      .sample("process_resident_memory_bytes", {}, snapshot.process.rss_bytes);
+  metrics.family("process_cpu_seconds_total", "counter", "User and system CPU time spent in seconds.")
+      .sample("process_cpu_seconds_total", {},
+              snapshot.process.cpu_user_seconds + snapshot.process.cpu_system_seconds);
+
+  per_listener(metrics, snapshot, "framed_connections_accepted_total", "counter",
+               "Connections accepted.", &TrafficStats::connections_accepted);
+  per_listener(metrics, snapshot, "framed_connections_active", "gauge", "Connections open now.",
+               &TrafficStats::connections_active);
+  per_listener(metrics, snapshot, "framed_connections_rejected_total", "counter",
+               "Connections refused because max_connections was reached.", &TrafficStats::connections_rejected);
+  per_listener(metrics, snapshot, "framed_frames_in_total", "counter",
+               "Requests decoded (HTTP listeners: HTTP requests).", &TrafficStats::frames_in);
+  per_listener(metrics, snapshot, "framed_replies_out_total", "counter", "Replies written.",
+               &TrafficStats::replies_out);
+  per_listener(metrics, snapshot, "framed_bytes_in_total", "counter", "Bytes received.", &TrafficStats::bytes_in);
+  per_listener(metrics, snapshot, "framed_bytes_out_total", "counter", "Bytes sent.", &TrafficStats::bytes_out);
+  per_listener(metrics, snapshot, "framed_datagrams_in_total", "counter", "Datagrams received.",
+               &TrafficStats::datagrams_in);
+  per_listener(metrics, snapshot, "framed_datagrams_out_total", "counter", "Datagrams sent.",
+               &TrafficStats::datagrams_out);
+
+  metrics.family("framed_errors_total", "counter", "Error replies, by listener and error code.");
+  for (const ListenerSnapshot& listener : snapshot.listeners) {
+    for (std::size_t i = 0; i < proto::kErrorCodeCount; ++i) {
+      metrics.sample("framed_errors_total",
+                     {{"listener", listener.name},
+                      {"kind", listener.kind},
+                      {"code", proto::to_string(static_cast<proto::ErrorCode>(i))}},
+                     listener.traffic.errors[i]);
+    }
+  }
+
+  metrics.family("framed_idle_timeouts_total", "counter", "Connections closed for idle_timeout.")
+      .sample("framed_idle_timeouts_total", {}, snapshot.shard.idle_timeouts);
+  metrics.family("framed_header_timeouts_total", "counter", "Requests whose header missed header_timeout.")
+      .sample("framed_header_timeouts_total", {}, snapshot.shard.header_timeouts);
+  metrics.family("framed_accept_errors_total", "counter", "accept() failures other than descriptor exhaustion.")
+      .sample("framed_accept_errors_total", {}, snapshot.shard.accept_errors);
+  metrics
+      .family("framed_accept_fd_exhausted_total", "counter",
+              "Times accepting paused because descriptors or kernel memory ran out (EMFILE and friends).")
+      .sample("framed_accept_fd_exhausted_total", {}, snapshot.shard.accept_fd_exhausted);
+  metrics.family("framed_reload_failures_total", "counter", "Configuration reloads rejected.")
+      .sample("framed_reload_failures_total", {}, snapshot.reload_failures);
+
+  metrics.family("framed_workers", "gauge", "Worker-pool threads.").sample("framed_workers", {}, snapshot.workers);
+  metrics.family("framed_workers_busy", "gauge", "Worker-pool threads running a job now.")
+      .sample("framed_workers_busy", {}, snapshot.workers_busy);
+  metrics.family("framed_worker_queue_depth", "gauge", "Worker-pool jobs waiting for a thread.")
+      .sample("framed_worker_queue_depth", {}, snapshot.jobs_queued);
+
+  metrics.family("framed_command_calls_total", "counter", "Requests run, by command.");
+  for (const auto& [name, counters] : snapshot.commands) {
+    metrics.sample("framed_command_calls_total", {{"command", name}}, counters.calls);
+  }
+  metrics.family("framed_command_failures_total", "counter", "Requests answered ok = false, by command.");
+  for (const auto& [name, counters] : snapshot.commands) {
+    metrics.sample("framed_command_failures_total", {{"command", name}}, counters.failures);
+  }
+
+  per_exec(metrics, snapshot, "framed_exec_runs_total", "counter", "exec runs that ended, by configured command.",
+           &commands::ExecStats::runs);
+  per_exec(metrics, snapshot, "framed_exec_failures_total", "counter",
+           "exec runs that did not exit with status 0.", &commands::ExecStats::failures);
+  per_exec(metrics, snapshot, "framed_exec_timeouts_total", "counter", "exec runs stopped by their timeout.",
+           &commands::ExecStats::timeouts);
+  per_exec(metrics, snapshot, "framed_exec_truncated_total", "counter", "exec runs whose output was cut.",
+           &commands::ExecStats::truncated);
+  per_exec(metrics, snapshot, "framed_exec_refused_total", "counter", "exec requests refused as forbidden.",
+           &commands::ExecStats::refused);
+  per_exec(metrics, snapshot, "framed_exec_too_busy_total", "counter", "exec requests refused as too_busy.",
+           &commands::ExecStats::busy);
+  per_exec(metrics, snapshot, "framed_exec_active", "gauge", "exec runs queued or running now.",
+           &commands::ExecStats::active);
+
+  constexpr std::array<std::pair<double, std::string_view>, 3> kQuantiles{{{0.5, "0.5"}, {0.9, "0.9"}, {0.99, "0.99"}}};
+  metrics.family("framed_exec_latency_seconds", "summary",
+                 "exec latency from request to result, queueing included, by configured command.");
+  for (const auto& [command, exec] : snapshot.exec) {
+    for (const auto& [fraction, label] : kQuantiles) {
+      metrics.sample("framed_exec_latency_seconds", {{"command", command}, {"quantile", label}},
+                     seconds(exec.latency.percentile(fraction)));
+    }
+    const double sum = exec.latency.mean().count() * static_cast<double>(exec.latency.count()) / 1e6;
+    metrics.sample("framed_exec_latency_seconds_sum", {{"command", command}}, sum);
+    metrics.sample("framed_exec_latency_seconds_count", {{"command", command}}, exec.latency.count());
+  }
+}
+
+}  // namespace framed::server
