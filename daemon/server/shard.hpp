@@ -25,6 +25,7 @@
 #include "commands/command.hpp"
 #include "commands/exec.hpp"
 #include "pipeline/dispatcher.hpp"
+#include "pubsub/channel_table.hpp"
 #include "reactor/reactor.hpp"
 #include "server/daemon.hpp"
 #include "server/datagram_endpoint.hpp"
@@ -63,6 +64,9 @@ class Shard final : public commands::CommandHost,
   void post(std::function<void()> fn) override { reactor_.post(std::move(fn)); }
   void deliver_reply(const commands::ReplyRoute& route, proto::Reply& reply) override;
   void resume_body(const commands::ReplyRoute& route) override;
+  bool push_event(std::uint64_t requester, std::string_view fields, std::string_view body) override;
+  [[nodiscard]] pubsub::ChannelTable& channels() noexcept override { return channels_; }
+  [[nodiscard]] pubsub::Subscriber* subscriber(std::uint64_t requester) noexcept override;
   [[nodiscard]] commands::ExecStats& exec_stats(std::string_view name) override;
   [[nodiscard]] StatsSnapshot stats() const override;
   void warn_rate_limited(const std::string& message) override { warnings_.warn(reactor_.now(), message); }
@@ -74,6 +78,7 @@ class Shard final : public commands::CommandHost,
   // StreamConnection::Owner
   void on_connection_closed(StreamConnection& connection) override;
   void on_timeout(TimeoutKind kind) override;
+  void on_slow_consumer(StreamConnection& connection) override;
 
   // DatagramEndpoint::Owner
   [[nodiscard]] std::uint64_t add_requester(RequesterTarget& target) override;
@@ -108,6 +113,8 @@ class Shard final : public commands::CommandHost,
   std::uint64_t next_requester_id_ = 1;
   std::unordered_map<std::uint64_t, RequesterTarget*> requesters_;
   reactor::TimerId sweep_timer_ = 0;
+  // Who is subscribed to what, on this shard (daemon/pubsub).
+  pubsub::ChannelTable channels_;
 
   bool shutting_down_ = false;
   reactor::TimerId shutdown_timer_ = 0;

@@ -149,12 +149,21 @@ class TestHost final : public commands::CommandHost, public server::StreamConnec
   void resume_body(const commands::ReplyRoute& route) override {
     if (connection != nullptr) connection->resume_body(route);
   }
+  bool push_event(std::uint64_t, std::string_view fields, std::string_view body) override {
+    if (connection == nullptr) return false;
+    buffer::ByteBuffer out(256);
+    codec::ReplyEncoder(connection->event_format()).encode_event(fields, body, out);
+    return connection->push_event(std::make_shared<const std::string>(out.readable()));
+  }
+  pubsub::ChannelTable& channels() noexcept override { return channels_; }
+  pubsub::Subscriber* subscriber(std::uint64_t) noexcept override { return connection; }
   commands::ExecStats& exec_stats(std::string_view) override { return exec_; }
   server::StatsSnapshot stats() const override { return {}; }
   void warn_rate_limited(const std::string&) override {}
 
   void on_connection_closed(server::StreamConnection&) override { closed = true; }
   void on_timeout(server::TimeoutKind) override {}
+  void on_slow_consumer(server::StreamConnection&) override { ++slow_consumers; }
 
   std::span<commands::CommandStats> command_stats() { return stats_; }
 
@@ -162,9 +171,11 @@ class TestHost final : public commands::CommandHost, public server::StreamConnec
   SinkLog sink;
   server::StreamConnection* connection = nullptr;
   bool closed = false;
+  int slow_consumers = 0;
 
  private:
   reactor::Reactor& reactor_;
+  pubsub::ChannelTable channels_{reactor_};
   config::Config config_;
   commands::CommandRegistry registry_;
   std::vector<commands::CommandStats> stats_;
