@@ -433,6 +433,33 @@ TEST_CASE("pipeline: a consumer past its event backlog is told and finished", "[
   CHECK(frames.back().header == R"({"event":"dropped","reason":"slow_subscriber"})");
 }
 
+TEST_CASE("pipeline: events queued behind a full output leave before the reply that follows them", "[pipeline]") {
+  // exec with "stream": true pushes its output events, then delivers its
+  // reply: the reply may not overtake events still queued.
+  Fixture fixture;
+  fixture.client_reading = false;
+  fixture.to_send = json_frame(R"({"cmd":"later","id":1})");
+  REQUIRE(fixture.run([&] { return fixture.host.deferred.routes.size() == 1; }));
+  constexpr int kEvents = 112;  // 7 MiB: more than the socket and the 4 MiB output bound take
+  for (int i = 0; i < kEvents; ++i) {
+    const std::string marker = std::to_string(i);
+    CHECK(fixture.host.push_event(1, R"(,"event":"output","id":1,"stream":"stdout")",
+                                  marker + std::string(65536 - marker.size(), '.')));
+    reactor::testing::settle(*fixture.reactor);
+  }
+  proto::Reply done;
+  done.add_field("exit_code", std::int64_t{0});
+  fixture.host.deliver_reply(fixture.host.deferred.routes[0], done);
+  fixture.client_reading = true;
+  REQUIRE(fixture.run([&] { return fixture.frames().size() == kEvents + 1; }, std::chrono::seconds(20)));
+  const auto frames = fixture.frames();
+  for (int i = 0; i < kEvents; ++i) {
+    CHECK(frames[static_cast<std::size_t>(i)].header.find(R"("event":"output")") != std::string::npos);
+    CHECK(frames[static_cast<std::size_t>(i)].body.starts_with(std::to_string(i) + "."));
+  }
+  CHECK(frames.back().header == R"({"id":1,"ok":true,"exit_code":0})");
+}
+
 TEST_CASE("pipeline: max_pending_replies stops decoding until replies drain", "[pipeline]") {
   Fixture fixture(4);
   std::string requests;
