@@ -103,6 +103,9 @@ class Shard final : public commands::CommandHost,
   ShardStats shard_stats_;
   simdjson::dom::parser json_parser_;  // shared by every decoder of this thread
   pipeline::Dispatcher dispatcher_;
+  // Who is subscribed to what, on this shard (daemon/pubsub). Before the
+  // connections: it holds pointers to them, and goes after them.
+  pubsub::ChannelTable channels_;
 
   std::vector<std::unique_ptr<StreamListener>> stream_listeners_;
   std::vector<std::unique_ptr<DatagramEndpoint>> datagram_endpoints_;
@@ -113,8 +116,6 @@ class Shard final : public commands::CommandHost,
   std::uint64_t next_requester_id_ = 1;
   std::unordered_map<std::uint64_t, RequesterTarget*> requesters_;
   reactor::TimerId sweep_timer_ = 0;
-  // Who is subscribed to what, on this shard (daemon/pubsub).
-  pubsub::ChannelTable channels_;
 
   bool shutting_down_ = false;
   reactor::TimerId shutdown_timer_ = 0;
