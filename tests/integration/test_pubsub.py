@@ -6,6 +6,7 @@ runs under whichever backend FRAMED_BACKEND names.
 """
 
 import json
+import os
 import resource
 import selectors
 import socket
@@ -274,10 +275,16 @@ def test_a_fan_out_larger_than_one_batch_keeps_order(daemon_factory):
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
+# Under AddressSanitizer freed memory sits in a quarantine (256 MiB by
+# default) and would count as RSS: keep it small for the RSS bound.
+SMALL_ASAN_QUARANTINE = {"ASAN_OPTIONS": ":".join(
+    part for part in (os.environ.get("ASAN_OPTIONS", ""), "quarantine_size_mb=8") if part)}
+
+
 def test_a_never_reading_subscriber_is_dropped_and_bounded(daemon_factory):
     backlog = 256 * 1024
     daemon = daemon_factory([{"kind": "tcp", "name": "tcp", "max_event_backlog": backlog},
-                             {"kind": "tcp", "name": "publisher"}])
+                             {"kind": "tcp", "name": "publisher"}], env=SMALL_ASAN_QUARANTINE)
     slow = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     slow.connect(daemon.address("tcp")[1])
@@ -287,7 +294,7 @@ def test_a_never_reading_subscriber_is_dropped_and_bounded(daemon_factory):
     rss_before = proc_status_kib(daemon.pid, "VmRSS")
 
     message = bytes(range(256)) * 256  # 64 KiB
-    count = 600                        # ~38 MiB through the daemon
+    count = 1000                       # ~62 MiB through the daemon
     publisher = daemon.connect("publisher")
     receivers = []
 
@@ -320,8 +327,8 @@ def test_a_never_reading_subscriber_is_dropped_and_bounded(daemon_factory):
     # the slow one was counted until it was dropped, then never again
     assert receivers[0] == 2 and receivers[-1] == 1
     assert receivers == sorted(receivers, reverse=True)
-    # memory: nowhere near the 38 MiB published
-    assert peak[0] - rss_before < 16 * 1024, "RSS grew by %d KiB" % (peak[0] - rss_before)
+    # memory: nowhere near the 62 MiB published
+    assert peak[0] - rss_before < 24 * 1024, "RSS grew by %d KiB" % (peak[0] - rss_before)
     stats = daemon.stats("publisher")
     assert stats["slow_subscribers"] == 1
 
