@@ -30,6 +30,10 @@ namespace framed::exec {
 struct PeerCredentials;
 class WorkerPool;
 }  // namespace framed::exec
+namespace framed::pubsub {
+class ChannelTable;
+class Subscriber;
+}  // namespace framed::pubsub
 
 namespace framed::commands {
 
@@ -75,6 +79,15 @@ class CommandHost {
   // A body sink that was behind, or a body source that had nothing ready,
   // can go on: the requester offers the next bytes or pulls again.
   virtual void resume_body(const ReplyRoute& route) = 0;
+  // An event frame (PROTOCOL.md section 4: exec output) for a requester,
+  // encoded in its framing: `fields` as Reply::fields renders them, `body`
+  // the payload. Dropped when the requester has gone or takes no events (a
+  // datagram endpoint); false then, or when it is too slow and is closing.
+  virtual bool push_event(std::uint64_t requester, std::string_view fields, std::string_view body) = 0;
+  // pub/sub: this shard's channels, and the requester as a subscriber (null
+  // when it cannot take events: a datagram endpoint, a simple framing).
+  [[nodiscard]] virtual pubsub::ChannelTable& channels() noexcept = 0;
+  [[nodiscard]] virtual pubsub::Subscriber* subscriber(std::uint64_t requester) noexcept = 0;
   // exec's per-command counters, of this shard (reactor thread).
   [[nodiscard]] virtual ExecStats& exec_stats(std::string_view name) = 0;
   // Every counter, added up across the daemon, for `stats`.
@@ -182,5 +195,7 @@ std::string quote_client_name(std::string_view name);
 // Registers ping, echo, upper (basic.cpp) and help, stats (introspection.cpp).
 void register_basic_commands(CommandRegistry& registry);
 void register_introspection_commands(CommandRegistry& registry);
+// Registers publish, subscribe, unsubscribe (pubsub.cpp).
+void register_pubsub_commands(CommandRegistry& registry);
 
 }  // namespace framed::commands

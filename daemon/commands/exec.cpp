@@ -14,7 +14,9 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -29,6 +31,7 @@
 #include "server/listener_settings.hpp"
 #include "config/config.hpp"
 #include "exec/worker_pool.hpp"
+#include "proto/json_writer.hpp"
 
 namespace framed::commands {
 namespace {
@@ -71,11 +74,50 @@ exec::RunRequest make_run_request(const config::Command& command, std::span<cons
   return run;
 }
 
+// Output chunks of a streamed run posted to the reactor and not yet pushed
+// to the requester, per run: past this the worker stops reading the pipes
+// until the reactor catches up (the child blocks on its full pipe), so a
+// flood never queues more than this between the threads. Beyond the
+// reactor, the requester's own event backlog (max_event_backlog) bounds it.
+constexpr std::size_t kMaxOutputInFlight = 256 * 1024;
+
+// exec with "stream": true: each chunk, as the worker reads it, is posted
+// to the reactor and pushed to the requester as an `output` event.
+class OutputEvents final : public exec::OutputSink {
+ public:
+  OutputEvents(CommandHost& host, std::uint64_t requester, std::string id_json)
+      : host_(host), requester_(requester), id_json_(std::move(id_json)) {}
+
+  bool ready() override { return in_flight_->load(std::memory_order_acquire) < kMaxOutputInFlight; }
+
+  void write(exec::OutputStream stream, std::string_view chunk) override {
+    in_flight_->fetch_add(chunk.size(), std::memory_order_acq_rel);
+    std::string fields = ",\"event\":\"output\"";
+    if (!id_json_.empty()) fields.append(",\"id\":").append(id_json_);
+    fields.append(stream == exec::OutputStream::stdout_stream ? ",\"stream\":\"stdout\"" : ",\"stream\":\"stderr\"");
+    // Posted in the order read; the run's result is posted after the last
+    // chunk, so every event reaches the requester before its reply.
+    host_.post([&host = host_, requester = requester_, in_flight = in_flight_, fields = std::move(fields),
+                bytes = std::string(chunk)] {
+      in_flight->fetch_sub(bytes.size(), std::memory_order_acq_rel);
+      // Gone, or too slow (then closing): the chunk is dropped.
+      host.push_event(requester, fields, bytes);
+    });
+  }
+
+ private:
+  CommandHost& host_;
+  std::uint64_t requester_;
+  std::string id_json_;
+  // Shared with the posted chunks, which may run after the run has ended.
+  std::shared_ptr<std::atomic<std::size_t>> in_flight_ = std::make_shared<std::atomic<std::size_t>>(0);
+};
+
 void add_output_fields(proto::Reply& reply, const exec::RunResult& result) {
   reply.add_field("exit_code", std::int64_t{result.exit_code});
   reply.add_field("signal", std::int64_t{result.signal});
-  reply.add_field("stdout_size", std::uint64_t{result.out.bytes.size()});
-  reply.add_field("stderr_size", std::uint64_t{result.err.bytes.size()});
+  reply.add_field("stdout_size", std::uint64_t{result.out.size});
+  reply.add_field("stderr_size", std::uint64_t{result.err.size});
   reply.add_field("truncated", result.out.truncated || result.err.truncated);
   reply.add_field("stdout_truncated", result.out.truncated);
   reply.add_field("stderr_truncated", result.err.truncated);
@@ -125,10 +167,11 @@ void finish(CommandHost& host, const RunTicket& ticket, exec::RunResult& result)
   }
   if (result.out.truncated || result.err.truncated) ++stats.truncated;
   SPDLOG_DEBUG("exec {}: exit code {} in {:.3f} ms, {} + {} bytes of output{}", name, result.exit_code,
-               std::chrono::duration<double, std::milli>(result.elapsed).count(), result.out.bytes.size(),
-               result.err.bytes.size(), result.outcome == exec::RunOutcome::timed_out ? " (timeout)" : "");
+               std::chrono::duration<double, std::milli>(result.elapsed).count(), result.out.size,
+               result.err.size, result.outcome == exec::RunOutcome::timed_out ? " (timeout)" : "");
   add_output_fields(reply, result);
-  // body = stdout then stderr; their sizes say where one ends.
+  // body = stdout then stderr; their sizes say where one ends. (Streamed:
+  // both empty, the output went out as events.)
   reply.body_storage = std::move(result.out.bytes);
   reply.body_storage.append(result.err.bytes);
   reply.use_storage_as_body();
@@ -152,7 +195,17 @@ void Exec::run(const proto::Request& request, proto::Reply& reply, CommandContex
   std::vector<std::string_view> words;
   std::span<const std::string_view> args;
   std::string_view stdin_data;
+  bool stream = false;
   if (request.mode == proto::RequestMode::json) {
+    if (const auto field = request.header["stream"]; field.error() != simdjson::NO_SUCH_FIELD) {
+      if (field.get_bool().get(stream) != simdjson::SUCCESS) {
+        return reply.fail(proto::ErrorCode::bad_request, "exec: \"stream\" must be true or false");
+      }
+      if (stream && (context.listener.kind == "udp" || context.listener.kind == "unix_dgram")) {
+        return reply.fail(proto::ErrorCode::bad_request,
+                          "exec: \"stream\" needs a stream connection (TCP or Unix): a datagram cannot carry events");
+      }
+    }
     const auto field = request.header["name"];
     if (field.error() == simdjson::NO_SUCH_FIELD) {
       return reply.fail(proto::ErrorCode::bad_request, "exec needs \"name\": the configured command to run");
@@ -212,9 +265,13 @@ void Exec::run(const proto::Request& request, proto::Reply& reply, CommandContex
 
   // Hand it to a worker, owned; the result comes back through post().
   const int cancel_fd = host.worker_pool().cancel_fd();
+  // shared_ptr: the job is a std::function, which must be copyable.
+  std::shared_ptr<OutputEvents> events;
+  if (stream) events = std::make_shared<OutputEvents>(host, context.route.requester, request.id_json);
   auto job = [&host, cancel_fd, ticket = RunTicket{context.route, command.name, command.timeout, base::Clock::now()},
-              run = make_run_request(command, args, stdin_data)]() mutable {
+              run = make_run_request(command, args, stdin_data), events = std::move(events)]() mutable {
     exec::RunResult result;
+    run.output_sink = events.get();
     try {
       result = exec::run_child(run, cancel_fd);
     } catch (const std::exception& e) {

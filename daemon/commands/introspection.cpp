@@ -75,6 +75,7 @@ class Stats final : public Command {
     json.key("header_timeouts").value(stats.shard.header_timeouts);
     json.key("accept_errors").value(stats.shard.accept_errors);
     json.key("accept_fd_exhausted").value(stats.shard.accept_fd_exhausted);
+    json.key("slow_subscribers").value(stats.shard.slow_subscribers);
     json.key("reload_failures").value(stats.reload_failures);
     json.key("workers").value(stats.workers);
     json.key("workers_busy").value(stats.workers_busy);

@@ -481,6 +481,9 @@ const std::vector<Row<Limits>>& limit_rows() {
       duration_key("idle_timeout", Zero::refused, &Limits::idle_timeout),
       duration_key("header_timeout", Zero::refused, &Limits::header_timeout),
       integer_key("max_pending_replies", 1, kMaxU32, &Limits::max_pending_replies),
+      // At least one event of a typical size: below it every subscriber of
+      // a busy channel would be dropped at once.
+      size_key("max_event_backlog", 4096, kMaxU64, "", &Limits::max_event_backlog),
   };
   return rows;
 }

@@ -38,6 +38,9 @@ struct Limits {
   std::chrono::nanoseconds idle_timeout = std::chrono::seconds(300);
   std::chrono::nanoseconds header_timeout = std::chrono::seconds(10);
   std::uint32_t max_pending_replies = 1024;
+  // Unsent events (pub/sub messages, exec output) past which a stream
+  // connection is dropped as a slow subscriber.
+  std::uint64_t max_event_backlog = 8ULL << 20;
 };
 
 struct Listener {

@@ -208,6 +208,7 @@ void RequestPipeline::fail(proto::ErrorCode code, std::string_view message) {
 void RequestPipeline::answered(proto::Reply& reply, std::uint64_t sequence) {
   ++origin_.listener.stats->replies_out;
   if (slots_.empty() && !reply.body_source) {
+    write_all_events();
     encode_into(reply, output_.frames());
     reply_ends_.push_back(output_.frames_end());
     ++pending_;
@@ -286,6 +287,7 @@ void RequestPipeline::release() {
     Slot& slot = slots_.front();
     if (!slot.ready) break;
     if (!slot.head_sent) {
+      write_all_events();
       out.append(slot.bytes.readable());
       slot.head_sent = slot.source != nullptr;
     }
@@ -341,6 +343,14 @@ void RequestPipeline::write_events() {
     event_bytes_ -= events_->front()->size();
     events_->pop_front();
   }
+}
+
+void RequestPipeline::write_all_events() {
+  if (!events_) return;
+  buffer::ByteBuffer& out = output_.frames();
+  for (const SharedFrame& frame : *events_) out.append(*frame);
+  events_->clear();
+  event_bytes_ = 0;
 }
 
 bool RequestPipeline::push_event(SharedFrame frame) {

@@ -118,6 +118,8 @@ class RequestPipeline {
   // The frame boundary is lost (or the consumer was too slow): take no more
   // requests; finish once idle().
   [[nodiscard]] bool broken() const noexcept { return broken_; }
+  // push_event found the requester too slow: it was sent `dropped`.
+  [[nodiscard]] bool slow_consumer() const noexcept { return slow_consumer_; }
   // Every request taken has been answered and handed to the output: nothing
   // waits, streams or is queued.
   [[nodiscard]] bool idle() const noexcept;
@@ -174,6 +176,10 @@ class RequestPipeline {
   void release();
   bool pump_source(Slot& slot);
   void write_events();
+  // Before a reply goes to the output: every queued event goes first, so an
+  // event pushed before a reply (exec output, then its reply) is never
+  // overtaken by it. Bounded: the queue holds at most max_event_backlog.
+  void write_all_events();
   [[nodiscard]] bool streaming_reply() const noexcept { return !slots_.empty() && slots_.front().head_sent; }
   [[nodiscard]] bool replies_full() const noexcept;
   Slot& push_slot() {

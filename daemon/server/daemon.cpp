@@ -11,6 +11,7 @@ Daemon::Daemon(const config::Config& config)
   commands::register_basic_commands(commands_);
   commands::register_introspection_commands(commands_);
   commands::register_exec_command(commands_);
+  commands::register_pubsub_commands(commands_);
   const unsigned workers = config.daemon.workers != 0 ? config.daemon.workers : exec::available_cpus();
   if (const std::error_code error = worker_pool_.resize(workers)) {
     SPDLOG_ERROR("worker pool: could start only {} of {} threads: {}", worker_pool_.threads(), workers,

@@ -24,6 +24,7 @@ struct ListenerSettings {
   std::chrono::nanoseconds idle_timeout{};
   std::chrono::nanoseconds header_timeout{};
   std::uint32_t max_pending_replies = 1024;
+  std::uint64_t max_event_backlog = 8ULL << 20;
   std::optional<std::string> forced_command;
   // The exec commands this listener may run; absent: every configured one.
   std::optional<std::vector<std::string>> allow_commands;

@@ -41,6 +41,7 @@ std::shared_ptr<ListenerSettings> make_settings(const config::Listener& listener
   settings->idle_timeout = listener.limits.idle_timeout;
   settings->header_timeout = listener.limits.header_timeout;
   settings->max_pending_replies = listener.limits.max_pending_replies;
+  settings->max_event_backlog = listener.limits.max_event_backlog;
   settings->forced_command = listener.command;
   settings->allow_commands = listener.allow_commands;
   return settings;
@@ -82,6 +83,7 @@ Shard::Shard(reactor::Reactor& reactor, Daemon& daemon)
       daemon_(daemon),
       command_stats_(daemon.commands().all().size()),
       dispatcher_(*this, command_stats_),
+      channels_(reactor),
       warnings_(spdlog::level::warn, kWarningInterval),
       client_errors_(spdlog::level::debug, kClientErrorInterval) {
   for (const auto& [name, command] : daemon.config().commands) exec_stats_.try_emplace(name);
@@ -231,6 +233,7 @@ void Shard::on_connection_closed(StreamConnection& connection) {
   --connections_active_;
   --connection.listener_stats().connections_active;
   requesters_.erase(connection.id());
+  channels_.remove(connection.id());
   // Destroyed after the callback that closed it has returned.
   reactor_.defer([this, id = connection.id()] {
     connections_.erase(id);
@@ -270,6 +273,30 @@ void Shard::on_accept_failed(StreamListener& listener, int error, bool fd_exhaus
     ++shard_stats_.accept_errors;
     SPDLOG_WARN("accept on {} failed: {}", listener.settings()->name, base::errno_text(error));
   }
+}
+
+void Shard::on_slow_consumer(StreamConnection& connection) {
+  ++shard_stats_.slow_subscribers;
+  // A connection that stops reading is the client's business; the count in
+  // stats is the operator's signal, the log only a rate-limited hint.
+  warn_rate_limited("connection " + std::to_string(connection.id()) + " from " + connection.peer() + " on " +
+                    connection.listener_name() + " dropped as a slow subscriber (max_event_backlog)");
+}
+
+bool Shard::push_event(std::uint64_t requester, std::string_view fields, std::string_view body) {
+  const auto it = connections_.find(requester);
+  if (it == connections_.end()) return false;
+  StreamConnection& connection = *it->second;
+  buffer::ByteBuffer out(fields.size() + body.size() + 64);
+  codec::ReplyEncoder(connection.event_format()).encode_event(fields, body, out);
+  return connection.push_event(std::make_shared<const std::string>(out.readable()));
+}
+
+pubsub::Subscriber* Shard::subscriber(std::uint64_t requester) noexcept {
+  const auto it = connections_.find(requester);
+  if (it == connections_.end() || !it->second->open()) return nullptr;
+  if (it->second->event_format().framing != codec::Framing::json) return nullptr;
+  return it->second.get();
 }
 
 void Shard::on_timeout(TimeoutKind kind) {

@@ -25,6 +25,7 @@
 #include "commands/command.hpp"
 #include "commands/exec.hpp"
 #include "pipeline/dispatcher.hpp"
+#include "pubsub/channel_table.hpp"
 #include "reactor/reactor.hpp"
 #include "server/daemon.hpp"
 #include "server/datagram_endpoint.hpp"
@@ -67,6 +68,9 @@ class Shard final : public commands::CommandHost,
   void post(std::function<void()> fn) override { reactor_.post(std::move(fn)); }
   void deliver_reply(const commands::ReplyRoute& route, proto::Reply& reply) override;
   void resume_body(const commands::ReplyRoute& route) override;
+  bool push_event(std::uint64_t requester, std::string_view fields, std::string_view body) override;
+  [[nodiscard]] pubsub::ChannelTable& channels() noexcept override { return channels_; }
+  [[nodiscard]] pubsub::Subscriber* subscriber(std::uint64_t requester) noexcept override;
   [[nodiscard]] commands::ExecStats& exec_stats(std::string_view name) override;
   [[nodiscard]] StatsSnapshot stats() const override;
   void warn_rate_limited(const std::string& message) override { warnings_.warn(reactor_.now(), message); }
@@ -78,6 +82,7 @@ class Shard final : public commands::CommandHost,
   // StreamConnection::Owner
   void on_connection_closed(StreamConnection& connection) override;
   void on_timeout(TimeoutKind kind) override;
+  void on_slow_consumer(StreamConnection& connection) override;
 
   // HttpConnection::Owner (stats() and on_timeout() are above)
   void on_http_connection_closed(HttpConnection& connection) override;
@@ -107,6 +112,9 @@ class Shard final : public commands::CommandHost,
   ShardStats shard_stats_;
   simdjson::dom::parser json_parser_;  // shared by every decoder of this thread
   pipeline::Dispatcher dispatcher_;
+  // Who is subscribed to what, on this shard (daemon/pubsub). Before the
+  // connections: it holds pointers to them, and goes after them.
+  pubsub::ChannelTable channels_;
 
   // Every requester (connection or endpoint) by id: where deferred replies
   // and resumed bodies are routed. Declared before the requesters, so it

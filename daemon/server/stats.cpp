@@ -60,6 +60,7 @@ ShardStats& ShardStats::operator+=(const ShardStats& other) noexcept {
   header_timeouts += other.header_timeouts;
   accept_errors += other.accept_errors;
   accept_fd_exhausted += other.accept_fd_exhausted;
+  slow_subscribers += other.slow_subscribers;
   return *this;
 }
 

@@ -42,6 +42,7 @@ struct ShardStats {
   std::uint64_t header_timeouts = 0;
   std::uint64_t accept_errors = 0;        // accept failures other than fd exhaustion
   std::uint64_t accept_fd_exhausted = 0;  // EMFILE/ENFILE/ENOBUFS/ENOMEM: accepting paused
+  std::uint64_t slow_subscribers = 0;     // dropped past max_event_backlog of unsent events
 
   ShardStats& operator+=(const ShardStats& other) noexcept;
 };

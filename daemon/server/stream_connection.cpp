@@ -25,7 +25,22 @@ StreamConnection::StreamConnection(reactor::Reactor& reactor, Owner& owner, pipe
       transport_(reactor, std::move(fd), *this),
       pipeline_(dispatcher,
                 pipeline::Origin{*listener_, peer_credentials_ ? &*peer_credentials_ : nullptr}, id, parser, *this,
-                pipeline::PipelineLimits{.max_pending_replies = listener_->max_pending_replies}) {}
+                pipeline::PipelineLimits{.max_pending_replies = listener_->max_pending_replies,
+                                         .max_event_backlog = listener_->max_event_backlog}) {}
+
+bool StreamConnection::push_event(pipeline::SharedFrame frame) {
+  if (!transport_.open()) return false;
+  const bool was_slow = pipeline_.slow_consumer();
+  if (pipeline_.push_event(std::move(frame))) return true;
+  if (!was_slow && pipeline_.slow_consumer()) {
+    SPDLOG_DEBUG("connection {} from {}: slow subscriber, dropping it", id_, peer_);
+    // It takes no more requests (the pipeline is broken): the next on_sent
+    // finds it so and finishes the connection once the `dropped` event is
+    // out. Not pumped here: a publish may be walking its subscribers.
+    owner_.on_slow_consumer(*this);
+  }
+  return false;
+}
 
 void StreamConnection::on_input(std::size_t bytes) {
   listener_->stats->bytes_in += bytes;

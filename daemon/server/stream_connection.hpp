@@ -23,6 +23,7 @@
 #include "exec/peer_credentials.hpp"
 #include "pipeline/dispatcher.hpp"
 #include "pipeline/request_pipeline.hpp"
+#include "pubsub/channel_table.hpp"
 #include "reactor/reactor.hpp"
 #include "server/listener_settings.hpp"
 #include "server/requester_target.hpp"
@@ -34,7 +35,8 @@ enum class TimeoutKind : std::uint8_t { idle, header };
 
 class StreamConnection final : public transport::StreamTransport::Handler,
                                public pipeline::FrameOutput,
-                               public RequesterTarget {
+                               public RequesterTarget,
+                               public pubsub::Subscriber {
  public:
   // What a connection reports to (its shard).
   class Owner {
@@ -42,6 +44,9 @@ class StreamConnection final : public transport::StreamTransport::Handler,
     // Its fd is closed; destroy it after this callback has returned.
     virtual void on_connection_closed(StreamConnection& connection) = 0;
     virtual void on_timeout(TimeoutKind kind) = 0;
+    // Its unsent events passed max_event_backlog: it has been sent the
+    // `dropped` event and is closing (once per connection).
+    virtual void on_slow_consumer(StreamConnection& connection) = 0;
 
    protected:
     ~Owner() = default;
@@ -64,9 +69,14 @@ class StreamConnection final : public transport::StreamTransport::Handler,
 
   [[nodiscard]] std::uint64_t id() const noexcept { return id_; }
   [[nodiscard]] const std::string& peer() const noexcept { return peer_; }
+  [[nodiscard]] const std::string& listener_name() const noexcept { return listener_->name; }
   [[nodiscard]] TrafficStats& listener_stats() const noexcept { return *listener_->stats; }
-  // Events (pub/sub, exec output) for this client; false: it is too slow.
-  bool push_event(pipeline::SharedFrame frame) { return pipeline_.push_event(std::move(frame)); }
+  [[nodiscard]] bool open() const noexcept { return transport_.open(); }
+
+  // pubsub::Subscriber: events (pub/sub, exec output) for this client;
+  // false: it is too slow (or was already), and is closing.
+  [[nodiscard]] codec::WireFormat event_format() const noexcept override { return listener_->format; }
+  bool push_event(pipeline::SharedFrame frame) override;
 
   // RequesterTarget
   void deliver(const commands::ReplyRoute& route, proto::Reply& reply) override;

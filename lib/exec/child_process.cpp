@@ -26,6 +26,8 @@ using base::TimePoint;
 constexpr std::size_t kReadChunk = 64 * 1024;
 // Without a pidfd (Linux < 5.3) the exit is noticed by asking this often.
 constexpr auto kExitPollInterval = std::chrono::milliseconds(10);
+// An output sink that is not ready is asked again this often.
+constexpr auto kSinkRetryInterval = std::chrono::milliseconds(2);
 
 enum class StopReason : std::uint8_t { none, timeout, output_limit, cancelled };
 
@@ -92,7 +94,8 @@ class Supervisor {
   void on_exit(TimePoint now);
   void reap();
   void feed_stdin();
-  void drain(base::UniqueFd& fd, CapturedOutput& output, TimePoint now);
+  void drain(base::UniqueFd& fd, CapturedOutput& output, OutputStream stream, TimePoint now);
+  void keep(CapturedOutput& output, OutputStream stream, std::size_t size);
   [[nodiscard]] bool exit_pending() const;
   [[nodiscard]] int poll_timeout_ms(TimePoint now) const;
 
@@ -107,6 +110,7 @@ class Supervisor {
   bool exited_ = false;  // the command's process has exited and been reaped
   int status_ = 0;
   std::optional<TimePoint> drain_until_;  // after the exit: how long to wait for pipe EOF
+  bool sink_paused_ = false;              // the output sink is not ready: pipes unread
   std::string error_;
   CapturedOutput out_;
   CapturedOutput err_;
@@ -135,8 +139,9 @@ void Supervisor::run(RunResult& result) {
       slots[count++] = slot;
     };
     if (child_.stdin_fd) watch(child_.stdin_fd.get(), POLLOUT, Slot::stdin_pipe);
-    if (child_.stdout_fd) watch(child_.stdout_fd.get(), POLLIN, Slot::stdout_pipe);
-    if (child_.stderr_fd) watch(child_.stderr_fd.get(), POLLIN, Slot::stderr_pipe);
+    sink_paused_ = request_.output_sink != nullptr && !request_.output_sink->ready();
+    if (child_.stdout_fd && !sink_paused_) watch(child_.stdout_fd.get(), POLLIN, Slot::stdout_pipe);
+    if (child_.stderr_fd && !sink_paused_) watch(child_.stderr_fd.get(), POLLIN, Slot::stderr_pipe);
     if (!exited_ && child_.pidfd) watch(child_.pidfd.get(), POLLIN, Slot::exit);
     if (stop_ != StopReason::cancelled && cancel_fd_ >= 0) watch(cancel_fd_, POLLIN, Slot::cancel);
 
@@ -150,8 +155,8 @@ void Supervisor::run(RunResult& result) {
       if (fds[i].revents == 0) continue;
       switch (slots[i]) {
         case Slot::stdin_pipe: feed_stdin(); break;
-        case Slot::stdout_pipe: drain(child_.stdout_fd, out_, now); break;
-        case Slot::stderr_pipe: drain(child_.stderr_fd, err_, now); break;
+        case Slot::stdout_pipe: drain(child_.stdout_fd, out_, OutputStream::stdout_stream, now); break;
+        case Slot::stderr_pipe: drain(child_.stderr_fd, err_, OutputStream::stderr_stream, now); break;
         case Slot::exit: on_exit(now); break;
         case Slot::cancel:
           stop_ = StopReason::cancelled;
@@ -248,22 +253,32 @@ void Supervisor::feed_stdin() {
   child_.stdin_fd.reset();  // all written (or unwanted): EOF
 }
 
-void Supervisor::drain(base::UniqueFd& fd, CapturedOutput& output, TimePoint now) {
+void Supervisor::keep(CapturedOutput& output, OutputStream stream, std::size_t size) {
+  if (size == 0) return;
+  output.size += size;
+  if (request_.output_sink != nullptr) {
+    request_.output_sink->write(stream, std::string_view(buffer_.data(), size));
+  } else {
+    output.bytes.append(buffer_.data(), size);
+  }
+}
+
+void Supervisor::drain(base::UniqueFd& fd, CapturedOutput& output, OutputStream stream, TimePoint now) {
   const ssize_t n = ::read(fd.get(), buffer_.data(), buffer_.size());
   if (n < 0 && (errno == EINTR || errno == EAGAIN)) return;
   if (n <= 0) {  // EOF: every process holding the write end has closed it
     fd.reset();
     return;
   }
-  const std::uint64_t room = request_.max_output - std::min<std::uint64_t>(output.bytes.size(), request_.max_output);
+  const std::uint64_t room = request_.max_output - std::min<std::uint64_t>(output.size, request_.max_output);
   const auto size = static_cast<std::uint64_t>(n);
   if (size <= room) {
-    output.bytes.append(buffer_.data(), static_cast<std::size_t>(size));
+    keep(output, stream, static_cast<std::size_t>(size));
     return;
   }
   // Over the cap: keep what fits, stop reading (a further write by the
   // command gets EPIPE or SIGPIPE), and stop the command.
-  output.bytes.append(buffer_.data(), static_cast<std::size_t>(room));
+  keep(output, stream, static_cast<std::size_t>(room));
   output.truncated = true;
   fd.reset();
   begin_stop(StopReason::output_limit, now);
@@ -276,6 +291,7 @@ int Supervisor::poll_timeout_ms(TimePoint now) const {
   if (kill_at_ && !killed_ && !exited_) consider(*kill_at_);
   if (drain_until_) consider(*drain_until_);
   if (!exited_ && !child_.pidfd) consider(now + kExitPollInterval);
+  if (sink_paused_ && (child_.stdout_fd || child_.stderr_fd)) consider(now + kSinkRetryInterval);
   if (!wake) return -1;
   if (*wake <= now) return 0;
   // Rounded up: waking a little early would only spin until the deadline.

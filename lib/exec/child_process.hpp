@@ -18,10 +18,29 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "exec/spawn.hpp"
 
 namespace framed::exec {
+
+enum class OutputStream : std::uint8_t { stdout_stream, stderr_stream };
+
+// Where output goes while the command runs, instead of being captured
+// (exec with "stream": true). Called on the worker thread that runs it.
+class OutputSink {
+ public:
+  // False: the chunks handed on are not consumed yet; the pipes are not read
+  // (a command that writes more blocks on its full pipe) and ready() is
+  // asked again a few milliseconds later. Deadlines still apply meanwhile.
+  [[nodiscard]] virtual bool ready() = 0;
+  // The next chunk of one stream, in the order read; max_output still caps
+  // each stream's total.
+  virtual void write(OutputStream stream, std::string_view chunk) = 0;
+
+ protected:
+  ~OutputSink() = default;
+};
 
 struct RunRequest {
   SpawnRequest spawn;
@@ -30,6 +49,8 @@ struct RunRequest {
   std::uint64_t max_output = 1ULL << 20;  // per stream: stdout and stderr each
   // Between SIGTERM and SIGKILL: time for a well-behaved program to clean up.
   std::chrono::nanoseconds kill_grace = std::chrono::seconds(1);
+  // Set: output is handed to it as it is read, and not kept in RunResult.
+  OutputSink* output_sink = nullptr;
 };
 
 enum class RunOutcome : std::uint8_t {
@@ -40,7 +61,8 @@ enum class RunOutcome : std::uint8_t {
 };
 
 struct CapturedOutput {
-  std::string bytes;       // at most max_output bytes
+  std::string bytes;       // at most max_output bytes (empty with an output_sink)
+  std::uint64_t size = 0;  // bytes kept: captured, or handed to the output_sink
   bool truncated = false;  // the command wrote more than that
 };
 

@@ -149,12 +149,21 @@ class TestHost final : public commands::CommandHost, public server::StreamConnec
   void resume_body(const commands::ReplyRoute& route) override {
     if (connection != nullptr) connection->resume_body(route);
   }
+  bool push_event(std::uint64_t, std::string_view fields, std::string_view body) override {
+    if (connection == nullptr) return false;
+    buffer::ByteBuffer out(256);
+    codec::ReplyEncoder(connection->event_format()).encode_event(fields, body, out);
+    return connection->push_event(std::make_shared<const std::string>(out.readable()));
+  }
+  pubsub::ChannelTable& channels() noexcept override { return channels_; }
+  pubsub::Subscriber* subscriber(std::uint64_t) noexcept override { return connection; }
   commands::ExecStats& exec_stats(std::string_view) override { return exec_; }
   server::StatsSnapshot stats() const override { return {}; }
   void warn_rate_limited(const std::string&) override {}
 
   void on_connection_closed(server::StreamConnection&) override { closed = true; }
   void on_timeout(server::TimeoutKind) override {}
+  void on_slow_consumer(server::StreamConnection&) override { ++slow_consumers; }
 
   std::span<commands::CommandStats> command_stats() { return stats_; }
 
@@ -162,9 +171,11 @@ class TestHost final : public commands::CommandHost, public server::StreamConnec
   SinkLog sink;
   server::StreamConnection* connection = nullptr;
   bool closed = false;
+  int slow_consumers = 0;
 
  private:
   reactor::Reactor& reactor_;
+  pubsub::ChannelTable channels_{reactor_};
   config::Config config_;
   commands::CommandRegistry registry_;
   std::vector<commands::CommandStats> stats_;
@@ -420,6 +431,33 @@ TEST_CASE("pipeline: a consumer past its event backlog is told and finished", "[
   const auto frames = fixture.frames();
   REQUIRE(!frames.empty());
   CHECK(frames.back().header == R"({"event":"dropped","reason":"slow_subscriber"})");
+}
+
+TEST_CASE("pipeline: events queued behind a full output leave before the reply that follows them", "[pipeline]") {
+  // exec with "stream": true pushes its output events, then delivers its
+  // reply: the reply may not overtake events still queued.
+  Fixture fixture;
+  fixture.client_reading = false;
+  fixture.to_send = json_frame(R"({"cmd":"later","id":1})");
+  REQUIRE(fixture.run([&] { return fixture.host.deferred.routes.size() == 1; }));
+  constexpr int kEvents = 112;  // 7 MiB: more than the socket and the 4 MiB output bound take
+  for (int i = 0; i < kEvents; ++i) {
+    const std::string marker = std::to_string(i);
+    CHECK(fixture.host.push_event(1, R"(,"event":"output","id":1,"stream":"stdout")",
+                                  marker + std::string(65536 - marker.size(), '.')));
+    reactor::testing::settle(*fixture.reactor);
+  }
+  proto::Reply done;
+  done.add_field("exit_code", std::int64_t{0});
+  fixture.host.deliver_reply(fixture.host.deferred.routes[0], done);
+  fixture.client_reading = true;
+  REQUIRE(fixture.run([&] { return fixture.frames().size() == kEvents + 1; }, std::chrono::seconds(20)));
+  const auto frames = fixture.frames();
+  for (int i = 0; i < kEvents; ++i) {
+    CHECK(frames[static_cast<std::size_t>(i)].header.find(R"("event":"output")") != std::string::npos);
+    CHECK(frames[static_cast<std::size_t>(i)].body.starts_with(std::to_string(i) + "."));
+  }
+  CHECK(frames.back().header == R"({"id":1,"ok":true,"exit_code":0})");
 }
 
 TEST_CASE("pipeline: max_pending_replies stops decoding until replies drain", "[pipeline]") {

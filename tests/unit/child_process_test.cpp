@@ -358,3 +358,79 @@ TEST_CASE("peer credentials of a Unix socket, none for others", "[exec]") {
   const framed::base::UniqueFd tcp(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   CHECK_FALSE(framed::exec::read_peer_credentials(tcp.get()).has_value());
 }
+
+namespace {
+
+// An output sink that records what it is handed, and is not ready until
+// `release_after` calls to ready() have been refused (a slow reactor).
+class RecordingSink final : public framed::exec::OutputSink {
+ public:
+  explicit RecordingSink(int refuse = 0) : refuse_(refuse) {}
+  bool ready() override {
+    if (refuse_ > 0) {
+      --refuse_;
+      ++refused;
+      return false;
+    }
+    return true;
+  }
+  void write(framed::exec::OutputStream stream, std::string_view chunk) override {
+    (stream == framed::exec::OutputStream::stdout_stream ? out : err).append(chunk);
+    ++chunks;
+  }
+  std::string out;
+  std::string err;
+  int chunks = 0;
+  int refused = 0;
+
+ private:
+  int refuse_;
+};
+
+}  // namespace
+
+TEST_CASE("an output sink gets the output as it is read, capped, and not captured", "[exec][child_process]") {
+  using framed::exec::RunOutcome;
+  SECTION("both streams, in order, nothing kept in the result") {
+    RecordingSink sink;
+    RunRequest request = shell("echo one; echo two >&2; sleep 0.05; echo three");
+    request.output_sink = &sink;
+    const RunResult result = run_child(request);
+    CHECK(result.outcome == RunOutcome::finished);
+    CHECK(sink.out == "one\nthree\n");
+    CHECK(sink.err == "two\n");
+    CHECK(result.out.bytes.empty());
+    CHECK(result.out.size == 10);
+    CHECK(result.err.size == 4);
+  }
+  SECTION("max_output caps what the sink is handed") {
+    RecordingSink sink;
+    RunRequest request = command({"/usr/bin/yes"});
+    request.max_output = 100000;
+    request.output_sink = &sink;
+    const RunResult result = run_child(request);
+    CHECK(result.out.truncated);
+    CHECK(sink.out.size() == 100000);
+    CHECK(result.out.size == 100000);
+  }
+  SECTION("a sink that is not ready pauses reading without losing bytes") {
+    RecordingSink sink(50);
+    RunRequest request = command({"/usr/bin/head", "-c", "300000", "/dev/zero"});
+    request.output_sink = &sink;
+    const RunResult result = run_child(request);
+    CHECK(result.exit_code == 0);
+    CHECK(sink.refused == 50);
+    CHECK(sink.out == std::string(300000, '\0'));
+  }
+  SECTION("the timeout applies while the sink is not ready") {
+    RecordingSink sink(1000000);
+    RunRequest request = command({"/usr/bin/yes"});
+    request.timeout = std::chrono::milliseconds(300);
+    request.kill_grace = std::chrono::milliseconds(100);
+    request.output_sink = &sink;
+    const auto started = std::chrono::steady_clock::now();
+    const RunResult result = run_child(request);
+    CHECK(result.outcome == RunOutcome::timed_out);
+    CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(3));
+  }
+}

@@ -1243,8 +1243,8 @@ TEST_CASE("integer and size rows are enforced at their bounds and one past them"
     }
     ++probed;
   }
-  // daemon 3, limits 3, listener 4, files 1, commands 4.
-  CHECK(probed == 15);
+  // daemon 3, limits 4, listener 5, files 1, commands 4.
+  CHECK(probed == 17);
 }
 
 TEST_CASE("duration rows: zero where it means something, and nowhere else", "[config][schema]") {

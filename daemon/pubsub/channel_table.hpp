@@ -1,0 +1,120 @@
+#pragma once
+// The channels of one shard: who is subscribed to what, and the fan-out of a
+// publish to them (PROTOCOL.md section 4, pub/sub).
+//
+// A message is encoded once per wire format among its receivers (in practice
+// once: only json stream connections subscribe) into a shared, immutable
+// frame; every subscriber's pipeline queues that same buffer.
+//
+// A fan-out of up to kFanOutBatch subscribers is done at once. A larger one
+// is spread over loop iterations (Reactor::post, so I/O is served in
+// between), kFanOutBatch deliveries per turn; every publish on this shard
+// then queues behind the fan-outs in progress, so each subscriber gets the
+// messages of a channel in publish order. The publisher's reply waits for
+// its fan-out (its `receivers` is only known then), so a publisher's pending
+// replies (max_pending_replies) bound the fan-out work it can queue.
+//
+// Several reactors: each shard keeps its own table of its own subscribers
+// (subscribers are connections, which live on one reactor). A publish would
+// encode its frame once, fan it out locally, and post the same SharedFrame
+// (immutable; its reference count is atomic) to every other shard's table
+// through that shard's Reactor::post; each answers its receivers count back
+// to the publishing shard, which answers the publisher once every shard has.
+// Nothing in this class is shared between threads: only frames cross.
+//
+// Reactor thread only.
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "codec/framing.hpp"
+#include "pipeline/request_pipeline.hpp"
+#include "reactor/reactor.hpp"
+
+namespace framed::pubsub {
+
+// A connection that may subscribe, as the table sees it.
+class Subscriber {
+ public:
+  [[nodiscard]] virtual codec::WireFormat event_format() const noexcept = 0;
+  // Queues one event. False: the subscriber is too slow (it has been told
+  // and is closing) and takes nothing more.
+  virtual bool push_event(pipeline::SharedFrame frame) = 0;
+
+ protected:
+  ~Subscriber() = default;
+};
+
+class ChannelTable {
+ public:
+  // Deliveries done at once, or per loop iteration of a larger fan-out.
+  static constexpr std::size_t kFanOutBatch = 1024;
+
+  explicit ChannelTable(reactor::Reactor& reactor) : reactor_(reactor) {}
+  ~ChannelTable();
+
+  ChannelTable(const ChannelTable&) = delete;
+  ChannelTable& operator=(const ChannelTable&) = delete;
+
+  // False: `id` was subscribed to `channel` already (nothing changes).
+  bool subscribe(std::uint64_t id, Subscriber& subscriber, std::string_view channel);
+  // False: `id` was not subscribed to `channel`.
+  bool unsubscribe(std::uint64_t id, std::string_view channel);
+  // The subscriber has gone (its connection closed): every subscription.
+  void remove(std::uint64_t id);
+  // How many channels `id` is subscribed to.
+  [[nodiscard]] std::size_t subscriptions(std::uint64_t id) const noexcept;
+
+  // Offers `message` to every subscriber of `channel`. A small fan-out is
+  // done at once: returns how many subscribers took it, and `done` is not
+  // called. A larger one returns nullopt and calls `done` with that count
+  // from a later loop iteration, once every subscriber was offered it.
+  using Done = std::function<void(std::size_t receivers)>;
+  std::optional<std::size_t> publish(std::string_view channel, std::string_view message, Done done);
+
+ private:
+  struct Entry {
+    Subscriber* subscriber = nullptr;
+    std::vector<std::string> channels;
+  };
+  // One publish on its way to its subscribers (those subscribed when it was
+  // published).
+  struct FanOut {
+    std::string channel;
+    std::string message;
+    std::vector<std::uint64_t> targets;
+    std::size_t next = 0;
+    std::size_t receivers = 0;
+    std::vector<std::pair<codec::WireFormat, pipeline::SharedFrame>> frames;
+    Done done;
+  };
+
+  // Offers the message to up to `budget` more targets; true when done.
+  bool deliver(FanOut& fan_out, std::size_t budget);
+  const pipeline::SharedFrame& frame_for(FanOut& fan_out, codec::WireFormat format);
+  void schedule();
+  void run_batch();
+
+  struct StringHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view text) const noexcept { return std::hash<std::string_view>{}(text); }
+  };
+
+  reactor::Reactor& reactor_;
+  std::unordered_map<std::string, std::vector<std::uint64_t>, StringHash, std::equal_to<>> channels_;
+  std::unordered_map<std::uint64_t, Entry> subscribers_;
+  std::deque<FanOut> fan_outs_;
+  bool scheduled_ = false;
+  // Tells a posted batch that the table it was posted for is gone (the
+  // shard is destroyed after its loop ends, with posts possibly unrun).
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace framed::pubsub
