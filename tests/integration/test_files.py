@@ -9,6 +9,8 @@ with SHA-256 on both ends.
 import hashlib
 import json
 import os
+import resource
+import signal
 import socket
 import struct
 import subprocess
@@ -309,6 +311,29 @@ def test_get_racing_put_sees_one_whole_file(files_daemon):
     assert seen
     for announced, actual in seen:
         assert announced == actual and actual in versions
+
+
+def limit_file_size():
+    # Ignored signals stay ignored across exec: the daemon's writes past the
+    # limit fail with EFBIG instead of killing it with SIGXFSZ.
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (2 * MiB, 2 * MiB))
+
+
+def test_full_disk_is_no_space_and_leaves_nothing(tmp_path):
+    daemon = FilesDaemon(preexec_fn=limit_file_size)
+    try:
+        daemon.start()
+        with daemon.connect("tcp", timeout=30) as client:
+            sent = put_stream(client, "big.bin", 4 * MiB)
+            header, _ = client.read_reply()
+            assert_error(header, "no_space")
+            assert sent not in json.dumps(header)
+            assert_ok(put_bytes(client, "small.bin", b"fits")[0])
+        assert os.listdir(daemon.root) == ["small.bin"]
+        daemon.ping("tcp")
+    finally:
+        daemon.cleanup()
 
 
 # --- confinement -------------------------------------------------------------
