@@ -118,6 +118,12 @@ class RequestPipeline {
   // The frame boundary is lost (or the consumer was too slow): take no more
   // requests; finish once idle().
   [[nodiscard]] bool broken() const noexcept { return broken_; }
+  // A streamed request body has begun and is not complete.
+  [[nodiscard]] bool body_incomplete() const noexcept { return body_ != nullptr; }
+  // The peer has closed with a body incomplete and every byte it sent taken:
+  // the rest never comes. The sink is dropped (it undoes what it did) and
+  // nobody is answered for that request.
+  void abandon_body() noexcept { body_.reset(); }
   // Every request taken has been answered and handed to the output: nothing
   // waits, streams or is queued.
   [[nodiscard]] bool idle() const noexcept;
