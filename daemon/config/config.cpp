@@ -517,9 +517,11 @@ const std::vector<Row<Listener>>& listener_rows() {
 
 const std::vector<Row<Files>>& files_rows() {
   static const std::vector<Row<Files>> rows{
-      required(string_key("root", &Files::root),
+      required(custom_key("root", ValueType::path, &Validator::read_directory, &Files::root),
                "the directory that put, get and list work in; remove [files] to disable them"),
       size_key("max_file_size", 1, kMaxU64, "", &Files::max_file_size),
+      bool_key("fsync", &Files::fsync),
+      bool_key("allow_subdirs", &Files::allow_subdirs),
   };
   return rows;
 }

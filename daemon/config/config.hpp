@@ -66,8 +66,13 @@ struct Listener {
 };
 
 struct Files {
-  std::string root;
+  std::string root;  // an absolute path to an existing directory
   std::uint64_t max_file_size = 1ULL << 30;
+  // A completed upload is fsynced, and its directory, before it is visible
+  // and before the reply.
+  bool fsync = true;
+  // Names with '/' are allowed (directories created on put, beneath root).
+  bool allow_subdirs = false;
 };
 
 struct Command {

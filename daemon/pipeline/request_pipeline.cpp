@@ -77,6 +77,11 @@ void RequestPipeline::process(buffer::ByteBuffer& input) {
           input.consume(handle_header_first(result, stream_decoder_.header_object()));
           continue;
         }
+        if (result.body_over_limit) {
+          fail_stream(proto::ErrorCode::frame_too_large, result.message);
+          input.clear();
+          return;
+        }
         input_wanted_ = result.frame_size;
         return;
       case codec::DecodeStatus::frame:

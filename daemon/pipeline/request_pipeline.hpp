@@ -120,6 +120,12 @@ class RequestPipeline {
   [[nodiscard]] bool broken() const noexcept { return broken_; }
   // push_event found the requester too slow: it was sent `dropped`.
   [[nodiscard]] bool slow_consumer() const noexcept { return slow_consumer_; }
+  // A streamed request body has begun and is not complete.
+  [[nodiscard]] bool body_incomplete() const noexcept { return body_ != nullptr; }
+  // The peer has closed with a body incomplete and every byte it sent taken:
+  // the rest never comes. The sink is dropped (it undoes what it did) and
+  // nobody is answered for that request.
+  void abandon_body() noexcept { body_.reset(); }
   // Every request taken has been answered and handed to the output: nothing
   // waits, streams or is queued.
   [[nodiscard]] bool idle() const noexcept;

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "commands/exec.hpp"
+#include "commands/file_commands.hpp"
 
 namespace framed::server {
 
@@ -12,6 +13,7 @@ Daemon::Daemon(const config::Config& config)
   commands::register_introspection_commands(commands_);
   commands::register_exec_command(commands_);
   commands::register_pubsub_commands(commands_);
+  commands::register_file_commands(commands_);
   const unsigned workers = config.daemon.workers != 0 ? config.daemon.workers : exec::available_cpus();
   if (const std::error_code error = worker_pool_.resize(workers)) {
     SPDLOG_ERROR("worker pool: could start only {} of {} threads: {}", worker_pool_.threads(), workers,

@@ -96,6 +96,13 @@ void StreamConnection::pump() {
   if (pipeline_.broken()) draining_ = true;
   if (draining_) {
     transport_.stop_reading();
+    // A client that closes mid-body (a put cut off) sends nothing more: once
+    // the sink has taken every byte that came, the request is abandoned.
+    if (transport_.peer_closed() && pipeline_.body_incomplete() && transport_.input_available() &&
+        transport_.input().empty()) {
+      SPDLOG_DEBUG("connection {} from {}: closed in the middle of a request body", id_, peer_);
+      pipeline_.abandon_body();
+    }
     if (pipeline_.idle()) transport_.finish();
   } else if (pipeline_.wants_input()) {
     transport_.resume_reading();

@@ -36,6 +36,10 @@ DecodeResult DatagramDecoder::decode(std::string_view datagram, bool truncated) 
   // A fresh frame decoder per datagram: no state carries over.
   JsonFrameDecoder frames(*parser_, limits_, format_.byte_order);
   DecodeResult frame = frames.decode(datagram);
+  if (frame.status == DecodeStatus::need_more && frame.body_over_limit) {
+    // A datagram's body is held in memory whatever its command.
+    return DecodeResult::fail(proto::ErrorCode::frame_too_large, frame.message);
+  }
   if (frame.status == DecodeStatus::need_more) {
     return DecodeResult::fail(proto::ErrorCode::bad_frame, "datagram ends inside its frame");
   }

@@ -39,6 +39,10 @@ struct DecodeResult {
   // bytes (what to consume to take the body over); body_size: total_size.
   std::size_t header_size = 0;
   std::uint64_t body_size = 0;
+  // With the announcement: the body is larger than max_body. Only a command
+  // that streams its body (put, bounded by its own limit) may take it over;
+  // anything else must refuse the frame (frame_too_large, `message`).
+  bool body_over_limit = false;
   proto::ErrorCode error = proto::ErrorCode::bad_frame;
   std::string message;  // error only
 

@@ -33,13 +33,21 @@ DecodeResult JsonFrameDecoder::decode(std::string_view input) {
     header_known_ = true;
     parsed_now = true;
   }
+  const bool over_limit = body_size_ > limits_.max_body;
+  if (over_limit && !parsed_now) return body_too_large();
   const std::size_t frame_size = header_end + body_size_;
-  if (input.size() < frame_size) {
+  // A body past max_body is announced even when it is all here: the caller
+  // decides whether a streaming command takes it or the frame is refused.
+  if (input.size() < frame_size || over_limit) {
     DecodeResult pending = DecodeResult::need(frame_size);
     if (parsed_now) {  // announced once, while header_object() is this frame's
       pending.header = input.substr(kPrefixSize, header_size);
       pending.header_size = header_end;
       pending.body_size = body_size_;
+      if (over_limit) {
+        pending.body_over_limit = true;
+        pending.message = body_too_large().message;
+      }
     }
     return pending;
   }
@@ -85,12 +93,13 @@ DecodeResult JsonFrameDecoder::parse_header(std::string_view input, std::uint32_
       return DecodeResult::fail(proto::ErrorCode::bad_frame, "\"total_size\" must be a non-negative integer");
     }
   }
-  if (body_size_ > limits_.max_body) {
-    return DecodeResult::fail(proto::ErrorCode::frame_too_large,
-                              "body of " + std::to_string(body_size_) + " bytes exceeds max_body " +
-                                  std::to_string(limits_.max_body));
-  }
   return DecodeResult::need();
+}
+
+DecodeResult JsonFrameDecoder::body_too_large() const {
+  return DecodeResult::fail(proto::ErrorCode::frame_too_large,
+                            "body of " + std::to_string(body_size_) + " bytes exceeds max_body " +
+                                std::to_string(limits_.max_body));
 }
 
 bool JsonFrameDecoder::scan_keys(simdjson::dom::element& total_size, bool& has_total_size) {

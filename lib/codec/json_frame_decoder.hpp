@@ -20,7 +20,10 @@
 //   same key twice at its top level (two readers could disagree on which
 //   total_size counts), or a total_size that is not a non-negative integer
 //   → bad_frame;
-//   H > max_header or total_size > max_body → frame_too_large.
+//   H > max_header → frame_too_large. A total_size > max_body is announced
+//   with body_over_limit: a streaming command may take the body over (put is
+//   bounded by files.max_file_size instead); any other caller refuses it
+//   (frame_too_large), and a decode() after the announcement does so itself.
 // Request-level checks (cmd, id, args) are proto's, not the framing's.
 
 #include <simdjson.h>
@@ -63,6 +66,7 @@ class JsonFrameDecoder {
 
  private:
   DecodeResult parse_header(std::string_view input, std::uint32_t header_size);
+  [[nodiscard]] DecodeResult body_too_large() const;
   // Walks the header once: sets total_size (when present) and returns true
   // when a key appears twice.
   [[nodiscard]] bool scan_keys(simdjson::dom::element& total_size, bool& has_total_size);

@@ -52,6 +52,11 @@ std::vector<std::string> decode_chunks(Framing framing, const std::vector<std::s
     in.append(chunk);
     for (;;) {
       auto result = decoder.decode(in.readable());
+      if (result.status == DecodeStatus::need_more && result.body_over_limit) {
+        // What a connection does unless a streaming command takes the body.
+        events.push_back("error:frame_too_large");
+        return events;
+      }
       if (result.status == DecodeStatus::need_more) {
         // Another connection uses the shared parser in between reads.
         simdjson::dom::element noise;

@@ -139,7 +139,7 @@ framing = "length"
 byte_order = "big"
 
 [files]
-root = "/var/lib/framed/files"   # absent = put/get/list disabled
+root = "/srv"                    # absent = put/get/list disabled
 max_file_size = "4GiB"
 
 [commands.uptime]           # exec name = "uptime"
@@ -209,7 +209,7 @@ TEST_CASE("an empty file is valid, has no listeners and default everything", "[c
 
 TEST_CASE("key defaults inside tables", "[config]") {
   const auto result = parse(R"([files]
-root = "/srv/files"
+root = "/srv"
 
 [commands.date]
 argv = ["/bin/date"]
@@ -224,8 +224,10 @@ path = "@framed-test"
 )");
   const Config& config = require_ok(result);
   REQUIRE(config.files.has_value());
-  CHECK(config.files->root == "/srv/files");
+  CHECK(config.files->root == "/srv");
   CHECK(config.files->max_file_size == (1ULL << 30));
+  CHECK(config.files->fsync);
+  CHECK_FALSE(config.files->allow_subdirs);
 
   REQUIRE(config.commands.count("date") == 1);
   const auto& date = config.commands.at("date");
@@ -295,7 +297,9 @@ TEST_CASE("CONFIG.md's example parses to the values it states", "[config]") {
   CHECK(unix_listener.limits.max_pending_replies == 1024);
 
   REQUIRE(config.files.has_value());
-  CHECK(config.files->root == "/var/lib/framed/files");
+  // The contract's example says /var/lib/framed/files; the root must exist
+  // when the config is checked, so this copy names one that does.
+  CHECK(config.files->root == "/srv");
   CHECK(config.files->max_file_size == 4ULL * 1024 * 1024 * 1024);
 
   REQUIRE(config.commands.size() == 2);
@@ -693,6 +697,14 @@ TEST_CASE("files", "[config][errors]") {
                 "files.root: expected a string, got an integer");
   require_error(parse("[files]\nroot = \"/srv\"\nmax_file_size = 0\n"), 3, 17,
                 "files.max_file_size: must be at least 1 bytes");
+  // The root must be an existing directory, given absolutely: checked at
+  // start, by --check-config and at reload.
+  require_error(parse("[files]\nroot = \"srv\"\n"), 2, 8, "files.root: must be an absolute path, got \"srv\"");
+  require_error(parse("[files]\nroot = \"/nonexistent-framed-root\"\n"), 2, 8,
+                "files.root: cannot use \"/nonexistent-framed-root\": No such file or directory");
+  require_error(parse("[files]\nroot = \"/etc/passwd\"\n"), 2, 8, "files.root: \"/etc/passwd\" is not a directory");
+  require_error(parse("[files]\nroot = \"/srv\"\nfsync = \"yes\"\n"), 3, 9,
+                "files.fsync: expected true or false, got a string");
 }
 
 TEST_CASE("commands: argv[0] must be an absolute path to an executable", "[config][errors]") {
@@ -977,6 +989,12 @@ TEST_CASE("config/framed.toml's commented-out examples are valid too", "[config]
     enabled += '\n';
   }
   REQUIRE(enabled != text);
+  // files.root must be an existing directory; the example's is a deployed
+  // system's, so it is checked here with one that exists everywhere.
+  const std::string example_root = "\"/var/lib/framed/files\"";
+  const std::size_t root_at = enabled.find("root = " + example_root);
+  REQUIRE(root_at != std::string::npos);
+  enabled.replace(root_at + 7, example_root.size(), "\"/tmp\"");
   const auto result = parse(enabled);
   const Config& config = require_ok(result);
   CHECK(config.listeners.size() == 5);
@@ -1297,8 +1315,10 @@ TEST_CASE("keys of features that are not built are refused", "[config][schema][e
                 "unknown key 'body_timeout' in [limits]");
   require_error(parse(listener + "tls_cert = \"/etc/x.pem\"\n"), 4, 1,
                 "unknown key 'tls_cert' in [[listener]]");
-  require_error(parse("[files]\nroot = \"/srv\"\nfsync = true\n"), 3, 1,
-                "unknown key 'fsync' in [files]");
+  require_error(parse("[files]\nroot = \"/\"\nresume_window = \"10m\"\n"), 3, 1,
+                "unknown key 'resume_window' in [files]");
+  require_error(parse("[files]\nroot = \"/\"\nmax_partials = 16\n"), 3, 1,
+                "unknown key 'max_partials' in [files]");
   require_error(parse("[principals.deploy]\nfiles = \"read\"\n"), 1, 2,
                 "unknown key 'principals' in the top level");
 }

@@ -1,0 +1,332 @@
+// put: a file streamed from the request body to disk (PROTOCOL.md section 4).
+//
+// The body goes into a bounded buffer on the reactor thread; a full buffer is
+// handed to a worker, which hashes it (SHA-256) and writes it to a temporary
+// file that has no name under the root (O_TMPFILE). One write is in flight
+// at a time: while it runs and the next buffer is full, write() takes fewer
+// bytes than offered, so the connection stops reading and a slow disk slows
+// the sender; the worker's result resumes the body. When the body is
+// complete a last job checks the hash, fsyncs (files.fsync), links the file
+// under a reserved temporary name and renames it over the name: a reader
+// sees the old file or the new one, whole. An upload that fails or is
+// abandoned has never had a name: closing its descriptor frees it.
+//
+// Ownership: an Upload is shared by the sink and the job in flight; each
+// job's result is posted back holding it, so a sink destroyed meanwhile (the
+// client went away, or finish() returned) never leaves a job pointing at
+// nothing.
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <random>
+#include <string>
+#include <utility>
+
+#include "commands/file_commands.hpp"
+#include "exec/worker_pool.hpp"
+#include "files/beneath.hpp"
+
+namespace framed::commands {
+namespace {
+
+// Bytes gathered before a write; with the one in flight, what an upload
+// holds in memory at most.
+constexpr std::size_t kWriteChunk = 1 << 20;
+
+struct Upload {
+  Upload(CommandHost& host_in, FileSettings settings_in, files::CheckedName name_in)
+      : host(host_in), settings(std::move(settings_in)), name(std::move(name_in)) {}
+
+  CommandHost& host;
+  const FileSettings settings;
+  const files::CheckedName name;
+  std::optional<std::string> expected_sha256;
+  ReplyRoute route;
+
+  // Worker side: only the job in flight touches these (one at a time).
+  base::UniqueFd directory;
+  base::UniqueFd file;  // O_TMPFILE: no name until the commit
+  Sha256 sha256;
+  std::uint64_t written = 0;
+  // Reactor side reads it only when no job is in flight.
+  std::optional<FileError> failure;
+
+  // Reactor side.
+  std::string filling;
+  std::string spare;  // the buffer of the last write, back for reuse
+  bool in_flight = false;
+  bool behind = false;
+  bool abandoned = false;
+  bool finishing = false;
+};
+
+using UploadPtr = std::shared_ptr<Upload>;
+
+// Worker: the temporary file, on the first write.
+bool open_temporary(Upload& upload) {
+  if (upload.file) return true;
+  int error = 0;
+  const base::UniqueFd root = open_root(upload.settings.root, error);
+  if (root) upload.directory = files::open_parent_beneath(root.get(), upload.name, upload.settings.allow_subdirs, error);
+  if (upload.directory) {
+    upload.file.reset(::openat(upload.directory.get(), ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644));
+    if (!upload.file) error = errno;
+  }
+  if (upload.file) return true;
+  upload.failure = file_error(error, upload.name);
+  return false;
+}
+
+// Worker: hashes and writes one buffer.
+void write_chunk(Upload& upload, std::string_view bytes) {
+  if (upload.failure || !open_temporary(upload)) return;
+  upload.sha256.update(bytes);
+  while (!bytes.empty()) {
+    const ssize_t n = ::write(upload.file.get(), bytes.data(), bytes.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      upload.failure = file_error(errno, upload.name);
+      return;
+    }
+    bytes.remove_prefix(static_cast<std::size_t>(n));
+    upload.written += static_cast<std::uint64_t>(n);
+  }
+}
+
+std::string temporary_name() {
+  thread_local std::mt19937_64 random{std::random_device{}()};
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string name(files::kReservedPrefix);
+  for (std::uint64_t bits = random(), i = 0; i < 16; ++i, bits >>= 4) name.push_back(kHex[bits & 0xF]);
+  name.append(".tmp");
+  return name;
+}
+
+// Worker: the complete file becomes visible under its name. Returns the
+// whole file's hex SHA-256, or sets failure.
+std::string commit(Upload& upload) {
+  if (upload.failure || !open_temporary(upload)) return {};
+  std::string digest = upload.sha256.hex_digest();
+  if (upload.expected_sha256 && *upload.expected_sha256 != digest) {
+    upload.failure = FileError{proto::ErrorCode::bad_request,
+                               "sha256 mismatch: the body hashes to " + digest + ", the header said " +
+                                   *upload.expected_sha256 + "; nothing was stored"};
+    return {};
+  }
+  const auto fail = [&upload](int error) {
+    upload.failure = file_error(error, upload.name);
+    return std::string();
+  };
+  if (upload.settings.fsync && ::fsync(upload.file.get()) != 0) return fail(errno);
+  // linkat cannot replace a name: link under a reserved one, then rename
+  // over the target, which is atomic.
+  const std::string proc_path = "/proc/self/fd/" + std::to_string(upload.file.get());
+  std::string temporary = temporary_name();
+  if (::linkat(AT_FDCWD, proc_path.c_str(), upload.directory.get(), temporary.c_str(), AT_SYMLINK_FOLLOW) != 0) {
+    return fail(errno);
+  }
+  if (::renameat(upload.directory.get(), temporary.c_str(), upload.directory.get(), upload.name.leaf.c_str()) != 0) {
+    const int error = errno;
+    ::unlinkat(upload.directory.get(), temporary.c_str(), 0);
+    return fail(error);
+  }
+  if (upload.settings.fsync) {
+    const base::UniqueFd directory(::openat(upload.directory.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!directory || ::fsync(directory.get()) != 0) return fail(errno);
+  }
+  return digest;
+}
+
+void on_written(const UploadPtr& upload);
+
+// Reactor: the filled buffer goes to a worker. False: the pool is full
+// (failure set).
+bool submit_write(const UploadPtr& upload) {
+  std::string chunk = std::exchange(upload->filling, std::move(upload->spare));
+  upload->filling.clear();
+  auto job = [upload, chunk = std::move(chunk)]() mutable {
+    write_chunk(*upload, chunk);
+    upload->host.post([upload, chunk = std::move(chunk)]() mutable {
+      chunk.clear();
+      upload->spare = std::move(chunk);
+      on_written(upload);
+    });
+  };
+  proto::Reply refused;
+  if (!submit_file_job(upload->host, "put", std::move(job), refused)) {
+    upload->failure = FileError{refused.error_code, refused.error_message};
+    return false;
+  }
+  upload->in_flight = true;
+  return true;
+}
+
+void deliver(const UploadPtr& upload, const std::string& digest) {
+  proto::Reply reply;
+  if (upload->failure) {
+    reply.fail(upload->failure->code, upload->failure->message);
+  } else {
+    reply.add_field("sha256", std::string_view(digest));
+    reply.add_field("size", upload->written);
+  }
+  upload->host.deliver_reply(upload->route, reply);
+}
+
+// Reactor: the last bytes and the commit; the job answers. False: the pool
+// is full (`refused` says so).
+bool start_commit(const UploadPtr& upload, proto::Reply& refused) {
+  std::string chunk = std::move(upload->filling);
+  auto job = [upload, chunk = std::move(chunk)]() {
+    write_chunk(*upload, chunk);
+    std::string digest = commit(*upload);
+    upload->file.reset();
+    upload->directory.reset();
+    upload->host.post([upload, digest = std::move(digest)] { deliver(upload, digest); });
+  };
+  if (!submit_file_job(upload->host, "put", std::move(job), refused)) return false;
+  upload->in_flight = true;
+  return true;
+}
+
+// Reactor: an abandoned upload's descriptors are closed in a worker (closing
+// a large unlinked file frees its blocks, which may take a while).
+void retire(UploadPtr upload) {
+  auto job = [upload]() mutable { upload.reset(); };
+  if (!upload->host.worker_pool().try_submit(std::move(job))) upload.reset();
+}
+
+void on_written(const UploadPtr& upload) {
+  upload->in_flight = false;
+  if (upload->abandoned) return retire(upload);
+  if (upload->finishing) {
+    proto::Reply refused;
+    if (!start_commit(upload, refused)) {
+      upload->failure = FileError{refused.error_code, refused.error_message};
+      deliver(upload, {});
+    }
+    return;
+  }
+  if (upload->failure) upload->filling.clear();
+  if (!upload->failure && upload->filling.size() >= kWriteChunk) submit_write(upload);
+  if (upload->behind) {
+    upload->behind = false;
+    upload->host.resume_body(upload->route);
+  }
+}
+
+class PutSink final : public BodySink {
+ public:
+  explicit PutSink(UploadPtr upload) : upload_(std::move(upload)) {}
+  ~PutSink() override {
+    if (upload_->finishing) return;  // the commit job owns it now
+    upload_->abandoned = true;
+    if (!upload_->in_flight) retire(std::move(upload_));
+  }
+  PutSink(const PutSink&) = delete;
+  PutSink& operator=(const PutSink&) = delete;
+
+  std::size_t write(std::string_view bytes) override {
+    Upload& upload = *upload_;
+    // A failed upload takes the rest of the body unread: it is answered at
+    // its end, with the reason.
+    if (!upload.in_flight && upload.failure) return bytes.size();
+    std::size_t taken = 0;
+    while (taken < bytes.size()) {
+      if (upload.filling.size() >= kWriteChunk) {
+        if (upload.in_flight || !submit_write(upload_)) break;
+      }
+      const std::size_t n = std::min(kWriteChunk - upload.filling.size(), bytes.size() - taken);
+      upload.filling.append(bytes.substr(taken, n));
+      taken += n;
+    }
+    if (!upload.in_flight && !upload.failure && upload.filling.size() >= kWriteChunk) submit_write(upload_);
+    if (!upload.in_flight && upload.failure) return bytes.size();
+    upload.behind = taken < bytes.size();
+    return taken;
+  }
+
+  void finish(proto::Reply& reply, CommandContext& context) override {
+    Upload& upload = *upload_;
+    if (!upload.in_flight && upload.failure) return reply.fail(upload.failure->code, upload.failure->message);
+    if (!upload.in_flight) {
+      proto::Reply refused;
+      if (!start_commit(upload_, refused)) return reply.fail(refused.error_code, refused.error_message);
+    }
+    // With a write in flight, its result starts the commit (on_written).
+    upload.finishing = true;
+    upload.route = context.defer();
+  }
+
+ private:
+  UploadPtr upload_;
+};
+
+bool is_lower_hex_sha256(std::string_view text) {
+  return text.size() == 64 &&
+         std::all_of(text.begin(), text.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+}
+
+class Put final : public Command {
+ public:
+  std::string_view name() const noexcept override { return "put"; }
+  std::string_view summary() const noexcept override {
+    return "stores the body as file \"name\" beneath the file root, atomically; optional \"sha256\" is checked; "
+           "reply: sha256, size";
+  }
+  bool streams_body() const noexcept override { return true; }
+  void run(const proto::Request& /*request*/, proto::Reply& reply, CommandContext& /*context*/) override {
+    reply.fail(proto::ErrorCode::internal, "put takes its body as a stream");
+  }
+  std::unique_ptr<BodySink> open_body(const proto::Request& request, proto::Reply& reply,
+                                      CommandContext& context) override;
+};
+
+std::unique_ptr<BodySink> Put::open_body(const proto::Request& request, proto::Reply& reply,
+                                         CommandContext& context) {
+  auto settings = file_settings(context, reply);
+  if (!settings) return nullptr;
+  if (request.mode != proto::RequestMode::json) {
+    reply.fail(proto::ErrorCode::bad_request, "put needs the json framing (a header with \"name\" and total_size)");
+    return nullptr;
+  }
+  files::CheckedName name;
+  if (!read_file_name(request, *settings, "put", name, reply)) return nullptr;
+  std::optional<std::uint64_t> total_size;
+  std::optional<std::uint64_t> offset;
+  if (!read_optional_u64(request, "total_size", total_size, reply)) return nullptr;
+  if (!read_optional_u64(request, "offset", offset, reply)) return nullptr;
+  if (offset) {
+    reply.fail(proto::ErrorCode::bad_request,
+               "put: resuming an upload (\"offset\") is not supported by this daemon; send the whole file");
+    return nullptr;
+  }
+  if (total_size.value_or(0) > settings->max_file_size) {
+    reply.fail(proto::ErrorCode::frame_too_large, "put: a file of " + std::to_string(*total_size) +
+                                                      " bytes exceeds files.max_file_size " +
+                                                      std::to_string(settings->max_file_size));
+    return nullptr;
+  }
+  std::optional<std::string> expected;
+  if (const auto field = request.header["sha256"]; field.error() != simdjson::NO_SUCH_FIELD) {
+    std::string_view text;
+    if (field.get_string().get(text) != simdjson::SUCCESS || !is_lower_hex_sha256(text)) {
+      reply.fail(proto::ErrorCode::bad_request, "put: \"sha256\" must be 64 lowercase hex digits");
+      return nullptr;
+    }
+    expected.emplace(text);
+  }
+  auto upload = std::make_shared<Upload>(context.host, std::move(*settings), std::move(name));
+  upload->expected_sha256 = std::move(expected);
+  upload->route = context.route;
+  return std::make_unique<PutSink>(std::move(upload));
+}
+
+}  // namespace
+
+std::unique_ptr<Command> make_put_command() { return std::make_unique<Put>(); }
+
+}  // namespace framed::commands
