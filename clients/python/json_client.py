@@ -24,7 +24,9 @@ def send(sock, header, body=b""):
 def read_exactly(sock, size):
     data = b""
     while len(data) < size:
-        chunk = sock.recv(size - len(data))
+        # Never ask recv for more than 64 KiB at once: it allocates what it is
+        # asked for, and a length read in the wrong byte order can say 2 GB.
+        chunk = sock.recv(min(size - len(data), 65536))
         if not chunk:
             raise ConnectionError("connection closed by framed")
         data += chunk

@@ -53,7 +53,7 @@ bool read_optional_u64(const proto::Request& request, std::string_view key, std:
   if (field.error() == simdjson::NO_SUCH_FIELD) return true;
   std::uint64_t value = 0;
   if (field.get_uint64().get(value) != simdjson::SUCCESS) {
-    reply.fail(proto::ErrorCode::bad_request, "\"" + std::string(key) + "\" must be a non-negative integer");
+    reply.fail(proto::ErrorCode::bad_request, std::string("\"").append(key).append("\" must be a non-negative integer"));
     return false;
   }
   out = value;

@@ -114,8 +114,9 @@ void ReplyEncoder::encode_event(std::string_view fields, std::string_view body, 
     payload.body = body;
     return encode(payload, out);
   }
-  scratch_.assign("{");
-  scratch_.append(fields.substr(fields.empty() ? 0 : 1));  // drop the leading comma
+  scratch_.clear();
+  scratch_.push_back('{');
+  if (!fields.empty()) scratch_.append(fields.data() + 1, fields.size() - 1);  // drop the leading comma
   if (!body.empty()) {
     scratch_.append(",\"total_size\":");
     proto::append_json_uint(scratch_, body.size());

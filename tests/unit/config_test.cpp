@@ -1160,7 +1160,8 @@ std::string reference_with_examples() {
 // the next banner.
 std::string reference_section(std::string_view title) {
   const std::string text = read_file(FRAMED_REFERENCE_CONFIG);
-  const std::string banner = " " + std::string(title) + " ";
+  std::string banner(1, ' ');
+  banner.append(title).append(1, ' ');
   const std::size_t start = text.find(banner);
   if (start == std::string::npos) return {};
   const std::size_t end = text.find("\n####", start);
