@@ -54,7 +54,6 @@ class Dispatcher {
   bool finish_body(const Origin& origin, commands::BodySink& sink, proto::Reply& reply,
                    const commands::ReplyRoute& route);
 
-  [[nodiscard]] commands::CommandHost& host() const noexcept { return host_; }
   [[nodiscard]] const commands::CommandRegistry& commands() const noexcept { return commands_; }
 
   // Counts one decoded request.

@@ -134,8 +134,6 @@ class RequestPipeline {
   // The total size of the frame in progress, when known: the carrier makes
   // room for it at once.
   [[nodiscard]] std::size_t input_wanted() const noexcept { return input_wanted_; }
-  [[nodiscard]] std::size_t pending_replies() const noexcept { return pending_; }
-  [[nodiscard]] const Origin& origin() const noexcept { return origin_; }
   // Datagram carriers: the last reply, when it was an error (for the
   // carrier's log); null otherwise.
   [[nodiscard]] const proto::Reply* last_error() const noexcept { return last_error_.ok ? nullptr : &last_error_; }

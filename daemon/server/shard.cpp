@@ -185,7 +185,7 @@ void Shard::on_accepted(StreamListener& listener, base::UniqueFd fd) {
   const auto& settings = listener.settings();
   // While draining, http listeners still accept: /healthz tells the 503.
   if (shutting_down_ && (!settings->speaks_http || closing_http_)) return;
-  if (connections_active_ >= config().daemon.max_connections) {
+  if (open_connections() >= config().daemon.max_connections) {
     ++settings->stats->connections_rejected;
     if (settings->speaks_http) {
       constexpr std::string_view kBusy =
@@ -218,7 +218,6 @@ void Shard::on_accepted(StreamListener& listener, base::UniqueFd fd) {
   auto connection = std::make_unique<StreamConnection>(reactor_, *this, dispatcher_, json_parser_, std::move(fd),
                                                        settings, std::move(peer), id);
   SPDLOG_DEBUG("connection {} from {} on {}", id, connection->peer(), settings->name);
-  ++connections_active_;
   ++settings->stats->connections_accepted;
   ++settings->stats->connections_active;
   StreamConnection& started = *connection;
@@ -228,9 +227,16 @@ void Shard::on_accepted(StreamListener& listener, base::UniqueFd fd) {
   schedule_sweep();
 }
 
+std::uint64_t Shard::open_connections() const noexcept {
+  // Each listener counts its own; the shard's figure is their sum, not a
+  // second counter kept alongside.
+  std::uint64_t open = 0;
+  for (const auto& listener : stream_listeners_) open += listener->settings()->stats->connections_active;
+  return open;
+}
+
 void Shard::on_connection_closed(StreamConnection& connection) {
   SPDLOG_DEBUG("connection {} from {} closed", connection.id(), connection.peer());
-  --connections_active_;
   --connection.listener_stats().connections_active;
   requesters_.erase(connection.id());
   channels_.remove(connection.id());
@@ -246,7 +252,6 @@ void Shard::accept_http(const std::shared_ptr<const ListenerSettings>& settings,
   const std::uint64_t id = next_requester_id_++;
   auto connection = std::make_unique<HttpConnection>(reactor_, *this, std::move(fd), settings, std::move(peer), id);
   SPDLOG_DEBUG("http connection {} from {} on {}", id, connection->peer(), settings->name);
-  ++connections_active_;
   ++settings->stats->connections_accepted;
   ++settings->stats->connections_active;
   HttpConnection& started = *connection;
@@ -257,7 +262,6 @@ void Shard::accept_http(const std::shared_ptr<const ListenerSettings>& settings,
 
 void Shard::on_http_connection_closed(HttpConnection& connection) {
   SPDLOG_DEBUG("http connection {} from {} closed", connection.id(), connection.peer());
-  --connections_active_;
   --connection.listener_stats().connections_active;
   reactor_.defer([this, id = connection.id()] {
     http_connections_.erase(id);

@@ -101,6 +101,8 @@ class Shard final : public commands::CommandHost,
   void schedule_sweep();
   void sweep();
   void maybe_finish_shutdown();
+  // Stream and http connections open now, over every listener of this shard.
+  [[nodiscard]] std::uint64_t open_connections() const noexcept;
   void accept_http(const std::shared_ptr<const ListenerSettings>& settings, base::UniqueFd fd, std::string peer);
 
   reactor::Reactor& reactor_;
@@ -127,7 +129,6 @@ class Shard final : public commands::CommandHost,
   std::unordered_map<std::uint64_t, std::unique_ptr<StreamConnection>> connections_;
   // http clients apart: they do not hold up a shutdown.
   std::unordered_map<std::uint64_t, std::unique_ptr<HttpConnection>> http_connections_;
-  std::uint64_t connections_active_ = 0;
   reactor::TimerId sweep_timer_ = 0;
 
   bool shutting_down_ = false;

@@ -55,13 +55,4 @@ TrafficStats& TrafficStats::operator+=(const TrafficStats& other) noexcept {
   return *this;
 }
 
-ShardStats& ShardStats::operator+=(const ShardStats& other) noexcept {
-  idle_timeouts += other.idle_timeouts;
-  header_timeouts += other.header_timeouts;
-  accept_errors += other.accept_errors;
-  accept_fd_exhausted += other.accept_fd_exhausted;
-  slow_subscribers += other.slow_subscribers;
-  return *this;
-}
-
 }  // namespace framed::server

@@ -44,7 +44,6 @@ struct ShardStats {
   std::uint64_t accept_fd_exhausted = 0;  // EMFILE/ENFILE/ENOBUFS/ENOMEM: accepting paused
   std::uint64_t slow_subscribers = 0;     // dropped past max_event_backlog of unsent events
 
-  ShardStats& operator+=(const ShardStats& other) noexcept;
 };
 
 // The process as the kernel sees it: what operators look for in Redis INFO

@@ -116,7 +116,6 @@ class StreamTransport final : public reactor::IoHandler {
   [[nodiscard]] State state() const noexcept { return state_; }
   [[nodiscard]] bool open() const noexcept { return state_ == State::open; }
   [[nodiscard]] bool peer_closed() const noexcept { return peer_closed_; }
-  [[nodiscard]] int fd() const noexcept { return fd_.get(); }
   [[nodiscard]] std::size_t unsent_bytes() const noexcept {
     return output_.readable_size() + sending_.readable_size();
   }
