@@ -40,13 +40,19 @@ bool RequestPipeline::replies_full() const noexcept {
 }
 
 bool RequestPipeline::wants_input() const noexcept {
-  return !broken_ && !replies_full() && !(body_ && body_->behind);
+  // A stream takes its next request only once every deferred one before it
+  // has answered, so requests take effect in order (a pipelined `delete`
+  // then `get` of one name never races in the worker pool). A datagram
+  // endpoint serves many peers whose datagrams are independent: it does not
+  // wait.
+  return !broken_ && !replies_full() && !(body_ && body_->behind) && (datagram_ || deferred_ == 0);
 }
 
 bool RequestPipeline::idle() const noexcept { return slots_.empty() && !body_ && (!events_ || events_->empty()); }
 
 bool RequestPipeline::header_incomplete(std::string_view input) const noexcept {
-  return !datagram_ && !body_ && stream_decoder_.header_incomplete(input);
+  // Bytes held back behind a deferred request are not the client's delay.
+  return !datagram_ && !body_ && deferred_ == 0 && stream_decoder_.header_incomplete(input);
 }
 
 bool RequestPipeline::streams_body(simdjson::dom::object header) const noexcept {
@@ -150,6 +156,7 @@ std::size_t RequestPipeline::handle_frame(const codec::DecodeResult& frame, simd
     Slot& slot = push_slot();
     slot.sequence = sequence;
     slot.id_json = reply_.id_json;
+    ++deferred_;
   }
   // The request's views point into the frame: consumed only now.
   return frame.frame_size;
@@ -194,6 +201,7 @@ void RequestPipeline::finish_body() {
   Slot& slot = push_slot();
   slot.sequence = sequence;
   slot.id_json = body->id_json;
+  ++deferred_;
 }
 
 void RequestPipeline::fail_stream(proto::ErrorCode code, std::string_view message) {
@@ -332,6 +340,7 @@ bool RequestPipeline::pump_source(Slot& slot) {
       broken_ = true;
       pending_ -= slots_.size();
       slots_.clear();
+      deferred_ = 0;
       return false;
     }
     slot.source_remaining -= std::min<std::uint64_t>(read.bytes, slot.source_remaining);
@@ -395,6 +404,7 @@ void RequestPipeline::deliver(const commands::ReplyRoute& route, proto::Reply& r
     return candidate.sequence == route.sequence && !candidate.ready;
   });
   if (slot == slots_.end()) return;
+  --deferred_;
   reply.id_json = slot->id_json;
   ++origin_.listener.stats->replies_out;
   if (reply.body_source && !datagram_) {

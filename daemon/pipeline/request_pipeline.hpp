@@ -21,6 +21,11 @@
 // max_event_backlog bytes unsent the requester is a slow consumer, told so
 // with a `dropped` event and then finished.
 //
+// Effect order: on a stream, a request is taken only once every deferred
+// request before it has answered, so requests take effect in the order they
+// were sent; concurrency comes from connections. Datagram endpoints, whose
+// datagrams come from many peers, do not wait.
+//
 // Bounds: no more than max_pending_replies replies unsent or waiting, and
 // nothing decoded while the carrier's own output is full.
 //
@@ -113,7 +118,7 @@ class RequestPipeline {
   void replace_reply_too_large(std::size_t size);
 
   // May the carrier read more input? (Not broken, below every bound, no
-  // body sink behind.)
+  // body sink behind, no deferred reply awaited on a stream.)
   [[nodiscard]] bool wants_input() const noexcept;
   // The frame boundary is lost (or the consumer was too slow): take no more
   // requests; finish once idle().
@@ -212,6 +217,8 @@ class RequestPipeline {
   std::deque<Slot> slots_;
   // reply_ends_.size() + slots_.size(), kept as one count: checked per frame.
   std::size_t pending_ = 0;
+  // Slots waiting for a deferred command's answer (wants_input).
+  std::size_t deferred_ = 0;
   std::unique_ptr<BodyInFlight> body_;
   std::size_t input_wanted_ = 0;
   bool broken_ = false;

@@ -230,6 +230,26 @@ def test_simple_mode_get_list_delete(files_daemon):
     assert got[4].startswith(b"ERR not_found ")
 
 
+def test_pipelined_requests_take_effect_in_order(files_daemon):
+    # Each round is sent in one write; a worker pool of several threads must
+    # still run them one after another, as sent.
+    with files_daemon.connect("tcp") as client:
+        for round_number in range(20):
+            data = b"round %d" % round_number
+            client.send(frame({"cmd": "put", "id": 1, "name": "o.txt"}, data)
+                        + frame({"cmd": "get", "id": 2, "name": "o.txt"})
+                        + frame({"cmd": "delete", "id": 3, "name": "o.txt"})
+                        + frame({"cmd": "get", "id": 4, "name": "o.txt"})
+                        + frame({"cmd": "list", "id": 5}))
+            replies = [client.read_reply() for _ in range(5)]
+            assert [header["id"] for header, _ in replies] == [1, 2, 3, 4, 5]
+            assert_ok(replies[0][0])
+            assert replies[1][1] == data
+            assert_ok(replies[2][0])
+            assert_error(replies[3][0], "not_found")
+            assert json.loads(replies[4][1]) == []
+
+
 # --- atomic, all or nothing --------------------------------------------------
 
 def test_sha256_mismatch_commits_nothing(files_daemon):
