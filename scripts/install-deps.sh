@@ -7,6 +7,8 @@ packages=(
   g++ meson ninja-build pkg-config
   liburing-dev libspdlog-dev libtomlplusplus-dev libsimdjson-dev libssl-dev libhttp-parser-dev
   catch2 python3 python3-pytest socat procps
+  # the units' tests: systemd-analyze verify and security
+  systemd
   # the HTTP listener's tests: a strict /metrics parser, a browser for the status page
   python3-prometheus-client chromium
 )
