@@ -23,8 +23,9 @@ step "systemctl enable --now framed"
 systemctl enable --now framed
 systemctl is-active framed
 [ "$(udp ping)" = pong ] || fail "no pong over UDP"
-systemctl status framed --no-pager | tee /dev/stderr | grep -q "Status: \"0 connection(s) open on 2 listener(s)" ||
-  fail "no STATUS= line in systemctl status"
+status=$(systemctl status framed --no-pager || true)
+echo "$status"
+grep -q 'Status: "0 connection(s) open on 2 listener(s)' <<<"$status" || fail "no STATUS= line in systemctl status"
 journalctl -u framed --no-pager -o cat | grep "starting: backend"
 
 step "edit the config, systemctl reload framed: a new listener"
@@ -42,8 +43,10 @@ argv = ["/usr/bin/uptime"]
 TOML
 systemctl reload framed
 [ "$(printf 'ping\n' | socat -t 3 - TCP:127.0.0.1:9001)" = pong ] || fail "the new listener does not answer"
-udp 'exec uptime' | tee /dev/stderr | grep -q "load average" || fail "exec under the sandbox"
-journalctl -u framed --no-pager -o cat | grep -q "config generation 2 applied" || fail "no reload line"
+output=$(udp 'exec uptime')
+echo "$output"
+grep -q "load average" <<<"$output" || fail "exec under the sandbox"
+journalctl -u framed --no-pager -o cat | grep "config generation 2 applied" || fail "no reload line"
 
 step "a broken edit: systemctl reload fails, the daemon keeps its config"
 echo 'this is = not toml' >> /etc/framed/framed.toml
@@ -53,9 +56,10 @@ systemctl is-active framed
 # The same file by SIGHUP alone (no check first): rejected by the daemon.
 systemctl kill -s HUP framed
 sleep 1
-journalctl -u framed --no-pager -p err -o cat | tee /dev/stderr | grep -q "reload rejected" ||
-  fail "journalctl -p err does not show the rejected reload"
-if journalctl -u framed --no-pager -p warning -o cat | grep -q "listening on"; then
+errors=$(journalctl -u framed --no-pager -p err -o cat)
+echo "$errors"
+grep -q "reload rejected" <<<"$errors" || fail "journalctl -p err does not show the rejected reload"
+if journalctl -u framed --no-pager -p warning -o cat | grep "listening on"; then
   fail "info lines pass a -p warning filter"
 fi
 cp /tmp/framed.toml.orig /etc/framed/framed.toml
@@ -63,7 +67,7 @@ cp /tmp/framed.toml.orig /etc/framed/framed.toml
 step "systemctl stop framed: drained, exit 0"
 systemctl stop framed
 [ "$(systemctl show -p ExecMainStatus --value framed)" = 0 ] || fail "exit status not 0"
-journalctl -u framed --no-pager -o cat | tail -3 | grep -q "stopped" || fail "no 'stopped' line"
+journalctl -u framed --no-pager -o cat | tail -3 | grep "stopped" || fail "no 'stopped' line"
 
 step "socket activation: framed.socket starts framed on the first datagram"
 systemctl start framed.socket
