@@ -7,6 +7,8 @@ packages=(
   g++ meson ninja-build pkg-config
   liburing-dev libspdlog-dev libtomlplusplus-dev libsimdjson-dev libssl-dev libhttp-parser-dev
   catch2 python3 python3-pytest socat procps
+  # the Python client's packaging test: pip install ./clients/python, offline
+  python3-pip python3-setuptools python3-wheel
   # the HTTP listener's tests: a strict /metrics parser, a browser for the status page
   python3-prometheus-client chromium
 )
