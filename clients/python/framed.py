@@ -26,6 +26,7 @@ import os
 import selectors
 import shutil
 import socket
+import stat
 import struct
 import tempfile
 from collections import deque
@@ -297,7 +298,7 @@ def _source_size(source: BinaryIO) -> int:
     """The bytes left in a file object, or ValueError when it cannot say."""
     try:
         info = os.fstat(source.fileno())
-        if not _is_regular(info.st_mode):
+        if not stat.S_ISREG(info.st_mode):
             raise OSError
         return info.st_size - source.tell()
     except (AttributeError, OSError, io.UnsupportedOperation):
@@ -309,11 +310,6 @@ def _source_size(source: BinaryIO) -> int:
         return end - here
     except (AttributeError, OSError, io.UnsupportedOperation):
         raise ValueError("put: give size= for a source that cannot seek") from None
-
-
-def _is_regular(mode: int) -> bool:
-    import stat
-    return stat.S_ISREG(mode)
 
 
 # --- stream client -------------------------------------------------------------------
@@ -418,12 +414,17 @@ class Client:
             return self._events.popleft()
         if self._in_flight:
             raise RuntimeError("next_event() while replies are outstanding: receive() them first")
+        self._check_usable()
         old = self._sock.gettimeout()
         self._sock.settimeout(self.timeout if timeout is None else timeout)
         try:
-            header, body = self._read_frame()
+            # Wait until a whole frame is buffered before taking any of it, so
+            # that a timeout here leaves the connection usable: poll again later.
+            while self._buffered_frame_size() is None:
+                self._buffer += self._recv_some(timeout_breaks=False)
         finally:
             self._sock.settimeout(old)
+        header, body = self._read_frame()
         if not _is_event(header):
             raise ProtocolError("a reply with no request outstanding: %r" % (header,))
         return self._event_from(header, body)
@@ -671,11 +672,27 @@ class Client:
         self._broken = error
         raise error
 
-    def _recv_some(self) -> bytes:
+    def _buffered_frame_size(self) -> Optional[int]:
+        """The size of the whole frame at the start of the buffer, or None
+        while part of it has still to arrive."""
+        if len(self._buffer) < 4:
+            return None
+        (length,) = struct.unpack_from(self._prefix, self._buffer, 0)
+        if length == 0 or length > 64 << 20:
+            self._break(ProtocolError("reply header length %d: is byte_order right?" % length))
+        if len(self._buffer) < 4 + length:
+            return None
+        size = 4 + length + _decode_header(bytes(self._buffer[4:4 + length])).get("total_size", 0)
+        return size if len(self._buffer) >= size else None
+
+    def _recv_some(self, timeout_breaks: bool = True) -> bytes:
         try:
             data = self._sock.recv(CHUNK_SIZE)
         except socket.timeout:
-            self._break(ClientTimeoutError("no answer from the daemon within %s s" % self._sock.gettimeout()))
+            error = ClientTimeoutError("no answer from the daemon within %s s" % self._sock.gettimeout())
+            if not timeout_breaks:
+                raise error from None
+            self._break(error)
         except OSError as error:
             self._break(ConnectionClosedError("receive failed: %s" % error))
         if not data:
@@ -909,9 +926,20 @@ class DatagramClient:
             self._cleanup_dir = None
 
     def send_raw(self, datagram: Bytes) -> bytes:
-        """Sends one datagram as it is and returns the reply datagram as it is."""
+        """Sends one datagram as it is and returns the next datagram received
+        as it is. (A reply that came too late for an earlier request would be
+        taken for this one's: text replies carry nothing to match them by.)"""
+        self._send(datagram)
+        return self._receive()
+
+    def _send(self, datagram: Bytes) -> None:
         try:
             self._sock.send(datagram)
+        except ConnectionRefusedError:
+            raise ConnectionClosedError("nothing listens at %r" % (self._address,)) from None
+
+    def _receive(self) -> bytes:
+        try:
             return self._sock.recv(1 << 21)
         except socket.timeout:
             raise ClientTimeoutError("no reply datagram within %s s" % self._sock.gettimeout()) from None
@@ -943,15 +971,20 @@ class DatagramClient:
         header = dict({"cmd": cmd}, **fields)
         header.setdefault("total_size", len(body))
         encoded = _encode_header(header)
-        data = self.send_raw(struct.pack(self._prefix, len(encoded)) + encoded + bytes(body))
-        if len(data) < 4:
-            raise ProtocolError("reply datagram of %d bytes" % len(data))
-        (length,) = struct.unpack_from(self._prefix, data, 0)
-        reply_header = _decode_header(data[4:4 + length])
-        body_bytes = data[4 + length:]
-        if len(body_bytes) != reply_header.get("total_size", 0):
-            raise ProtocolError("reply datagram is not exactly one frame")
-        return Reply(reply_header, body_bytes).raise_for_error()
+        self._send(struct.pack(self._prefix, len(encoded)) + encoded + bytes(body))
+        while True:
+            data = self._receive()
+            if len(data) < 4:
+                raise ProtocolError("reply datagram of %d bytes" % len(data))
+            (length,) = struct.unpack_from(self._prefix, data, 0)
+            reply_header = _decode_header(data[4:4 + length])
+            body_bytes = data[4 + length:]
+            if len(body_bytes) != reply_header.get("total_size", 0):
+                raise ProtocolError("reply datagram is not exactly one frame")
+            # A reply to an earlier request that timed out is not this one's;
+            # a reply without id is the daemon's answer to a frame it could not read.
+            if reply_header.get("id", header["id"]) == header["id"]:
+                return Reply(reply_header, body_bytes).raise_for_error()
 
     def _call(self, cmd: str, words: Tuple[str, ...], body: Bytes = b"", **fields: Any) -> Tuple[Dict[str, Any], bytes]:
         if self._payload == "json":

@@ -298,6 +298,10 @@ def test_pubsub_across_two_clients(fd):
         assert subscriber.next_event(timeout=5) == framed.Message("room", b"while busy")
         with pytest.raises(framed.ClientTimeoutError):
             subscriber.next_event(timeout=0.2)
+        # Waiting for an event that did not come leaves the connection usable.
+        assert publisher.publish("room", "later") == 1
+        assert subscriber.next_event(timeout=5) == framed.Message("room", b"later")
+        assert subscriber.ping()
 
 
 def test_pubsub_from_datagrams_to_a_stream_subscriber(fd):
