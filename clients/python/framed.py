@@ -1,9 +1,12 @@
 """A client for the framed daemon, standard library only.
 
-Stream connections (TCP, Unix) speak the ``json`` framing: a ``u32`` header
-length, a JSON header, then ``total_size`` bytes of body, each way (the wire
-format is docs/protocol.md in the framed repository). Datagram sockets (UDP,
-Unix datagram) speak text or json payloads, one datagram each way.
+`Client`: a stream connection (TCP, Unix) in the ``json`` framing, a ``u32``
+header length, a JSON header, then ``total_size`` bytes of body, each way;
+every command, streamed files, pub/sub, streamed exec output. `SimpleClient`:
+a stream connection in the ``length`` or ``line`` framing, simple-mode text
+commands. `DatagramClient`: UDP or Unix datagram sockets, text or json
+payloads, one datagram each way. The wire format is docs/protocol.md in the
+framed repository.
 
     import framed
 
@@ -35,7 +38,7 @@ from typing import Any, BinaryIO, Deque, Dict, Iterator, List, Optional, Tuple, 
 from urllib.parse import unquote, urlsplit
 
 __all__ = [
-    "connect", "Client", "DatagramClient", "Pipeline", "Reply", "Message", "Dropped", "Output",
+    "connect", "Client", "SimpleClient", "DatagramClient", "Pipeline", "Reply", "Message", "Dropped", "Output",
     "ExecResult", "FileInfo", "Error", "BadFrameError", "FrameTooLargeError", "BadRequestError",
     "UnknownCommandError", "ForbiddenError", "NotFoundError", "CommandTimeoutError", "TooBusyError",
     "NoSpaceError", "InternalError", "ProtocolError", "ConnectionClosedError", "ClientTimeoutError",
@@ -148,6 +151,15 @@ def _error_from(code: str, message: str, reply: Optional["Reply"] = None) -> Err
     return cls(message or "(no message)", code=code, reply=reply)
 
 
+def _raise_simple_error(reply: bytes) -> bytes:
+    """A simple-mode reply, or its `Error` raised when it is ``ERR <code> <message>``."""
+    if reply.startswith(b"ERR "):
+        code, _, message = reply[4:].partition(b" ")
+        if code and code.replace(b"_", b"").isalpha() and code.islower():
+            raise _error_from(code.decode(), message.decode("utf-8", "replace"))
+    return reply
+
+
 # --- values --------------------------------------------------------------------
 
 @dataclass
@@ -242,20 +254,29 @@ def _parse_host_port(netloc: str, url: str) -> Tuple[str, int]:
 
 
 def connect(url: str, *, timeout: Optional[float] = DEFAULT_TIMEOUT, byte_order: str = "big",
-            payload: str = "text") -> Union["Client", "DatagramClient"]:
+            payload: str = "text", framing: str = "json") -> Union["Client", "SimpleClient", "DatagramClient"]:
     """A client for an address written as a URL.
 
     ``tcp://HOST:PORT`` (``tcp://[::1]:9000`` for IPv6) and ``unix:///PATH``
     give a `Client` (json framing); ``udp://HOST:PORT`` and
     ``unix-dgram:///PATH`` give a `DatagramClient` with ``payload`` "text" or
-    "json". ``byte_order`` ("big" or "little") must match the listener's.
+    "json". A stream listener in the ``length`` or ``line`` framing takes
+    ``framing="length"`` or ``"line"``: a `SimpleClient`. ``byte_order``
+    ("big" or "little") must match the listener's.
     """
     parts = urlsplit(url)
+    if framing not in ("json", "length", "line"):
+        raise ValueError('framing must be "json", "length" or "line"')
+    stream_options: Dict[str, Any] = {"timeout": timeout, "byte_order": byte_order}
+    stream_class: Any = Client
+    if framing != "json":
+        stream_class = SimpleClient
+        stream_options["framing"] = framing
     if parts.scheme == "tcp":
         host, port = _parse_host_port(parts.netloc, url)
-        return Client.tcp(host, port, timeout=timeout, byte_order=byte_order)
+        return stream_class.tcp(host, port, **stream_options)
     if parts.scheme == "unix":
-        return Client.unix(unquote(parts.netloc + parts.path), timeout=timeout, byte_order=byte_order)
+        return stream_class.unix(unquote(parts.netloc + parts.path), **stream_options)
     if parts.scheme == "udp":
         host, port = _parse_host_port(parts.netloc, url)
         return DatagramClient.udp(host, port, timeout=timeout, payload=payload, byte_order=byte_order)
@@ -314,38 +335,30 @@ def _source_size(source: BinaryIO) -> int:
 
 # --- stream client -------------------------------------------------------------------
 
-class Client:
-    """One stream connection (TCP or Unix) speaking the json framing.
+class _StreamConnection:
+    """A connected stream socket with a receive buffer: what `Client` and
+    `SimpleClient` share. A timeout or a failure in the middle of a frame
+    leaves the connection unusable (the next frame's start is unknown):
+    every later call raises the same error."""
 
-    Not thread-safe: use one client per thread. ``timeout`` bounds every wait
-    for the daemon (seconds; None waits for ever) and raises
-    `ClientTimeoutError`. Events (pub/sub messages, exec output) that arrive
-    while a reply is awaited are kept, in order, for `next_event`.
-    """
-
-    def __init__(self, sock: socket.socket, *, timeout: Optional[float] = DEFAULT_TIMEOUT,
-                 byte_order: str = "big") -> None:
+    def __init__(self, sock: socket.socket, timeout: Optional[float], byte_order: str) -> None:
         self._sock = sock
         self._prefix = _prefix_format(byte_order)
         self.timeout = timeout
         sock.settimeout(timeout)
         self._buffer = bytearray()         # bytes received, not yet parsed
-        self._next_id = 1
-        self._in_flight: Deque[Any] = deque()   # ids sent, replies not yet read
-        self._early: Deque[Reply] = deque()     # replies read ahead of a receive()
-        self._events: Deque[Event] = deque()
         self._broken: Optional[Error] = None
 
     @classmethod
     def tcp(cls, host: str = "127.0.0.1", port: int = 9000, *, timeout: Optional[float] = DEFAULT_TIMEOUT,
-            byte_order: str = "big") -> "Client":
+            **options: Any) -> Any:
         """Connects to a TCP listener (IPv4, IPv6 or a host name)."""
         sock = socket.create_connection((host, port), timeout=timeout)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return cls(sock, timeout=timeout, byte_order=byte_order)
+        return cls(sock, timeout=timeout, **options)
 
     @classmethod
-    def unix(cls, path: str, *, timeout: Optional[float] = DEFAULT_TIMEOUT, byte_order: str = "big") -> "Client":
+    def unix(cls, path: str, *, timeout: Optional[float] = DEFAULT_TIMEOUT, **options: Any) -> Any:
         """Connects to a Unix stream listener (``@name`` for an abstract socket)."""
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
@@ -354,9 +367,9 @@ class Client:
         except BaseException:
             sock.close()
             raise
-        return cls(sock, timeout=timeout, byte_order=byte_order)
+        return cls(sock, timeout=timeout, **options)
 
-    def __enter__(self) -> "Client":
+    def __enter__(self) -> Any:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -364,6 +377,67 @@ class Client:
 
     def close(self) -> None:
         self._sock.close()
+
+    def _check_usable(self) -> None:
+        if self._broken is not None:
+            raise self._broken
+
+    def _break(self, error: Error) -> None:
+        """Marks the connection unusable (the frame boundary is lost) and raises."""
+        self._broken = error
+        raise error
+
+    def _recv_some(self, timeout_breaks: bool = True) -> bytes:
+        try:
+            data = self._sock.recv(CHUNK_SIZE)
+        except socket.timeout:
+            error = ClientTimeoutError("no answer from the daemon within %s s" % self._sock.gettimeout())
+            if not timeout_breaks:
+                raise error from None
+            self._break(error)
+        except OSError as error:
+            self._break(ConnectionClosedError("receive failed: %s" % error))
+        if not data:
+            self._break(ConnectionClosedError("the daemon closed the connection"))
+        return data
+
+    def _read_exact(self, size: int) -> bytes:
+        while len(self._buffer) < size:
+            self._buffer += self._recv_some()
+        data = bytes(self._buffer[:size])
+        del self._buffer[:size]
+        return data
+
+    def _read_pieces(self, size: int) -> Iterator[bytes]:
+        """``size`` body bytes in pieces of at most CHUNK_SIZE, never all at once."""
+        left = size
+        while left:
+            if not self._buffer:
+                self._buffer += self._recv_some()
+            piece = bytes(self._buffer[:min(left, CHUNK_SIZE)])
+            del self._buffer[:len(piece)]
+            left -= len(piece)
+            yield piece
+
+
+class Client(_StreamConnection):
+    """One stream connection (TCP or Unix) speaking the json framing.
+
+    ``Client.tcp(host, port)`` or ``Client.unix(path)``, with ``timeout``
+    (seconds for every wait for the daemon, None waits for ever; past it
+    `ClientTimeoutError`) and ``byte_order`` ("big", or "little" for a
+    listener that says so). Not thread-safe: use one client per thread.
+    Events (pub/sub messages, exec output) that arrive while a reply is
+    awaited are kept, in order, for `next_event`.
+    """
+
+    def __init__(self, sock: socket.socket, *, timeout: Optional[float] = DEFAULT_TIMEOUT,
+                 byte_order: str = "big") -> None:
+        super().__init__(sock, timeout, byte_order)
+        self._next_id = 1
+        self._in_flight: Deque[Any] = deque()   # ids sent, replies not yet read
+        self._early: Deque[Reply] = deque()     # replies read ahead of a receive()
+        self._events: Deque[Event] = deque()
 
     # --- the primitives: frames out, frames in ---------------------------------
 
@@ -663,15 +737,6 @@ class Client:
         except (Error, OSError):
             return None
 
-    def _check_usable(self) -> None:
-        if self._broken is not None:
-            raise self._broken
-
-    def _break(self, error: Error) -> None:
-        """Marks the connection unusable (the frame boundary is lost) and raises."""
-        self._broken = error
-        raise error
-
     def _buffered_frame_size(self) -> Optional[int]:
         """The size of the whole frame at the start of the buffer, or None
         while part of it has still to arrive."""
@@ -684,38 +749,6 @@ class Client:
             return None
         size = 4 + length + _decode_header(bytes(self._buffer[4:4 + length])).get("total_size", 0)
         return size if len(self._buffer) >= size else None
-
-    def _recv_some(self, timeout_breaks: bool = True) -> bytes:
-        try:
-            data = self._sock.recv(CHUNK_SIZE)
-        except socket.timeout:
-            error = ClientTimeoutError("no answer from the daemon within %s s" % self._sock.gettimeout())
-            if not timeout_breaks:
-                raise error from None
-            self._break(error)
-        except OSError as error:
-            self._break(ConnectionClosedError("receive failed: %s" % error))
-        if not data:
-            self._break(ConnectionClosedError("the daemon closed the connection"))
-        return data
-
-    def _read_exact(self, size: int) -> bytes:
-        while len(self._buffer) < size:
-            self._buffer += self._recv_some()
-        data = bytes(self._buffer[:size])
-        del self._buffer[:size]
-        return data
-
-    def _read_pieces(self, size: int) -> Iterator[bytes]:
-        """``size`` body bytes in pieces of at most CHUNK_SIZE, never all at once."""
-        left = size
-        while left:
-            if not self._buffer:
-                self._buffer += self._recv_some()
-            piece = bytes(self._buffer[:min(left, CHUNK_SIZE)])
-            del self._buffer[:len(piece)]
-            left -= len(piece)
-            yield piece
 
     def _read_header(self) -> Dict[str, Any]:
         self._check_usable()
@@ -859,6 +892,118 @@ class Pipeline:
                 self.replies.append(Reply(header, body))
 
 
+# --- simple-mode stream client -----------------------------------------------------
+
+_LINE_UNESCAPES = {ord("\\"): b"\\", ord("n"): b"\n", ord("r"): b"\r"}
+
+
+def _unescape_line(line: bytes) -> bytes:
+    """A line reply's bytes: backslash-backslash, -n and -r back to the bytes they stand for."""
+    if b"\\" not in line:
+        return line
+    out = bytearray()
+    i = 0
+    while i < len(line):
+        byte = line[i]
+        if byte == 0x5C and i + 1 < len(line) and line[i + 1] in _LINE_UNESCAPES:
+            out += _LINE_UNESCAPES[line[i + 1]]
+            i += 2
+        else:
+            out.append(byte)
+            i += 1
+    return bytes(out)
+
+
+class SimpleClient(_StreamConnection):
+    """A stream connection (TCP or Unix) in the ``length`` or ``line`` framing.
+
+    Requests are simple mode, ``COMMAND ARGUMENTS``; each reply is the
+    output, and ``ERR <code> <message>`` is raised as its `Error`.
+    ``SimpleClient.tcp(host, port, framing="line")``; ``byte_order`` is for
+    the length framing's ``u32``. Replies come in request order, so `send`
+    and `receive` pipeline. There is no stdin, exit code or file upload in
+    simple mode: use `Client` for those.
+    """
+
+    def __init__(self, sock: socket.socket, *, timeout: Optional[float] = DEFAULT_TIMEOUT,
+                 framing: str = "length", byte_order: str = "big") -> None:
+        if framing not in ("length", "line"):
+            raise ValueError('framing must be "length" or "line"')
+        super().__init__(sock, timeout, byte_order)
+        self.framing = framing
+
+    def send(self, payload: Union[str, Bytes]) -> None:
+        """Sends one request without waiting for its reply."""
+        self._check_usable()
+        data = payload.encode() if isinstance(payload, str) else bytes(payload)
+        if self.framing == "line":
+            if b"\n" in data:
+                raise ValueError("a line request cannot hold a newline: use the json framing")
+            frame = data + b"\n"
+        elif len(data) >= _LARGE_LENGTH:
+            big = "<Q" if self._prefix == "<I" else ">Q"
+            frame = struct.pack(self._prefix, _LARGE_LENGTH) + struct.pack(big, len(data)) + data
+        else:
+            frame = struct.pack(self._prefix, len(data)) + data
+        try:
+            self._sock.sendall(frame)
+        except socket.timeout:
+            self._break(ClientTimeoutError("send not done within %s s" % self.timeout))
+        except OSError as error:
+            self._break(ConnectionClosedError("send failed: %s" % error))
+
+    def receive(self) -> bytes:
+        """The next reply as it is (``ERR ...`` included, not raised)."""
+        self._check_usable()
+        if self.framing == "line":
+            while True:
+                end = self._buffer.find(b"\n")
+                if end >= 0:
+                    return _unescape_line(self._read_exact(end + 1)[:-1])
+                self._buffer += self._recv_some()
+        (length,) = struct.unpack(self._prefix, self._read_exact(4))
+        if length == _LARGE_LENGTH:
+            (length,) = struct.unpack("<Q" if self._prefix == "<I" else ">Q", self._read_exact(8))
+        return self._read_exact(length)
+
+    def command(self, payload: Union[str, Bytes]) -> bytes:
+        """Sends one request and returns its output, raising ``ERR`` as its `Error`."""
+        self.send(payload)
+        return _raise_simple_error(self.receive())
+
+    def ping(self) -> bool:
+        return self.command("ping") == b"pong"
+
+    def echo(self, data: Bytes) -> bytes:
+        return self.command(b"echo " + bytes(data))
+
+    def upper(self, data: Union[str, Bytes]) -> bytes:
+        return self.command(b"upper " + (data.encode() if isinstance(data, str) else bytes(data)))
+
+    def exec(self, name: str, args: Optional[List[str]] = None) -> bytes:
+        """stdout then stderr; arguments are split on spaces by the daemon."""
+        return self.command(" ".join(["exec", name] + [str(a) for a in args or []]))
+
+    def get(self, name: str) -> bytes:
+        return self.command("get " + name)
+
+    def list(self, prefix: Optional[str] = None) -> List[Dict[str, Any]]:
+        return json.loads(self.command("list" if prefix is None else "list " + prefix))
+
+    def delete(self, name: str) -> None:
+        self.command("delete " + name)
+
+    def publish(self, channel: str, message: Union[str, Bytes]) -> int:
+        data = message.encode() if isinstance(message, str) else bytes(message)
+        return int(self.command(b"publish " + channel.encode() + b" " + data))
+
+    def stats(self) -> Dict[str, Any]:
+        return json.loads(self.command("stats"))
+
+    def help(self) -> List[Dict[str, Any]]:
+        return json.loads(self.command("help"))
+
+
 # --- datagram client ---------------------------------------------------------------
 
 class DatagramClient:
@@ -954,12 +1099,7 @@ class DatagramClient:
         is read as an error too; use `send_raw` to see the bytes.)"""
         if self._payload != "text":
             raise RuntimeError("command() is for payload = \"text\" listeners; use request()")
-        reply = self.send_raw(text.encode() if isinstance(text, str) else bytes(text))
-        if reply.startswith(b"ERR "):
-            code, _, message = reply[4:].partition(b" ")
-            if code and code.replace(b"_", b"").isalpha() and code.islower():
-                raise _error_from(code.decode(), message.decode("utf-8", "replace"))
-        return reply
+        return _raise_simple_error(self.send_raw(text.encode() if isinstance(text, str) else bytes(text)))
 
     def request(self, cmd: str, body: Bytes = b"", **fields: Any) -> Reply:
         """Json payload: one json frame each way; raises the reply's `Error`."""

@@ -27,6 +27,9 @@ LISTENERS = [
     {"kind": "unix", "name": "unix", "mode": "0600"},
     {"kind": "tcp", "name": "tcp_le", "byte_order": "little"},
     {"kind": "tcp", "name": "small", "max_body": SMALL_BODY},
+    {"kind": "tcp", "name": "length", "framing": "length"},
+    {"kind": "tcp", "name": "length_le", "framing": "length", "byte_order": "little"},
+    {"kind": "unix", "name": "line", "framing": "line", "mode": "0600"},
     {"kind": "udp", "name": "udp", "framing": "datagram", "payload": "text"},
     {"kind": "udp", "name": "udp_json", "framing": "datagram", "payload": "json"},
     {"kind": "unix_dgram", "name": "udgram", "mode": "0600"},
@@ -325,6 +328,48 @@ def test_subscribe_in_another_thread(fd):
                 publisher.publish("thread", "m%d" % i)
         reader.join(10)
     assert [m.data for m in got] == [b"m0", b"m1", b"m2"]
+
+
+# --- simple mode: length and line framings ----------------------------------------
+
+@pytest.mark.parametrize("listener,options", [("length", {"framing": "length"}),
+                                              ("length_le", {"framing": "length", "byte_order": "little"}),
+                                              ("line", {"framing": "line"})])
+def test_simple_client(fd, listener, options):
+    with fd.client(listener, **options) as client:
+        assert isinstance(client, framed.SimpleClient)
+        assert client.ping() is True
+        assert client.upper("hello") == b"HELLO"
+        # Bytes the line framing escapes come back as they were sent.
+        assert client.echo(b"back\\slash and \r return") == b"back\\slash and \r return"
+        assert client.exec("words", ["x", "y"]) == b"x\ny\n"
+        assert client.exec("fail") == b"oops\n"
+        assert client.publish("simple-nobody", "hi") == 0
+        assert client.stats()["commands"]["ping"]["calls"] >= 1
+        assert {e["name"] for e in client.help()} >= {"ping", "get"}
+        with pytest.raises(framed.UnknownCommandError):
+            client.command("nosuch")
+        with pytest.raises(framed.ForbiddenError):
+            client.exec("not-configured")
+        with pytest.raises(framed.NotFoundError):
+            client.get("missing-simple")
+        for i in range(1000):
+            client.send("echo %d" % i)
+        assert [client.receive() for _ in range(1000)] == [b"%d" % i for i in range(1000)]
+
+
+def test_simple_client_files(fd):
+    with fd.client() as json_client:
+        json_client.put("simple.txt", b"two\nlines")
+    with fd.client("line", framing="line") as client:
+        assert client.get("simple.txt") == b"two\nlines"
+        assert [e["name"] for e in client.list("simple")] == ["simple.txt"]
+        client.delete("simple.txt")
+        assert client.list("simple") == []
+    with framed.SimpleClient.unix(fd.listeners["line"]["path"], framing="line") as client:
+        with pytest.raises(ValueError):
+            client.send("a\nb")
+        assert client.ping(), "a refused request sends nothing"
 
 
 # --- datagrams ------------------------------------------------------------------------
