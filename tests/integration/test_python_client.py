@@ -27,6 +27,7 @@ LISTENERS = [
     {"kind": "unix", "name": "unix", "mode": "0600"},
     {"kind": "tcp", "name": "tcp_le", "byte_order": "little"},
     {"kind": "tcp", "name": "small", "max_body": SMALL_BODY},
+    {"kind": "tcp", "name": "small_backlog", "max_event_backlog": "64KiB"},
     {"kind": "tcp", "name": "length", "framing": "length"},
     {"kind": "tcp", "name": "length_le", "framing": "length", "byte_order": "little"},
     {"kind": "unix", "name": "line", "framing": "line", "mode": "0600"},
@@ -370,6 +371,25 @@ def test_simple_client_files(fd):
         with pytest.raises(ValueError):
             client.send("a\nb")
         assert client.ping(), "a refused request sends nothing"
+
+
+def test_slow_subscriber_sees_dropped_then_the_end(fd):
+    """A subscriber that does not read is dropped; its iterator yields what
+    came before, then `Dropped`, and ends; the connection is then closed."""
+    message = b"m" * 4096
+    limit = 8000   # 32 MiB: past the kernel's socket buffers and the 64 KiB backlog, by far
+    with fd.client("small_backlog") as subscriber, fd.client() as publisher:
+        events = subscriber.subscribe("flood")
+        sent = 0
+        while sent < limit and publisher.publish("flood", message) == 1:
+            sent += 1
+        assert sent < limit, "the subscriber was never dropped"
+        received = list(events)
+        assert isinstance(received[-1], framed.Dropped) and received[-1].reason == "slow_subscriber"
+        assert all(event == framed.Message("flood", message) for event in received[:-1])
+        assert 0 < len(received) - 1 <= sent, "what the socket held before the drop comes first"
+        with pytest.raises(framed.ConnectionClosedError):
+            subscriber.ping()
 
 
 # --- datagrams ------------------------------------------------------------------------
