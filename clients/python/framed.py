@@ -484,13 +484,17 @@ class Client(_StreamConnection):
         waits up to ``timeout`` (default: the client's) and raises
         `ClientTimeoutError` when none comes. After `Dropped` the daemon
         closes the connection."""
+        return self._next_event(self.timeout if timeout is None else timeout)
+
+    def _next_event(self, wait: Optional[float]) -> Event:
+        """next_event() with ``wait`` None meaning: for ever."""
         if self._events:
             return self._events.popleft()
         if self._in_flight:
             raise RuntimeError("next_event() while replies are outstanding: receive() them first")
         self._check_usable()
         old = self._sock.gettimeout()
-        self._sock.settimeout(self.timeout if timeout is None else timeout)
+        self._sock.settimeout(wait)
         try:
             # Wait until a whole frame is buffered before taking any of it, so
             # that a timeout here leaves the connection usable: poll again later.
@@ -504,10 +508,12 @@ class Client(_StreamConnection):
         return self._event_from(header, body)
 
     def events(self, timeout: Optional[float] = None) -> Iterator[Event]:
-        """Every event, as it arrives; each wait bounded by ``timeout``
-        (None: the client's timeout). Ends after a `Dropped` event."""
+        """Every event, as it arrives. A quiet channel is no error: with
+        ``timeout`` None it waits for ever, else each wait is bounded by it
+        (`ClientTimeoutError`, the connection stays usable). Ends after a
+        `Dropped` event."""
         while True:
-            event = self.next_event(timeout)
+            event = self._next_event(timeout)
             yield event
             if isinstance(event, Dropped):
                 return
@@ -687,15 +693,16 @@ class Client(_StreamConnection):
         data = message.encode() if isinstance(message, str) else message
         return int(self.request("publish", data, channel=channel).header.get("receivers", 0))
 
-    def subscribe(self, *channels: str) -> Iterator[Event]:
+    def subscribe(self, *channels: str, timeout: Optional[float] = None) -> Iterator[Event]:
         """Subscribes to each channel (all confirmed before it returns) and
-        returns `events()`: iterate it for the messages."""
+        returns `events(timeout)`: iterate it for the messages (it waits
+        for ever between them unless ``timeout`` is given)."""
         if not channels:
             raise ValueError("subscribe: name at least one channel")
         ids = [self.send("subscribe", channel=channel) for channel in channels]
         for request_id in ids:
             self._reply_to(request_id).raise_for_error()
-        return self.events()
+        return self.events(timeout)
 
     def unsubscribe(self, *channels: str) -> None:
         ids = [self.send("unsubscribe", channel=channel) for channel in channels]
@@ -747,7 +754,7 @@ class Client(_StreamConnection):
             self._break(ProtocolError("reply header length %d: is byte_order right?" % length))
         if len(self._buffer) < 4 + length:
             return None
-        size = 4 + length + _decode_header(bytes(self._buffer[4:4 + length])).get("total_size", 0)
+        size = 4 + length + self._decode_or_break(bytes(self._buffer[4:4 + length])).get("total_size", 0)
         return size if len(self._buffer) >= size else None
 
     def _read_header(self) -> Dict[str, Any]:
@@ -757,7 +764,14 @@ class Client(_StreamConnection):
             self._break(ProtocolError("reply header length %d" % length))
         if length > 64 << 20:
             self._break(ProtocolError("reply header length %d: is byte_order right?" % length))
-        return _decode_header(self._read_exact(length))
+        return self._decode_or_break(self._read_exact(length))
+
+    def _decode_or_break(self, raw: bytes) -> Dict[str, Any]:
+        try:
+            return _decode_header(raw)
+        except ProtocolError as error:
+            self._break(error)
+            raise  # not reached: _break raises
 
     def _read_frame(self) -> Tuple[Dict[str, Any], bytes]:
         header = self._read_header()
@@ -880,7 +894,7 @@ class Pipeline:
                 client._break(ProtocolError("reply header length %d" % length))
             if len(buffer) < 4 + length:
                 return
-            header = _decode_header(bytes(buffer[4:4 + length]))
+            header = client._decode_or_break(bytes(buffer[4:4 + length]))
             end = 4 + length + header.get("total_size", 0)
             if len(buffer) < end:
                 return

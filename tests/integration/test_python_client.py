@@ -288,7 +288,7 @@ def test_put_with_offset_is_passed_to_the_daemon(fd):
 
 def test_pubsub_across_two_clients(fd):
     with fd.client("unix") as subscriber, fd.client("tcp") as publisher:
-        events = subscriber.subscribe("room", "other")
+        events = subscriber.subscribe("room", "other", timeout=10)
         assert publisher.publish("room", "hello") == 1
         assert publisher.publish("other", b"\x00binary") == 1
         assert publisher.publish("nobody-here", "x") == 0
@@ -310,7 +310,7 @@ def test_pubsub_across_two_clients(fd):
 
 def test_pubsub_from_datagrams_to_a_stream_subscriber(fd):
     with fd.client() as subscriber, fd.client("udp") as udp, fd.client("udgram_json", payload="json") as udgram:
-        events = subscriber.subscribe("news")
+        events = subscriber.subscribe("news", timeout=10)
         assert udp.publish("news", "from udp") == 1
         assert udgram.publish("news", b"from unix json") == 1
         assert [next(events), next(events)] == [framed.Message("news", b"from udp"),
@@ -321,7 +321,7 @@ def test_subscribe_in_another_thread(fd):
     """The iterator blocks in one thread while another client publishes."""
     got = []
     with fd.client() as subscriber:
-        events = subscriber.subscribe("thread")
+        events = subscriber.subscribe("thread", timeout=10)
         reader = threading.Thread(target=lambda: got.extend(next(events) for _ in range(3)))
         reader.start()
         with fd.client() as publisher:
@@ -373,13 +373,25 @@ def test_simple_client_files(fd):
         assert client.ping(), "a refused request sends nothing"
 
 
+def test_a_quiet_channel_is_no_timeout(fd):
+    """subscribe() iterates for as long as it takes, whatever the client's timeout."""
+    with fd.client(timeout=0.2) as subscriber, fd.client() as publisher:
+        events = subscriber.subscribe("quiet")
+        later = threading.Timer(0.6, lambda: publisher.publish("quiet", "at last"))
+        later.start()
+        try:
+            assert next(events) == framed.Message("quiet", b"at last")
+        finally:
+            later.join(5)
+
+
 def test_slow_subscriber_sees_dropped_then_the_end(fd):
     """A subscriber that does not read is dropped; its iterator yields what
     came before, then `Dropped`, and ends; the connection is then closed."""
     message = b"m" * 4096
     limit = 8000   # 32 MiB: past the kernel's socket buffers and the 64 KiB backlog, by far
     with fd.client("small_backlog") as subscriber, fd.client() as publisher:
-        events = subscriber.subscribe("flood")
+        events = subscriber.subscribe("flood", timeout=10)
         sent = 0
         while sent < limit and publisher.publish("flood", message) == 1:
             sent += 1
