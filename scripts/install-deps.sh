@@ -9,6 +9,8 @@ packages=(
   catch2 python3 python3-pytest socat procps
   # the units' tests: systemd-analyze verify and security
   systemd
+  # the Python client's packaging test: pip install ./clients/python, offline
+  python3-pip python3-setuptools python3-wheel
   # the HTTP listener's tests: a strict /metrics parser, a browser for the status page
   python3-prometheus-client chromium
 )
