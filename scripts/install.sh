@@ -16,7 +16,7 @@ for arg in "$@"; do
     *) echo "usage: scripts/install.sh [--prefix=DIR]" >&2; exit 2 ;;
   esac
 done
-scripts/install-deps.sh
+scripts/install-deps.sh --build-only
 options=(--prefix="$prefix" --sysconfdir=/etc --localstatedir=/var -Dtests=false --buildtype=release)
 if [ -f build-install/build.ninja ]; then
   meson setup --reconfigure build-install "${options[@]}" >/dev/null

@@ -5,9 +5,11 @@
 # Extra arguments go to framed, e.g. --config FILE.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install-deps.sh
+scripts/install-deps.sh --build-only
 echo "== building the daemon in build/ (a few minutes the first time on 2 cores; ninja shows its progress)"
-scripts/configure.sh build
+# A fresh build/ leaves the tests out (they need more packages); one that
+# scripts/test.sh configured keeps them.
+if [ -f build/build.ninja ]; then scripts/configure.sh build; else scripts/configure.sh build -Dtests=false; fi
 ninja -C build daemon/framed
 echo "== starting build/daemon/framed $* (Ctrl-C stops it)"
 exec build/daemon/framed "$@"
