@@ -89,7 +89,8 @@ void list_partials(const FileSettings& settings, std::string_view prefix, proto:
   const auto listed = host.partial_uploads().list(
       settings.root, prefix, PartialPolicy{settings.resume_window, settings.max_partials}, base::Clock::now(), expired);
   close_in_worker(host, std::move(expired));
-  reply.body_storage = "[";
+  reply.body_storage.clear();  // then push_back: an assignment from "[" misfires -Wrestrict at -O3
+  reply.body_storage.push_back('[');
   for (const auto& upload : listed) append_listed(reply.body_storage, upload.name, upload.size, upload.kept_at_unix);
   reply.body_storage.push_back(']');
   reply.use_storage_as_body();

@@ -344,9 +344,10 @@ std::unique_ptr<BodySink> Put::open_body(const proto::Request& request, proto::R
   // A resumed upload's total_size is the rest of the file.
   const std::uint64_t file_size = offset.value_or(0) + total_size.value_or(0);
   if (file_size > settings->max_file_size || file_size < offset.value_or(0)) {
-    reply.fail(proto::ErrorCode::frame_too_large, "put: a file of " + std::to_string(file_size) +
-                                                      " bytes exceeds files.max_file_size " +
-                                                      std::to_string(settings->max_file_size));
+    std::string message = "put: a file of ";
+    message.append(std::to_string(file_size)).append(" bytes exceeds files.max_file_size ");
+    message.append(std::to_string(settings->max_file_size));
+    reply.fail(proto::ErrorCode::frame_too_large, message);
     return nullptr;
   }
   std::optional<std::string> expected;
@@ -364,14 +365,20 @@ std::unique_ptr<BodySink> Put::open_body(const proto::Request& request, proto::R
   PartialUploads::Claim claim = context.host.partial_uploads().claim(settings->root, files::joined(name), offset,
                                                                      policy, base::Clock::now());
   close_in_worker(context.host, std::move(claim.released));
-  if (offset && !claim.upload && *offset != 0) {
+  // A mismatch: a kept upload of another size, or nothing kept and an offset
+  // past 0 (offset 0 with nothing kept is an ordinary upload).
+  if (offset && !claim.upload && (claim.kept_size || *offset != 0)) {
     const std::uint64_t kept = claim.kept_size.value_or(0);
-    reply.fail(proto::ErrorCode::bad_request,
-               kept == 0 ? "put: \"offset\" " + std::to_string(*offset) + " but no partial upload of " +
-                               quote_client_name(files::joined(name)) + " is kept; send the whole file without offset"
-                         : "put: \"offset\" " + std::to_string(*offset) + " does not match the " +
-                               std::to_string(kept) + " bytes kept of " + quote_client_name(files::joined(name)) +
-                               " (partial_size)");
+    std::string message = "put: \"offset\" ";
+    message.append(std::to_string(*offset));
+    if (kept == 0) {
+      message.append(" but no partial upload of ").append(quote_client_name(files::joined(name)));
+      message.append(" is kept; send the whole file without offset");
+    } else {
+      message.append(" does not match the ").append(std::to_string(kept)).append(" bytes kept of ");
+      message.append(quote_client_name(files::joined(name))).append(" (partial_size)");
+    }
+    reply.fail(proto::ErrorCode::bad_request, message);
     reply.add_field("partial_size", kept);
     return nullptr;
   }

@@ -120,7 +120,7 @@ def test_wrong_offset_is_bad_request_with_partial_size(files_factory):
     kept = wait_for_partial(daemon, "w.bin")
     assert kept == MiB
     with daemon.connect("tcp") as client:
-        for offset in (kept - 1, kept + 1, 1):
+        for offset in (kept - 1, kept + 1, 1, 0):
             reply, _ = resume(client, "w.bin", data, offset)
             assert_error(reply, "bad_request")
             assert reply["partial_size"] == kept
