@@ -13,6 +13,8 @@ For each transport (TCP loopback, Unix socket) it measures, in MB/s
                `socat -u TCP-LISTEN:... CREATE:out`
   raw get      `cat file | socat -u - TCP-LISTEN:...`, read by
                `socat -u TCP:... -` into /dev/null
+               (every socat with -b 1048576: its default 8 KiB blocks
+               would measure socat's system calls, not the transport)
 
 and the daemon's peak resident memory (VmHWM of /proc/PID/status) after
 the put and after the get, with a fresh daemon per transport. The daemon
@@ -31,6 +33,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -41,6 +44,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 CHUNK = 1 << 20
+SOCAT = ["socat", "-b", str(CHUNK), "-u"]
 
 
 def free_port():
@@ -179,12 +183,12 @@ def raw_put(path, transport, workdir):
     """socat from the file into a file, over the transport: seconds."""
     socat_address.port = free_port()
     out = os.path.join(workdir, "raw-out.bin")
-    server = subprocess.Popen(["socat", "-u", socat_address(transport, workdir, True), "CREATE:%s" % out])
+    server = subprocess.Popen(SOCAT + [socat_address(transport, workdir, True), "CREATE:%s" % out])
     if not wait_for(socat_listening(transport, workdir)):
         server.kill()
         raise RuntimeError("socat did not listen")
     start = time.monotonic()
-    subprocess.run(["socat", "-u", "OPEN:%s" % path, socat_address(transport, workdir, False)], check=True)
+    subprocess.run(SOCAT + ["OPEN:%s" % path, socat_address(transport, workdir, False)], check=True)
     server.wait(timeout=600)
     elapsed = time.monotonic() - start
     os.unlink(out)
@@ -196,13 +200,14 @@ def raw_put(path, transport, workdir):
 def raw_get(path, transport, workdir):
     """cat of the file into socat, read by socat into /dev/null: seconds."""
     socat_address.port = free_port()
-    server = subprocess.Popen("cat %s | socat -u - %s" % (path, socat_address(transport, workdir, True)), shell=True)
+    server = subprocess.Popen("cat %s | %s - %s" % (path, " ".join(SOCAT), socat_address(transport, workdir, True)),
+                              shell=True)
     if not wait_for(socat_listening(transport, workdir)):
         server.kill()
         raise RuntimeError("socat did not listen")
     start = time.monotonic()
     with open(os.devnull, "wb") as sink:
-        subprocess.run(["socat", "-u", socat_address(transport, workdir, False), "-"], stdout=sink, check=True)
+        subprocess.run(SOCAT + [socat_address(transport, workdir, False), "-"], stdout=sink, check=True)
     elapsed = time.monotonic() - start
     server.wait(timeout=600)
     if transport == "unix" and os.path.exists(os.path.join(workdir, "raw.sock")):
@@ -230,6 +235,8 @@ def main():
     parser.add_argument("--runs", type=int, default=3, help="best of this many runs per figure")
     parser.add_argument("--transports", default="tcp,unix")
     args = parser.parse_args()
+    # SIGTERM unwinds like Ctrl-C, so the temporary directory goes too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     if shutil.which("socat") is None:
         sys.exit("socat is needed for the raw figures (apt install socat)")
     size = args.size_mib << 20
