@@ -212,3 +212,24 @@ def test_resume_across_listeners_and_metrics(files_factory):
     assert "framed_files_committed_total 1\n" in text
     assert "framed_uploads_aborted_total 1\n" in text
     assert "framed_partial_uploads 0\n" in text
+
+
+def test_a_resumed_upload_cut_again_is_kept_again(files_factory):
+    daemon = files_factory(FAST)
+    data = payload(3 * MiB)
+    cut_upload(daemon, "twice.bin", data, MiB)
+    assert wait_for_partial(daemon, "twice.bin") == MiB
+    # The resume is cut too: what it added is kept with what was kept.
+    client = daemon.connect("tcp")
+    client.send(frame({"cmd": "put", "name": "twice.bin", "offset": MiB, "total_size": len(data) - MiB}))
+    client.send(data[MiB:2 * MiB])
+    client.close()
+    deadline = time.monotonic() + 5
+    while wait_for_partial(daemon, "twice.bin") != 2 * MiB:
+        assert time.monotonic() < deadline, "the second cut was not kept"
+        time.sleep(0.02)
+    with daemon.connect("tcp") as client:
+        reply, _ = resume(client, "twice.bin", data, 2 * MiB)
+        assert_ok(reply)
+        assert reply["sha256"] == hashlib.sha256(data).hexdigest() and reply["size"] == len(data)
+        assert client.request({"cmd": "get", "name": "twice.bin"}, timeout=30)[1] == data
