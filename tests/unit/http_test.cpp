@@ -154,6 +154,8 @@ TEST_CASE("metrics: the exact exposition of a small snapshot", "[http][metrics]"
   snapshot.process.cpu_user_seconds = 1.25;
   snapshot.process.cpu_system_seconds = 0.5;
   snapshot.reload_failures = 1;
+  snapshot.config_generation = 3;
+  snapshot.config_loaded_unix = 1764633600;
   snapshot.workers = 2;
   snapshot.workers_busy = 1;
   snapshot.jobs_queued = 3;
@@ -250,6 +252,12 @@ TEST_CASE("metrics: the exact exposition of a small snapshot", "[http][metrics]"
       "# HELP framed_reload_failures_total Configuration reloads rejected.\n"
       "# TYPE framed_reload_failures_total counter\n"
       "framed_reload_failures_total 1\n"
+      "# HELP framed_config_generation The running configuration: 1 at start, one more per reload applied.\n"
+      "# TYPE framed_config_generation gauge\n"
+      "framed_config_generation 3\n"
+      "# HELP framed_config_loaded_timestamp_seconds When the running configuration was loaded (Unix time).\n"
+      "# TYPE framed_config_loaded_timestamp_seconds gauge\n"
+      "framed_config_loaded_timestamp_seconds 1764633600\n"
       "# HELP framed_workers Worker-pool threads.\n"
       "# TYPE framed_workers gauge\n"
       "framed_workers 2\n"
