@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(
   g++ meson ninja-build pkg-config
   liburing-dev libspdlog-dev libtomlplusplus-dev libsimdjson-dev libssl-dev libhttp-parser-dev
+  libcli11-dev   # framectl's command line
   catch2 python3 python3-pytest socat procps
   # the HTTP listener's tests: a strict /metrics parser, a browser for the status page
   python3-prometheus-client chromium
