@@ -178,7 +178,7 @@ bool StreamConnection::read_head_unless_closed(ReplyHead& head) {
   while (true) {
     const codec::DecodeResult result = json_decoder_.decode(input_.readable());
     if (result.status == codec::DecodeStatus::error) {
-      throw Failure(ExitStatus::connection, "protocol", "a reply that is not a json frame: " + result.message);
+      throw Failure(ExitStatus::connection, "protocol", concat("a reply that is not a json frame: ", result.message));
     }
     // A whole frame, or a header announced ahead of its body: either way
     // the header is taken here and the body read by read_body().
@@ -213,8 +213,8 @@ void StreamConnection::read_body(const std::function<void(std::string_view)>& si
 std::string StreamConnection::read_body_string(std::uint64_t limit) {
   if (body_left_ > limit) {
     throw Failure(ExitStatus::connection, "protocol",
-                  "a reply body of " + std::to_string(body_left_) + " bytes, more than " + std::to_string(limit) +
-                      " this command can answer");
+                  concat("a reply body of ", std::to_string(body_left_), " bytes, more than the ", std::to_string(limit),
+                         " this command can answer"));
   }
   std::string body;
   body.reserve(static_cast<std::size_t>(body_left_));
@@ -227,7 +227,7 @@ std::string StreamConnection::read_payload() {
     const codec::DecodeResult result =
         framing_ == codec::Framing::line ? line_decoder_.decode(input_.readable()) : length_decoder_.decode(input_.readable());
     if (result.status == codec::DecodeStatus::error) {
-      throw Failure(ExitStatus::connection, "protocol", "a reply that is not framed as expected: " + result.message);
+      throw Failure(ExitStatus::connection, "protocol", concat("a reply that is not framed as expected: ", result.message));
     }
     if (result.status == codec::DecodeStatus::frame) {
       std::string payload = framing_ == codec::Framing::line ? unescape_line(result.body) : std::string(result.body);

@@ -102,7 +102,7 @@ int run_exec(const Session& session, const std::string& name, std::vector<std::s
     });
   }
   if (!head.event().empty()) {
-    throw Failure(ExitStatus::connection, "protocol", "an unexpected event in an exec reply: " + head.text());
+    throw Failure(ExitStatus::connection, "protocol", concat("an unexpected event in an exec reply: ", head.text()));
   }
   return finish_whole(session, *connection, head);
 }

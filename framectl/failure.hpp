@@ -33,6 +33,15 @@ class Failure : public std::runtime_error {
   std::string code_;
 };
 
+// Joins message parts by appending (g++ 12 at -O3 misreads
+// `"literal" + std::string` as an overlapping copy: -Wrestrict).
+template <typename... Parts>
+std::string concat(const Parts&... parts) {
+  std::string text;
+  (text.append(parts), ...);
+  return text;
+}
+
 [[noreturn]] inline void fail_usage(const std::string& message) {
   throw Failure(ExitStatus::usage, "usage", message);
 }

@@ -85,7 +85,7 @@ int run_put(const Session& session, const std::string& file, std::string name) {
   if (!fd) fail_file("cannot open", file, errno);
   struct stat info {};
   if (::fstat(fd.get(), &info) != 0) fail_file("cannot stat", file, errno);
-  if (!S_ISREG(info.st_mode)) fail_usage("put sends a regular file: " + file + " is not one");
+  if (!S_ISREG(info.st_mode)) fail_usage(concat("put sends a regular file: ", file, " is not one"));
   const auto size = static_cast<std::uint64_t>(info.st_size);
 
   // The header, sha256 included, goes before the body: so the file is
@@ -107,7 +107,7 @@ int run_put(const Session& session, const std::string& file, std::string name) {
   digest::Sha256 during;
   std::uint64_t sent = 0;
   {
-    Progress progress("put " + name, size);
+    Progress progress(concat("put ", name), size);
     read_file(fd.get(), file, chunk, [&](std::string_view piece) {
       // A daemon that stopped taking the body (it refused the put and
       // closed) has its reason in the reply read below.
@@ -128,12 +128,12 @@ int run_put(const Session& session, const std::string& file, std::string name) {
   connection->read_body_string(kMaxHeldBody);
   if (!head.ok()) {
     if (sent == size && during.hex_digest() != expected) {
-      throw Failure(ExitStatus::local_file, "io", file + " changed while it was sent; the daemon refused it");
+      throw Failure(ExitStatus::local_file, "io", concat(file, " changed while it was sent; the daemon refused it"));
     }
     session.check_ok(head);
   }
   if (sent != size) {
-    throw Failure(ExitStatus::local_file, "io", file + " shrank while it was sent");
+    throw Failure(ExitStatus::local_file, "io", concat(file, " shrank while it was sent"));
   }
   check_digest(expected, head.string_field("sha256").value_or(""), file);
   if (session.json()) write_stdout(json_line(head));
@@ -182,7 +182,7 @@ int run_get(const Session& session, const std::string& name, const std::string& 
   const std::string out_name = file.empty() ? std::string("stdout") : file;
   const std::uint64_t size = head.uint_field("size").value_or(offset + head.body_size());
   {
-    Progress progress("get " + name, size, offset);
+    Progress progress(concat("get ", name), size, offset);
     connection->read_body([&](std::string_view piece) {
       sha256.update(piece);
       write_all(out_fd, piece, out_name);

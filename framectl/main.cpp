@@ -45,7 +45,7 @@ Session make_session(const GlobalOptions& options) {
     } else if (options.framing == "line") {
       framing = codec::Framing::line;
     } else {
-      fail_usage("--framing is json, length or line, not '" + options.framing + "'");
+      fail_usage(concat("--framing is json, length or line, not '", options.framing, "'"));
     }
   }
   if (!(options.timeout_seconds > 0) || options.timeout_seconds > 86400) {
@@ -102,7 +102,7 @@ int run(int argc, char** argv) {
     sub->fallthrough(false);
     sub->callback([&action, &a, command, sub] {
       a.words = sub->remaining();
-      if (a.words.empty()) fail_usage(command + " needs TEXT, or - to read stdin");
+      if (a.words.empty()) fail_usage(concat(command, " needs TEXT, or - to read stdin"));
       action = [&a, command](const Session& s) { return run_text(s, command, a.words); };
     });
   }
@@ -182,7 +182,7 @@ int run(int argc, char** argv) {
     fail_usage(e.what());
   }
   if (const auto extras = app.remaining(false); !extras.empty()) {
-    fail_usage("The following argument was not expected: " + extras.front());
+    fail_usage(concat("The following argument was not expected: ", extras.front()));
   }
   const Session session = make_session(options);
   return action(session);

@@ -16,7 +16,7 @@
 namespace framed::framectl {
 
 int run_publish(const Session& session, const std::string& channel, const std::string& message) {
-  if (session.simple_mode()) return run_simple(session, "publish", channel + " " + message);
+  if (session.simple_mode()) return run_simple(session, "publish", concat(channel, " ", message));
   JsonRequest request("publish");
   request.field("channel", std::string_view(channel));
   const auto answer = session.request(request, message);
@@ -36,10 +36,10 @@ int run_subscribe(const Session& session, const std::vector<std::string>& channe
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGTERM);
   if (::sigprocmask(SIG_BLOCK, &stop_signals, nullptr) != 0) {
-    throw Failure(ExitStatus::local_file, "io", "cannot block SIGINT: " + base::errno_text(errno));
+    throw Failure(ExitStatus::local_file, "io", concat("cannot block SIGINT: ", base::errno_text(errno)));
   }
   const base::UniqueFd signal_fd(::signalfd(-1, &stop_signals, SFD_CLOEXEC | SFD_NONBLOCK));
-  if (!signal_fd) throw Failure(ExitStatus::local_file, "io", "cannot open a signalfd: " + base::errno_text(errno));
+  if (!signal_fd) throw Failure(ExitStatus::local_file, "io", concat("cannot open a signalfd: ", base::errno_text(errno)));
 
   try {
     auto connection = session.connect();

@@ -48,7 +48,7 @@ std::string read_stdin() {
     if (got == 0) return data;
     if (got < 0) {
       if (errno == EINTR) continue;
-      throw Failure(ExitStatus::local_file, "io", "cannot read stdin: " + base::errno_text(errno));
+      throw Failure(ExitStatus::local_file, "io", concat("cannot read stdin: ", base::errno_text(errno)));
     }
     if (data.size() + static_cast<std::size_t>(got) > kMaxHeldBody) {
       throw Failure(ExitStatus::usage, "usage", "stdin is larger than 64 MiB, the most one request body can hold");
