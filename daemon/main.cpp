@@ -1,6 +1,7 @@
 // framed: the daemon's entry point. Parses the command line, loads and
 // validates the config, picks the I/O backend, binds the listeners, tells
-// systemd it is ready, and runs the reactor until a signal stops it.
+// systemd it is ready, and runs the reactor until a signal stops it;
+// SIGHUP reloads the config file meanwhile.
 
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -16,11 +17,12 @@
 
 #include "base/errno_text.hpp"
 #include "config/config.hpp"
+#include "config_reloader.hpp"
 #include "framed_build_config.hpp"
 #include "logging.hpp"
 #include "reactor/backend.hpp"
 #include "reactor/reactor.hpp"
-#include "sd_notify.hpp"
+#include "service_notifier.hpp"
 #include "server/daemon.hpp"
 #include "server/shard.hpp"
 #include "signals.hpp"
@@ -37,7 +39,8 @@ constexpr std::string_view kUsage =
     "  --help           print this help and exit\n"
     "\n"
     "Environment: FRAMED_BACKEND=auto|io_uring|epoll overrides daemon.backend.\n"
-    "Signals: SIGTERM/SIGINT stop gracefully (a second one exits at once).\n";
+    "Signals: SIGTERM/SIGINT stop gracefully (a second one exits at once);\n"
+    "SIGHUP re-reads the config file (rejected whole if it is not valid).\n";
 
 struct Options {
   std::optional<std::string> config_path;
@@ -79,6 +82,30 @@ std::string_view describe_limits(const framed::config::Limits& limits, std::stri
   return out;
 }
 
+// What a reload does once the file has been read (ConfigReloader): a file
+// that fails validation, or whose new listeners cannot be bound, is
+// rejected whole and the running config stays.
+void apply_reload(framed::config::LoadResult loaded, framed::server::Daemon& daemon, framed::server::Shard& shard) {
+  using namespace framed;
+  std::vector<std::string> errors;
+  if (!loaded.errors.empty()) {
+    for (const auto& error : loaded.errors) errors.push_back(error.to_string());
+  } else {
+    errors = shard.reload(std::move(*loaded.config));
+  }
+  if (!errors.empty()) {
+    daemon.count_reload_failure();
+    for (const auto& message : errors) SPDLOG_ERROR("reload rejected: {}", message);
+    SPDLOG_ERROR("reload rejected: {} error(s); still running config generation {}", errors.size(),
+                 daemon.config_generation());
+    return;
+  }
+  set_log_level(daemon.config().daemon.log_level);
+  std::string limits_text;
+  SPDLOG_INFO("reload: config generation {} applied from {}; limits: {}", daemon.config_generation(),
+              daemon.config().source, describe_limits(daemon.config().limits, limits_text));
+}
+
 int run(const framed::config::Config& config) {
   using namespace framed;
   set_log_level(config.daemon.log_level);
@@ -113,10 +140,27 @@ int run(const framed::config::Config& config) {
 
   server::Daemon daemon(config);
   server::Shard shard(*reactor, daemon);
+  ServiceNotifier notifier(*reactor, [&shard] { return shard.status_text(); });
+  ConfigReloader reloader(*reactor, config.source, [&](config::LoadResult loaded) {
+    if (shard.shutting_down()) return;  // too late: the drain has begun
+    apply_reload(std::move(loaded), daemon, shard);
+    notifier.ready();
+  });
   int signals_seen = 0;
   SignalWatcher signals(*reactor, [&](int signal) {
     if (signal == SIGHUP) {
-      SPDLOG_WARN("SIGHUP: configuration reload is not available in this version; the running config is unchanged");
+      if (signals_seen > 0) return;
+      if (config.source.empty()) {
+        SPDLOG_WARN("SIGHUP: started without --config, so there is no file to reload");
+        return;
+      }
+      SPDLOG_INFO("SIGHUP received: reloading {}", config.source);
+      notifier.reloading();
+      if (!reloader.request()) {
+        daemon.count_reload_failure();
+        SPDLOG_ERROR("reload rejected: cannot start a thread to read {}", config.source);
+        notifier.ready();
+      }
       return;
     }
     if (++signals_seen > 1) {
@@ -125,7 +169,7 @@ int run(const framed::config::Config& config) {
       ::_exit(1);
     }
     SPDLOG_INFO("{} received: stopping", signal == SIGTERM ? "SIGTERM" : "SIGINT");
-    sd_notify("STOPPING=1");
+    notifier.stopping();
     shard.begin_shutdown();
   });
   if (!signals.valid()) {
@@ -139,8 +183,10 @@ int run(const framed::config::Config& config) {
     return 1;
   }
   signals.start();
-  if (!sd_notify("READY=1\nSTATUS=accepting connections")) {
-    SPDLOG_WARN("could not notify systemd through $NOTIFY_SOCKET");
+  if (!notifier.ready()) SPDLOG_WARN("could not notify systemd through $NOTIFY_SOCKET");
+  if (notifier.watchdog_interval().count() != 0) {
+    SPDLOG_INFO("systemd watchdog: {} ms; pinging every {} ms", notifier.watchdog_interval().count() / 1000,
+                notifier.period().count() / 1000);
   }
   SPDLOG_INFO("ready");
   reactor->run();

@@ -1,13 +1,21 @@
 #!/usr/bin/env bash
 # Installs what building and testing framed needs, from Debian 12's own
 # packages. Does nothing (and needs no network) when all is already there.
+#   scripts/install-deps.sh               # building and every test
+#   scripts/install-deps.sh --build-only  # building the daemon (run.sh, install.sh)
 set -euo pipefail
 
 packages=(
   g++ meson ninja-build pkg-config
   liburing-dev libspdlog-dev libtomlplusplus-dev libsimdjson-dev libssl-dev libhttp-parser-dev
   libcli11-dev   # framectl's command line
+)
+[ "${1:-}" = --build-only ] || packages+=(
   catch2 python3 python3-pytest socat procps
+  # the units' tests: systemd-analyze verify and security
+  systemd
+  # the Python client's packaging test: pip install ./clients/python, offline
+  python3-pip python3-setuptools python3-wheel
   # the HTTP listener's tests: a strict /metrics parser, a browser for the status page
   python3-prometheus-client chromium
 )

@@ -30,18 +30,18 @@ run_suite() {  # builddir, meson setup options...
   count_results "$builddir"
 }
 
-run_suite build
+run_suite build -Dtests=true
 # b_lundef=false: the sanitizer runtimes resolve symbols at load time.
 # quarantine_size_mb: ASan keeps freed memory in quarantine (256 MiB by
 # default), which would swamp the tests that bound the daemon's memory.
 ASAN_OPTIONS=halt_on_error=1:abort_on_error=1:print_summary=1:detect_leaks=1:quarantine_size_mb=16 \
   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-  run_suite build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
+  run_suite build-asan -Dtests=true -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
 
 # The worker pool and the command runner under ThreadSanitizer: only the
 # unit tests tagged [exec] (TSan and ASan cannot share a build).
 echo "== build-tsan: build"
-if scripts/configure.sh build-tsan -Db_sanitize=thread && ninja -C build-tsan tests/unit/unit_tests; then
+if scripts/configure.sh build-tsan -Dtests=true -Db_sanitize=thread && ninja -C build-tsan tests/unit/unit_tests; then
   echo "== build-tsan: test"
   meson test -C build-tsan --no-rebuild --suite exec --print-errorlogs
   count_results build-tsan

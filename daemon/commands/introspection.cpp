@@ -70,6 +70,8 @@ class Stats final : public Command {
     json.key("cpu_user_seconds").value(stats.process.cpu_user_seconds);
     json.key("cpu_system_seconds").value(stats.process.cpu_system_seconds);
     json.key("config_path").value(stats.config_path);
+    json.key("config_generation").value(stats.config_generation);
+    json.key("config_loaded_unix").value(stats.config_loaded_unix);
     write_traffic(json, stats.total);
     json.key("idle_timeouts").value(stats.shard.idle_timeouts);
     json.key("header_timeouts").value(stats.shard.header_timeouts);

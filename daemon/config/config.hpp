@@ -41,6 +41,8 @@ struct Limits {
   // Unsent events (pub/sub messages, exec output) past which a stream
   // connection is dropped as a slow subscriber.
   std::uint64_t max_event_backlog = 8ULL << 20;
+
+  bool operator==(const Limits&) const = default;
 };
 
 struct Listener {
@@ -63,6 +65,8 @@ struct Listener {
   [[nodiscard]] codec::WireFormat wire_format() const noexcept {
     return {framing, payload, byte_order, reply_framing};
   }
+  // A reload keeps a listener whose settings are all equal as it is.
+  bool operator==(const Listener&) const = default;
 };
 
 struct Files {

@@ -7,23 +7,38 @@
 
 namespace framed::server {
 
-Daemon::Daemon(const config::Config& config)
-    : config_(config), started_at_(base::Clock::now()), worker_pool_(config.daemon.max_queued_jobs) {
+Daemon::Daemon(config::Config config)
+    : config_(std::make_unique<const config::Config>(std::move(config))),
+      started_at_(base::Clock::now()),
+      config_loaded_at_(std::chrono::system_clock::now()),
+      worker_pool_(config_->daemon.max_queued_jobs) {
   commands::register_basic_commands(commands_);
   commands::register_introspection_commands(commands_);
   commands::register_exec_command(commands_);
   commands::register_pubsub_commands(commands_);
   commands::register_file_commands(commands_);
-  const unsigned workers = config.daemon.workers != 0 ? config.daemon.workers : exec::available_cpus();
+  size_worker_pool();
+}
+
+Daemon::~Daemon() { stop_workers(); }
+
+void Daemon::replace_config(config::Config config) {
+  config_ = std::make_unique<const config::Config>(std::move(config));
+  ++config_generation_;
+  config_loaded_at_ = std::chrono::system_clock::now();
+  worker_pool_.set_max_queued(config_->daemon.max_queued_jobs);
+  size_worker_pool();
+}
+
+void Daemon::size_worker_pool() {
+  const unsigned workers = config_->daemon.workers != 0 ? config_->daemon.workers : exec::available_cpus();
   if (const std::error_code error = worker_pool_.resize(workers)) {
     SPDLOG_ERROR("worker pool: could start only {} of {} threads: {}", worker_pool_.threads(), workers,
                  error.message());
   }
   SPDLOG_INFO("worker pool: {} threads, up to {} jobs queued; {} exec command(s) configured",
-              worker_pool_.threads(), config.daemon.max_queued_jobs, config.commands.size());
+              worker_pool_.threads(), config_->daemon.max_queued_jobs, config_->commands.size());
 }
-
-Daemon::~Daemon() { stop_workers(); }
 
 void Daemon::stop_workers() noexcept {
   if (const unsigned busy = worker_pool_.busy(); busy != 0) {

@@ -3,12 +3,17 @@
 // the worker pool, and when it all started. Shards (one per reactor thread)
 // serve clients with it; nothing here belongs to a connection.
 //
-// Threads: built and destroyed on the main thread. Read-only while shards
-// run — the config snapshot, the registry — except the worker pool, which is
-// thread-safe, and reload_failures, an atomic.
+// Threads: built and destroyed on the main thread. The config snapshot is
+// replaced only by a reload (replace_config), on the reactor thread that
+// runs the shard, between events; everything else reads it on that thread.
+// A job on the worker pool never reads it: it copies what it needs when it
+// is submitted. The registry is read-only once built, the worker pool is
+// thread-safe, and reload_failures is an atomic.
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
+#include <memory>
 
 #include "base/clock.hpp"
 #include "commands/command.hpp"
@@ -19,18 +24,28 @@ namespace framed::server {
 
 class Daemon {
  public:
-  explicit Daemon(const config::Config& config);
+  explicit Daemon(config::Config config);
   // Stops the workers if stop_workers() was not called.
   ~Daemon();
 
   Daemon(const Daemon&) = delete;
   Daemon& operator=(const Daemon&) = delete;
 
-  [[nodiscard]] const config::Config& config() const noexcept { return config_; }
+  [[nodiscard]] const config::Config& config() const noexcept { return *config_; }
   [[nodiscard]] const commands::CommandRegistry& commands() const noexcept { return commands_; }
   [[nodiscard]] exec::WorkerPool& worker_pool() noexcept { return worker_pool_; }
   [[nodiscard]] base::TimePoint started_at() const noexcept { return started_at_; }
   [[nodiscard]] std::uint64_t reload_failures() const noexcept { return reload_failures_.load(); }
+  // 1 for the config the daemon started with, one more per applied reload.
+  [[nodiscard]] std::uint64_t config_generation() const noexcept { return config_generation_; }
+  // When the running config was loaded (wall clock, for people).
+  [[nodiscard]] std::chrono::system_clock::time_point config_loaded_at() const noexcept { return config_loaded_at_; }
+
+  // A reload was accepted: `config` is the snapshot from now on, the worker
+  // pool takes its new size and queue bound at once. The old snapshot is
+  // released here; nothing may hold a reference into it across events.
+  void replace_config(config::Config config);
+  void count_reload_failure() noexcept { ++reload_failures_; }
 
   // Before any shard is destroyed: queued jobs are dropped, running
   // commands killed and their workers joined, so no job's result is posted
@@ -38,9 +53,13 @@ class Daemon {
   void stop_workers() noexcept;
 
  private:
-  const config::Config& config_;
+  void size_worker_pool();
+
+  std::unique_ptr<const config::Config> config_;
   commands::CommandRegistry commands_;
   base::TimePoint started_at_;
+  std::uint64_t config_generation_ = 1;
+  std::chrono::system_clock::time_point config_loaded_at_;
   std::atomic<std::uint64_t> reload_failures_{0};
   exec::WorkerPool worker_pool_;
 };

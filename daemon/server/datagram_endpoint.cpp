@@ -1,5 +1,7 @@
 #include "server/datagram_endpoint.hpp"
 
+#include <fcntl.h>
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -50,6 +52,10 @@ DatagramEndpoint::~DatagramEndpoint() {
 
 void DatagramEndpoint::start() { arm_recv(); }
 
+base::UniqueFd DatagramEndpoint::duplicate_socket() const noexcept {
+  return base::UniqueFd(::fcntl(fd_.get(), F_DUPFD_CLOEXEC, 0));
+}
+
 void DatagramEndpoint::arm_recv() {
   if (stopping_ || recv_in_flight_) return;
   in_.clear();
@@ -67,7 +73,9 @@ void DatagramEndpoint::arm_recv() {
 void DatagramEndpoint::on_io(std::uint8_t tag, std::int32_t result, std::uint32_t /*flags*/) {
   if (tag == kRecv) {
     recv_in_flight_ = false;
-    if (stopping_) return close_if_idle();
+    // A datagram that came in as the receive was being cancelled is
+    // answered all the same: it had reached the daemon.
+    if (stopping_ && result < 0) return close_if_idle();
     if (result < 0) {
       // ECONNREFUSED and friends are ICMP errors about an earlier reply's
       // destination: that client's problem, not this socket's.
@@ -142,7 +150,9 @@ void DatagramEndpoint::stop() {
   if (stopping_) return;
   stopping_ = true;
   socket_file_.remove();
-  if (recv_in_flight_ || send_in_flight_) reactor_.cancel(fd_.get());
+  // Only the receive is cancelled: a reply being sent goes out, and no
+  // receive follows it (next()).
+  if (recv_in_flight_) reactor_.cancel(fd_.get());
   close_if_idle();
 }
 

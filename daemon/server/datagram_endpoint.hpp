@@ -57,7 +57,14 @@ class DatagramEndpoint final : public reactor::IoHandler, public pipeline::Frame
   DatagramEndpoint& operator=(const DatagramEndpoint&) = delete;
 
   void start();
+  // Stops receiving; what was received is still answered, then the socket
+  // closes (stopped()).
   void stop();
+  // A reload that changes this listener's settings: a second descriptor of
+  // the same socket for the endpoint that replaces this one, and the socket
+  // file handed over with it, so that stopping this one unlinks nothing.
+  [[nodiscard]] base::UniqueFd duplicate_socket() const noexcept;
+  [[nodiscard]] net::SocketFile take_socket_file() noexcept { return std::move(socket_file_); }
   [[nodiscard]] bool stopped() const noexcept {
     return !fd_ && !recv_in_flight_ && !send_in_flight_ && pipeline_.idle();
   }

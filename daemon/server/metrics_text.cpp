@@ -137,6 +137,11 @@ void render_metrics(const StatsSnapshot& snapshot, std::string_view version, std
       .sample("framed_accept_fd_exhausted_total", {}, snapshot.shard.accept_fd_exhausted);
   metrics.family("framed_reload_failures_total", "counter", "Configuration reloads rejected.")
       .sample("framed_reload_failures_total", {}, snapshot.reload_failures);
+  metrics.family("framed_config_generation", "gauge", "The running configuration: 1 at start, one more per reload applied.")
+      .sample("framed_config_generation", {}, snapshot.config_generation);
+  metrics
+      .family("framed_config_loaded_timestamp_seconds", "gauge", "When the running configuration was loaded (Unix time).")
+      .sample("framed_config_loaded_timestamp_seconds", {}, snapshot.config_loaded_unix);
 
   metrics.family("framed_workers", "gauge", "Worker-pool threads.").sample("framed_workers", {}, snapshot.workers);
   metrics.family("framed_workers_busy", "gauge", "Worker-pool threads running a job now.")

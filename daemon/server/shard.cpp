@@ -2,6 +2,7 @@
 
 #include <netinet/in.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 
 #include <cstring>
@@ -9,6 +10,7 @@
 #include "base/errno_text.hpp"
 #include "codec/reply_encoder.hpp"
 #include "net/bind.hpp"
+#include "server/listener_plan.hpp"
 
 namespace framed::server {
 namespace {
@@ -31,7 +33,10 @@ std::string_view kind_name(config::ListenerKind kind) {
   return "tcp";
 }
 
-std::shared_ptr<ListenerSettings> make_settings(const config::Listener& listener) {
+// `stats`: the counters of the listener these settings replace, so a reload
+// never resets them; null for a new listener.
+std::shared_ptr<ListenerSettings> make_settings(const config::Listener& listener,
+                                                std::shared_ptr<TrafficStats> stats = nullptr) {
   auto settings = std::make_shared<ListenerSettings>();
   settings->name = listener.name;
   settings->kind = std::string(kind_name(listener.kind));
@@ -44,6 +49,7 @@ std::shared_ptr<ListenerSettings> make_settings(const config::Listener& listener
   settings->max_event_backlog = listener.limits.max_event_backlog;
   settings->forced_command = listener.command;
   settings->allow_commands = listener.allow_commands;
+  if (stats) settings->stats = std::move(stats);
   return settings;
 }
 
@@ -95,6 +101,15 @@ Shard::~Shard() { daemon_.stop_workers(); }
 
 std::vector<std::string> Shard::start(std::vector<ActivatedSocket> activated) {
   std::vector<std::string> errors;
+  const auto add = [&](const config::Listener& listener, ActivatedSocket* adopted) {
+    std::string error;
+    auto served = bind_listener(listener, adopted, error);
+    if (served) {
+      listeners_.push_back(std::move(served));
+    } else {
+      errors.push_back(std::move(error));
+    }
+  };
   for (const config::Listener& listener : config().listeners) {
     const std::optional<net::SocketAddress> address = configured_address(listener);
     ActivatedSocket* adopted = nullptr;
@@ -104,8 +119,7 @@ std::vector<std::string> Shard::start(std::vector<ActivatedSocket> activated) {
     for (ActivatedSocket& socket : activated) {
       if (adopted == nullptr && socket.fd && address && same_address(socket.address, *address)) adopted = &socket;
     }
-    auto listener_errors = add_listener(listener, adopted);
-    errors.insert(errors.end(), listener_errors.begin(), listener_errors.end());
+    add(listener, adopted);
   }
   for (ActivatedSocket& socket : activated) {
     if (!socket.fd) continue;
@@ -119,30 +133,32 @@ std::vector<std::string> Shard::start(std::vector<ActivatedSocket> activated) {
     } else {
       defaults.kind = unix_socket ? config::ListenerKind::unix_stream : config::ListenerKind::tcp;
     }
+    (unix_socket ? defaults.path : defaults.address) = socket.address.to_string();
     defaults.limits = config().limits;
     defaults.name = std::string(kind_name(defaults.kind)) + ":" + socket.address.to_string();
     SPDLOG_INFO("socket {} passed by systemd matches no [[listener]]: serving it with {} defaults",
                 socket.name.empty() ? socket.address.to_string() : socket.name, kind_name(defaults.kind));
-    auto listener_errors = add_listener(defaults, &socket);
-    errors.insert(errors.end(), listener_errors.begin(), listener_errors.end());
+    add(defaults, &socket);
   }
-  if (stream_listeners_.empty() && datagram_endpoints_.empty() && errors.empty()) {
+  if (listeners_.empty() && errors.empty()) {
     errors.emplace_back("no listener: the config has no [[listener]] and systemd passed no socket");
   }
   if (!errors.empty()) {
-    stream_listeners_.clear();
-    datagram_endpoints_.clear();
+    listeners_.clear();
     return errors;
   }
-  for (auto& listener : stream_listeners_) listener->start();
-  for (auto& endpoint : datagram_endpoints_) endpoint->start();
+  for (auto& served : listeners_) served->start();
   return errors;
 }
 
-std::vector<std::string> Shard::add_listener(const config::Listener& listener, ActivatedSocket* adopted) {
+std::unique_ptr<ServedListener> Shard::bind_listener(const config::Listener& listener, ActivatedSocket* adopted,
+                                                     std::string& error) {
   std::optional<net::SocketAddress> address = configured_address(listener);
   if (adopted != nullptr) address = adopted->address;
-  if (!address) return {listener.name + ": invalid address"};
+  if (!address) {
+    error = listener.name + ": invalid address";
+    return nullptr;
+  }
 
   net::BindResult bound;
   net::SocketFile socket_file;  // the file of a Unix socket we bound, removed with the listener
@@ -162,7 +178,10 @@ std::vector<std::string> Shard::add_listener(const config::Listener& listener, A
         if (bound.fd) socket_file = net::SocketFile(*address);
         break;
     }
-    if (!bound.fd) return {listener.name + ": " + bound.error};
+    if (!bound.fd) {
+      error = listener.name + ": " + bound.error;
+      return nullptr;
+    }
     // Port 0 asks the kernel for a free port: log the one it chose.
     if (auto local = net::local_address(bound.fd.get()); local && !is_unix(listener.kind)) address = *local;
   }
@@ -171,14 +190,113 @@ std::vector<std::string> Shard::add_listener(const config::Listener& listener, A
   SPDLOG_INFO("listening on {} {} ({}{}{})", settings->kind, address->to_string(), listener.name,
               adopted != nullptr ? ", from systemd" : "",
               listener.command ? ", command = " + *listener.command : std::string());
+  auto served = std::make_unique<ServedListener>();
+  served->config = listener;
+  served->from_systemd = adopted != nullptr;
   if (is_stream(listener.kind)) {
-    stream_listeners_.push_back(
-        std::make_unique<StreamListener>(reactor_, *this, std::move(bound.fd), std::move(settings), *address, std::move(socket_file)));
+    served->stream = std::make_unique<StreamListener>(reactor_, *this, std::move(bound.fd), std::move(settings),
+                                                      *address, std::move(socket_file));
   } else {
-    datagram_endpoints_.push_back(
-        std::make_unique<DatagramEndpoint>(reactor_, *this, dispatcher_, json_parser_, std::move(bound.fd), std::move(settings), *address, std::move(socket_file)));
+    served->datagram = std::make_unique<DatagramEndpoint>(reactor_, *this, dispatcher_, json_parser_, std::move(bound.fd),
+                                                          std::move(settings), *address, std::move(socket_file));
   }
+  return served;
+}
+
+std::vector<std::string> Shard::reload(config::Config next) {
+  std::vector<ListenerInPlace> in_place;
+  for (const auto& served : listeners_) in_place.push_back({&served->config, served->from_systemd});
+  const ListenerPlan plan = plan_listeners(in_place, next.listeners);
+
+  // Everything that can fail comes first: binding the new sockets.
+  std::vector<std::unique_ptr<ServedListener>> bound(next.listeners.size());
+  std::vector<std::string> errors;
+  for (std::size_t i = 0; i < next.listeners.size(); ++i) {
+    if (plan.steps[i].keeps) continue;
+    std::string error;
+    bound[i] = bind_listener(next.listeners[i], nullptr, error);
+    if (!bound[i]) errors.push_back(std::move(error));
+  }
+  if (!errors.empty()) return errors;  // what was bound closes here; nothing else changed
+
+  if (next.daemon.backend != config().daemon.backend) {
+    SPDLOG_WARN("reload: daemon.backend changed: it takes effect at the next start (running on {} until then)",
+                reactor_.backend_name());
+  }
+  std::vector<std::unique_ptr<ServedListener>> old = std::move(listeners_);
+  listeners_.clear();
+  for (std::size_t i = 0; i < next.listeners.size(); ++i) {
+    const ListenerPlan::Step& step = plan.steps[i];
+    if (!step.keeps) {
+      listeners_.push_back(std::move(bound[i]));
+      listeners_.back()->start();
+      continue;
+    }
+    std::unique_ptr<ServedListener>& kept = old[*step.keeps];
+    if (!step.unchanged) update_listener(*kept, next.listeners[i]);
+    listeners_.push_back(std::move(kept));
+  }
+  for (const std::size_t index : plan.kept_from_systemd) listeners_.push_back(std::move(old[index]));
+  for (const std::size_t index : plan.stopped) {
+    ServedListener& served = *old[index];
+    SPDLOG_INFO("reload: {} stops accepting; its {} open connection(s) stay until they close", served.config.name,
+                served.settings()->stats->connections_active);
+    served.stop();
+    retired_.push_back(std::move(old[index]));
+  }
+  for (const auto& [name, command] : next.commands) exec_stats_.try_emplace(name);
+  daemon_.replace_config(std::move(next));
+  release_retired();
   return {};
+}
+
+void Shard::update_listener(ServedListener& served, const config::Listener& listener) {
+  SPDLOG_INFO("reload: {}{} takes new settings for the connections it accepts from now on", listener.name,
+              served.config.name != listener.name ? " (was " + served.config.name + ")" : std::string());
+  auto settings = make_settings(listener, served.settings()->stats);
+  if (served.stream) {
+    if (listener.backlog != served.config.backlog) served.stream->set_backlog(listener.backlog);
+    if (is_unix(listener.kind) && listener.mode != served.config.mode && !served.from_systemd &&
+        !listener.path.starts_with('@') && ::chmod(listener.path.c_str(), listener.mode) != 0) {
+      SPDLOG_WARN("reload: {}: cannot give {} mode {:o}: {}", listener.name, listener.path, listener.mode,
+                  base::errno_text(errno));
+    }
+    served.stream->set_settings(std::move(settings));
+  } else {
+    // A datagram endpoint's pipeline is made for its settings: a new
+    // endpoint serves the same socket (a second descriptor of it) and this
+    // one answers what it has received, then closes its descriptor.
+    DatagramEndpoint& current = *served.datagram;
+    base::UniqueFd fd = current.duplicate_socket();
+    if (!fd) {
+      SPDLOG_ERROR("reload: {} keeps its old settings: cannot duplicate its socket: {}", listener.name,
+                   base::errno_text(errno));
+      return;
+    }
+    auto replacement = std::make_unique<ServedListener>();
+    replacement->config = served.config;
+    replacement->from_systemd = served.from_systemd;
+    replacement->datagram = std::move(served.datagram);
+    served.datagram = std::make_unique<DatagramEndpoint>(reactor_, *this, dispatcher_, json_parser_, std::move(fd),
+                                                         std::move(settings), current.address(),
+                                                         current.take_socket_file());
+    served.datagram->start();
+    replacement->stop();
+    retired_.push_back(std::move(replacement));
+  }
+  served.config = listener;
+}
+
+std::string Shard::status_text() const {
+  std::string text = std::to_string(open_connections());
+  text.append(" connection(s) open on ").append(std::to_string(listeners_.size())).append(" listener(s)");
+  if (!retired_.empty()) text.append(", ").append(std::to_string(retired_.size())).append(" removed and finishing");
+  text.append("; config generation ").append(std::to_string(daemon_.config_generation()));
+  return text;
+}
+
+void Shard::release_retired() {
+  std::erase_if(retired_, [](const std::unique_ptr<ServedListener>& served) { return served->finished(); });
 }
 
 void Shard::on_accepted(StreamListener& listener, base::UniqueFd fd) {
@@ -231,7 +349,8 @@ std::uint64_t Shard::open_connections() const noexcept {
   // Each listener counts its own; the shard's figure is their sum, not a
   // second counter kept alongside.
   std::uint64_t open = 0;
-  for (const auto& listener : stream_listeners_) open += listener->settings()->stats->connections_active;
+  for (const auto& served : listeners_) open += served->settings()->stats->connections_active;
+  for (const auto& served : retired_) open += served->settings()->stats->connections_active;
   return open;
 }
 
@@ -339,6 +458,9 @@ StatsSnapshot Shard::stats() const {
   snapshot.config_path = daemon_.config().source;
   snapshot.shard = shard_stats_;
   snapshot.reload_failures = daemon_.reload_failures();
+  snapshot.config_generation = daemon_.config_generation();
+  snapshot.config_loaded_unix =
+      std::chrono::duration_cast<std::chrono::seconds>(daemon_.config_loaded_at().time_since_epoch()).count();
   exec::WorkerPool& pool = daemon_.worker_pool();
   snapshot.workers = pool.threads();
   snapshot.workers_busy = pool.busy();
@@ -347,8 +469,9 @@ StatsSnapshot Shard::stats() const {
     snapshot.listeners.push_back(ListenerSnapshot{settings.name, settings.kind, *settings.stats});
     snapshot.total += *settings.stats;
   };
-  for (const auto& listener : stream_listeners_) add_listener(*listener->settings());
-  for (const auto& endpoint : datagram_endpoints_) add_listener(*endpoint->settings());
+  for (const auto& served : listeners_) add_listener(*served->settings());
+  // Removed by a reload, still finishing their connections.
+  for (const auto& served : retired_) add_listener(*served->settings());
   for (const auto& command : daemon_.commands().all()) {
     snapshot.commands.emplace_back(command->command->name(), command_stats_[command->index]);
   }
@@ -371,16 +494,16 @@ void Shard::sweep() {
   // map is not modified while it is walked.
   for (auto& [id, connection] : connections_) connection->check_timeouts(now);
   for (auto& [id, connection] : http_connections_) connection->check_timeouts(now);
+  release_retired();
 }
 
 void Shard::begin_shutdown() {
   if (shutting_down_) return;
   shutting_down_ = true;
   SPDLOG_INFO("shutting down: {} connection(s) to finish", connections_.size());
-  for (auto& listener : stream_listeners_) {
-    if (!listener->settings()->speaks_http) listener->stop();
+  for (auto& served : listeners_) {
+    if (!served->settings()->speaks_http) served->stop();
   }
-  for (auto& endpoint : datagram_endpoints_) endpoint->stop();
   for (auto& [id, connection] : connections_) connection->begin_drain();
   shutdown_timer_ = reactor_.add_timer(reactor_.now() + config().daemon.shutdown_timeout, [this] {
     shutdown_timer_ = 0;
@@ -395,13 +518,15 @@ void Shard::begin_shutdown() {
 
 void Shard::maybe_finish_shutdown() {
   if (!shutting_down_ || !connections_.empty()) return;
-  for (const auto& endpoint : datagram_endpoints_) {
-    if (!endpoint->stopped()) return;
+  for (const auto* list : {&listeners_, &retired_}) {
+    for (const auto& served : *list) {
+      if (served->datagram && !served->datagram->stopped()) return;
+    }
   }
   if (!closing_http_) {
     // The drain is over: what answered /healthz with 503 meanwhile goes too.
     closing_http_ = true;
-    for (auto& listener : stream_listeners_) listener->stop();
+    for (auto& served : listeners_) served->stop();
     for (auto& [id, connection] : http_connections_) connection->abort();
   }
   if (!http_connections_.empty()) return;

@@ -31,6 +31,7 @@
 #include "server/datagram_endpoint.hpp"
 #include "server/http_connection.hpp"
 #include "server/rate_limited_log.hpp"
+#include "server/served_listener.hpp"
 #include "server/socket_activation.hpp"
 #include "server/stats.hpp"
 #include "server/stream_connection.hpp"
@@ -60,6 +61,17 @@ class Shard final : public commands::CommandHost,
   // http listeners and connections keep answering meanwhile (/healthz says
   // 503 while draining) and are closed when the last other connection is.
   void begin_shutdown();
+
+  // A reload (SIGHUP) whose file passed validation: binds the listeners it
+  // adds, and only if every one could be bound, makes `next` the daemon's
+  // config, stops the listeners it removes (their connections live on until
+  // they close), gives kept listeners their new settings (for connections
+  // accepted from now on) and resizes the worker pool. Returns the errors;
+  // on any error nothing changed.
+  std::vector<std::string> reload(config::Config next);
+  [[nodiscard]] bool shutting_down() const noexcept { return shutting_down_; }
+  // One line for systemd's STATUS=: connections and listeners.
+  [[nodiscard]] std::string status_text() const;
 
   // commands::CommandHost
   [[nodiscard]] const config::Config& config() const noexcept override { return daemon_.config(); }
@@ -97,7 +109,16 @@ class Shard final : public commands::CommandHost,
   [[nodiscard]] reactor::Reactor& reactor() noexcept { return reactor_; }
 
  private:
-  std::vector<std::string> add_listener(const config::Listener& config, ActivatedSocket* adopted);
+  // Binds (or adopts) the socket of `config` and makes the object that will
+  // serve it, not started yet. Null with `error` set when it cannot be bound.
+  std::unique_ptr<ServedListener> bind_listener(const config::Listener& config, ActivatedSocket* adopted,
+                                                std::string& error);
+  // Serves `served` with the settings of `config` (a reload), keeping its
+  // socket and its counters.
+  void update_listener(ServedListener& served, const config::Listener& config);
+  // Listeners a reload removed are destroyed once stopped and without
+  // connections.
+  void release_retired();
   void schedule_sweep();
   void sweep();
   void maybe_finish_shutdown();
@@ -124,8 +145,10 @@ class Shard final : public commands::CommandHost,
   std::uint64_t next_requester_id_ = 1;
   std::unordered_map<std::uint64_t, RequesterTarget*> requesters_;
 
-  std::vector<std::unique_ptr<StreamListener>> stream_listeners_;
-  std::vector<std::unique_ptr<DatagramEndpoint>> datagram_endpoints_;
+  // The configured listeners, in config order, and those a reload removed
+  // that still finish what they started.
+  std::vector<std::unique_ptr<ServedListener>> listeners_;
+  std::vector<std::unique_ptr<ServedListener>> retired_;
   std::unordered_map<std::uint64_t, std::unique_ptr<StreamConnection>> connections_;
   // http clients apart: they do not hold up a shutdown.
   std::unordered_map<std::uint64_t, std::unique_ptr<HttpConnection>> http_connections_;

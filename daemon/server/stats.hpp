@@ -74,6 +74,8 @@ struct StatsSnapshot {
   TrafficStats total;  // the sum of every listener's
   ShardStats shard;
   std::uint64_t reload_failures = 0;
+  std::uint64_t config_generation = 0;    // 1 at start, +1 per applied reload
+  std::int64_t config_loaded_unix = 0;    // when the running config was loaded (Unix seconds)
   unsigned workers = 0;
   unsigned workers_busy = 0;
   std::uint64_t jobs_queued = 0;

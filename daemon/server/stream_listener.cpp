@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <sys/socket.h>
+
 #include <cerrno>
 
 #include "base/errno_text.hpp"
@@ -66,6 +68,12 @@ void StreamListener::on_io(std::uint8_t /*tag*/, std::int32_t result, std::uint3
   }
   // A single-shot completion (no kCompletionMore) leaves nothing armed.
   if (!accept_armed_) arm();
+}
+
+void StreamListener::set_backlog(int backlog) noexcept {
+  if (fd_ && ::listen(fd_.get(), backlog) != 0) {
+    SPDLOG_WARN("{}: listen(backlog {}): {}", settings_->name, backlog, base::errno_text(errno));
+  }
 }
 
 void StreamListener::stop() {

@@ -45,6 +45,11 @@ class StreamListener final : public reactor::IoHandler {
   [[nodiscard]] bool stopped() const noexcept { return !fd_ && !accept_armed_; }
 
   [[nodiscard]] const std::shared_ptr<const ListenerSettings>& settings() const noexcept { return settings_; }
+  // A reload: connections accepted from now on get these settings; those
+  // accepted before keep theirs.
+  void set_settings(std::shared_ptr<const ListenerSettings> settings) noexcept { settings_ = std::move(settings); }
+  // listen(2) again: the kernel takes a new backlog for a listening socket.
+  void set_backlog(int backlog) noexcept;
   [[nodiscard]] const net::SocketAddress& address() const noexcept { return address_; }
 
   void on_io(std::uint8_t tag, std::int32_t result, std::uint32_t flags) override;

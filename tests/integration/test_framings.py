@@ -10,7 +10,7 @@ Which client proves which framing:
 - The socketserver tutorial clients from the Python docs, unchanged: UDP
   `socket.sendto` (and a Unix datagram twin of it) against `command = "upper"`
   datagram listeners, the TCP one against a `line` listener.
-- The stdlib clients in clients/python/, run as they are documented.
+- The example clients in clients/python/examples/, run as they are documented.
 
 One daemon holds every listener these tests use (the 3 x 3 stream matrix, the
 byte-order, limit and datagram listeners); only the log rate-limit test starts
@@ -37,7 +37,7 @@ import pytest
 from conftest import FRAMED_BIN, IPV6, REPO, Daemon, toml_value
 from framed_client import Client, assert_error, assert_ok, frame, parse_reply_stream
 
-CLIENTS = os.path.join(REPO, "clients", "python")
+CLIENTS = os.path.join(REPO, "clients", "python", "examples")
 SOCAT = shutil.which("socat") or ("/usr/bin/socat" if os.access("/usr/bin/socat", os.X_OK) else None)
 needs_socat = pytest.mark.skipif(
     SOCAT is None, reason="socat is not installed (Debian package socat; scripts/install-deps.sh installs it)")
@@ -835,7 +835,7 @@ def test_command_listeners_ignore_command_words(fr):
         assert client.request(b"nosuch thing") == b"NOSUCH THING"
 
 
-# --- the minimal clients of clients/python/ -----------------------------------
+# --- the example clients of clients/python/examples/ --------------------------
 
 def run_script(script, *args):
     return run_client([sys.executable, os.path.join(CLIENTS, script)] + [str(a) for a in args]).decode()
