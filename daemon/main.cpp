@@ -75,9 +75,11 @@ std::optional<int> parse_options(int argc, char** argv, Options& options) {
 
 std::string_view describe_limits(const framed::config::Limits& limits, std::string& out) {
   out = fmt::format(
-      "max_header={} max_body={} idle_timeout={:g}s header_timeout={:g}s max_pending_replies={} max_event_backlog={}",
+      "max_header={} max_body={} idle_timeout={:g}s header_timeout={:g}s body_timeout={:g}s min_body_rate={} "
+      "max_pending_replies={} max_event_backlog={}",
       limits.max_header, limits.max_body, std::chrono::duration<double>(limits.idle_timeout).count(),
-      std::chrono::duration<double>(limits.header_timeout).count(), limits.max_pending_replies,
+      std::chrono::duration<double>(limits.header_timeout).count(),
+      std::chrono::duration<double>(limits.body_timeout).count(), limits.min_body_rate, limits.max_pending_replies,
       limits.max_event_backlog);
   return out;
 }

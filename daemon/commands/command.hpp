@@ -59,6 +59,8 @@ struct ReplyRoute {
 
 class CommandRegistry;
 struct ExecStats;
+struct FileStats;
+class PartialUploads;
 
 // What a command may use of the daemon. Implemented by the shard (one
 // reactor thread and what it serves); every method is for that reactor's
@@ -90,6 +92,10 @@ class CommandHost {
   [[nodiscard]] virtual pubsub::Subscriber* subscriber(std::uint64_t requester) noexcept = 0;
   // exec's per-command counters, of this shard (reactor thread).
   [[nodiscard]] virtual ExecStats& exec_stats(std::string_view name) = 0;
+  // The file commands' counters, of this shard (reactor thread).
+  [[nodiscard]] virtual FileStats& file_stats() noexcept = 0;
+  // Uploads kept for resuming: process-wide, thread-safe (partial_uploads.hpp).
+  [[nodiscard]] virtual PartialUploads& partial_uploads() noexcept = 0;
   // Every counter, added up across the daemon, for `stats`.
   [[nodiscard]] virtual server::StatsSnapshot stats() const = 0;
   // A warning that may repeat in a tight loop: logged at most every few

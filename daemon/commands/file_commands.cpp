@@ -18,7 +18,8 @@ std::optional<FileSettings> file_settings(const CommandContext& context, proto::
     reply.fail(proto::ErrorCode::forbidden, "files are disabled: no [files] in the config");
     return std::nullopt;
   }
-  return FileSettings{files->root, files->max_file_size, files->fsync, files->allow_subdirs};
+  return FileSettings{files->root,          files->max_file_size, files->fsync,
+                      files->allow_subdirs, files->resume_window, files->max_partials};
 }
 
 bool read_file_name(const proto::Request& request, const FileSettings& settings, std::string_view command,

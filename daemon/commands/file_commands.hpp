@@ -8,6 +8,7 @@
 // so. The reactor side checks the request, copies what the job needs and
 // answers what comes back.
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -26,6 +27,8 @@ struct FileSettings {
   std::uint64_t max_file_size = 0;
   bool fsync = true;
   bool allow_subdirs = false;
+  std::chrono::nanoseconds resume_window{};  // failed uploads kept this long (0: none)
+  std::uint32_t max_partials = 0;
 };
 
 // An answer that is not a success: code and message, for the client.

@@ -22,6 +22,7 @@
 #include <utility>
 
 #include "commands/file_commands.hpp"
+#include "commands/file_stats.hpp"
 #include "exec/worker_pool.hpp"
 #include "files/beneath.hpp"
 
@@ -135,6 +136,7 @@ class FileSource final : public proto::BodySource {
     const std::size_t n = std::min(into.size(), front.size() - d.ready_offset);
     std::memcpy(into.data(), front.data() + d.ready_offset, n);
     d.ready_offset += n;
+    d.host.file_stats().bytes_out += n;
     if (d.ready_offset == front.size()) {
       d.spare = std::move(front);
       d.ready.pop_front();
@@ -232,6 +234,7 @@ void answer(CommandHost& host, const ReplyRoute& route, GetResult& result) {
   } else {
     reply.body_storage = std::move(result.inline_body);
     reply.use_storage_as_body();
+    host.file_stats().bytes_out += reply.body_storage.size();
   }
   host.deliver_reply(route, reply);
 }

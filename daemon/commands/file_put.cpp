@@ -11,6 +11,17 @@
 // sees the old file or the new one, whole. An upload that fails or is
 // abandoned has never had a name: closing its descriptor frees it.
 //
+// Resuming: an upload abandoned half way (the client went away, the body
+// missed body_timeout, the connection was cut at shutdown) is kept in the
+// process-wide PartialUploads table for files.resume_window: its descriptor,
+// its size and its SHA-256 state, so a put with "offset" equal to that size
+// appends the rest and answers the whole file's hash without reading the
+// kept bytes again. An upload that failed for a reason the client was told
+// (sha256 mismatch: the bytes are wrong; a disk error; too_busy) is not
+// kept. The table is touched from this file's reactor side (claim) and from
+// the worker that retires an abandoned upload (park); it does no I/O under
+// its mutex.
+//
 // Ownership: an Upload is shared by the sink and the job in flight; each
 // job's result is posted back holding it, so a sink destroyed meanwhile (the
 // client went away, or finish() returned) never leaves a job pointing at
@@ -26,7 +37,11 @@
 #include <string>
 #include <utility>
 
+#include <ctime>
+
 #include "commands/file_commands.hpp"
+#include "commands/file_stats.hpp"
+#include "commands/partial_uploads.hpp"
 #include "exec/worker_pool.hpp"
 #include "files/beneath.hpp"
 
@@ -39,9 +54,10 @@ constexpr std::size_t kWriteChunk = 1 << 20;
 
 struct Upload {
   Upload(CommandHost& host_in, FileSettings settings_in, files::CheckedName name_in)
-      : host(host_in), settings(std::move(settings_in)), name(std::move(name_in)) {}
+      : host(host_in), partials(host_in.partial_uploads()), settings(std::move(settings_in)), name(std::move(name_in)) {}
 
   CommandHost& host;
+  PartialUploads& partials;  // process-wide and thread-safe: the worker parks a cut upload there
   const FileSettings settings;
   const files::CheckedName name;
   std::optional<std::string> expected_sha256;
@@ -49,9 +65,9 @@ struct Upload {
 
   // Worker side: only the job in flight touches these (one at a time).
   base::UniqueFd directory;
-  base::UniqueFd file;  // O_TMPFILE: no name until the commit
+  base::UniqueFd file;  // O_TMPFILE: no name until the commit (a resumed upload's from the start)
   Sha256 sha256;
-  std::uint64_t written = 0;
+  std::uint64_t written = 0;  // a resumed upload: from its offset on
   // Reactor side reads it only when no job is in flight.
   std::optional<FileError> failure;
 
@@ -66,17 +82,19 @@ struct Upload {
 
 using UploadPtr = std::shared_ptr<Upload>;
 
-// Worker: the temporary file, on the first write.
+// Worker: the directory the name goes in and the temporary file, on the
+// first write. A resumed upload has its file; its directory is looked up
+// again (it may have been renamed meanwhile).
 bool open_temporary(Upload& upload) {
-  if (upload.file) return true;
+  if (upload.file && upload.directory) return true;
   int error = 0;
   const base::UniqueFd root = open_root(upload.settings.root, error);
   if (root) upload.directory = files::open_parent_beneath(root.get(), upload.name, upload.settings.allow_subdirs, error);
-  if (upload.directory) {
+  if (upload.directory && !upload.file) {
     upload.file.reset(::openat(upload.directory.get(), ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644));
     if (!upload.file) error = errno;
   }
-  if (upload.file) return true;
+  if (upload.file && upload.directory) return true;
   upload.failure = file_error(error, upload.name);
   return false;
 }
@@ -168,8 +186,10 @@ bool submit_write(const UploadPtr& upload) {
 void deliver(const UploadPtr& upload, const std::string& digest) {
   proto::Reply reply;
   if (upload->failure) {
+    ++upload->host.file_stats().uploads_aborted;
     reply.fail(upload->failure->code, upload->failure->message);
   } else {
+    ++upload->host.file_stats().files_committed;
     reply.add_field("sha256", std::string_view(digest));
     reply.add_field("size", upload->written);
   }
@@ -192,10 +212,31 @@ bool start_commit(const UploadPtr& upload, proto::Reply& refused) {
   return true;
 }
 
-// Reactor: an abandoned upload's descriptors are closed in a worker (closing
-// a large unlinked file frees its blocks, which may take a while).
+// Worker: an abandoned upload that failed for no reason of its own is kept
+// for resuming, with the bytes it had taken but not yet written.
+void keep_partial(Upload& upload, std::string_view unwritten) {
+  write_chunk(upload, unwritten);
+  if (upload.failure || !upload.file || upload.written == 0) return;
+  PartialUpload partial;
+  partial.root = upload.settings.root;
+  partial.name = files::joined(upload.name);
+  partial.file = std::move(upload.file);
+  partial.sha256 = std::move(upload.sha256);
+  partial.size = upload.written;
+  partial.kept_at_unix = static_cast<std::int64_t>(std::time(nullptr));
+  const PartialPolicy policy{upload.settings.resume_window, upload.settings.max_partials};
+  // What leaves the table is closed here, in this worker.
+  PartialUploads::Released released = upload.partials.park(std::move(partial), policy, base::Clock::now());
+}
+
+// Reactor: an abandoned upload is kept for resuming or closed, in a worker
+// (closing a large unlinked file frees its blocks, which may take a while).
 void retire(UploadPtr upload) {
-  auto job = [upload]() mutable { upload.reset(); };
+  ++upload->host.file_stats().uploads_aborted;
+  auto job = [upload]() mutable {
+    if (!upload->failure) keep_partial(*upload, upload->filling);
+    upload.reset();
+  };
   if (!upload->host.worker_pool().try_submit(std::move(job))) upload.reset();
 }
 
@@ -243,6 +284,7 @@ class PutSink final : public BodySink {
       upload.filling.append(bytes.substr(taken, n));
       taken += n;
     }
+    upload.host.file_stats().bytes_in += taken;
     if (!upload.in_flight && !upload.failure && upload.filling.size() >= kWriteChunk) submit_write(upload_);
     if (!upload.in_flight && upload.failure) return bytes.size();
     upload.behind = taken < bytes.size();
@@ -274,8 +316,8 @@ class Put final : public Command {
  public:
   std::string_view name() const noexcept override { return "put"; }
   std::string_view summary() const noexcept override {
-    return "stores the body as file \"name\" beneath the file root, atomically; optional \"sha256\" is checked; "
-           "reply: sha256, size";
+    return "stores the body as file \"name\" beneath the file root, atomically; optional \"sha256\" is checked, "
+           "optional \"offset\" continues a failed upload; reply: sha256, size";
   }
   bool streams_body() const noexcept override { return true; }
   void run(const proto::Request& /*request*/, proto::Reply& reply, CommandContext& /*context*/) override {
@@ -299,15 +341,13 @@ std::unique_ptr<BodySink> Put::open_body(const proto::Request& request, proto::R
   std::optional<std::uint64_t> offset;
   if (!read_optional_u64(request, "total_size", total_size, reply)) return nullptr;
   if (!read_optional_u64(request, "offset", offset, reply)) return nullptr;
-  if (offset) {
-    reply.fail(proto::ErrorCode::bad_request,
-               "put: resuming an upload (\"offset\") is not supported by this daemon; send the whole file");
-    return nullptr;
-  }
-  if (total_size.value_or(0) > settings->max_file_size) {
-    reply.fail(proto::ErrorCode::frame_too_large, "put: a file of " + std::to_string(*total_size) +
-                                                      " bytes exceeds files.max_file_size " +
-                                                      std::to_string(settings->max_file_size));
+  // A resumed upload's total_size is the rest of the file.
+  const std::uint64_t file_size = offset.value_or(0) + total_size.value_or(0);
+  if (file_size > settings->max_file_size || file_size < offset.value_or(0)) {
+    std::string message = "put: a file of ";
+    message.append(std::to_string(file_size)).append(" bytes exceeds files.max_file_size ");
+    message.append(std::to_string(settings->max_file_size));
+    reply.fail(proto::ErrorCode::frame_too_large, message);
     return nullptr;
   }
   std::optional<std::string> expected;
@@ -319,8 +359,36 @@ std::unique_ptr<BodySink> Put::open_body(const proto::Request& request, proto::R
     }
     expected.emplace(text);
   }
+  // Last, once nothing else can refuse the request: a kept upload taken out
+  // of the table is this request's from here on.
+  const PartialPolicy policy{settings->resume_window, settings->max_partials};
+  PartialUploads::Claim claim = context.host.partial_uploads().claim(settings->root, files::joined(name), offset,
+                                                                     policy, base::Clock::now());
+  close_in_worker(context.host, std::move(claim.released));
+  // A mismatch: a kept upload of another size, or nothing kept and an offset
+  // past 0 (offset 0 with nothing kept is an ordinary upload).
+  if (offset && !claim.upload && (claim.kept_size || *offset != 0)) {
+    const std::uint64_t kept = claim.kept_size.value_or(0);
+    std::string message = "put: \"offset\" ";
+    message.append(std::to_string(*offset));
+    if (kept == 0) {
+      message.append(" but no partial upload of ").append(quote_client_name(files::joined(name)));
+      message.append(" is kept; send the whole file without offset");
+    } else {
+      message.append(" does not match the ").append(std::to_string(kept)).append(" bytes kept of ");
+      message.append(quote_client_name(files::joined(name))).append(" (partial_size)");
+    }
+    reply.fail(proto::ErrorCode::bad_request, message);
+    reply.add_field("partial_size", kept);
+    return nullptr;
+  }
   auto upload = std::make_shared<Upload>(context.host, std::move(*settings), std::move(name));
   upload->expected_sha256 = std::move(expected);
+  if (claim.upload) {
+    upload->file = std::move(claim.upload->file);
+    upload->sha256 = std::move(claim.upload->sha256);
+    upload->written = claim.upload->size;
+  }
   upload->route = context.route;
   return std::make_unique<PutSink>(std::move(upload));
 }

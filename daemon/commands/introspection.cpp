@@ -75,6 +75,7 @@ class Stats final : public Command {
     write_traffic(json, stats.total);
     json.key("idle_timeouts").value(stats.shard.idle_timeouts);
     json.key("header_timeouts").value(stats.shard.header_timeouts);
+    json.key("body_timeouts").value(stats.shard.body_timeouts);
     json.key("accept_errors").value(stats.shard.accept_errors);
     json.key("accept_fd_exhausted").value(stats.shard.accept_fd_exhausted);
     json.key("slow_subscribers").value(stats.shard.slow_subscribers);
@@ -99,6 +100,21 @@ class Stats final : public Command {
       json.key("failures").value(counters.failures);
       json.end_object();
     }
+    json.end_object();
+
+    // put, get, list, delete: bytes through the disk, commits, aborted
+    // uploads and the partial uploads kept for resuming.
+    json.key("files").begin_object();
+    json.key("bytes_in").value(stats.files.bytes_in);
+    json.key("bytes_out").value(stats.files.bytes_out);
+    json.key("files_committed").value(stats.files.files_committed);
+    json.key("uploads_aborted").value(stats.files.uploads_aborted);
+    json.key("partials_kept").value(stats.partials.kept);
+    json.key("partials_resumed").value(stats.partials.resumed);
+    json.key("partials_expired").value(stats.partials.expired);
+    json.key("partials_evicted").value(stats.partials.evicted);
+    json.key("partials_discarded").value(stats.partials.discarded);
+    json.key("partials_held").value(stats.partials.held);
     json.end_object();
 
     // Per configured exec command; latencies in microseconds, queueing included.

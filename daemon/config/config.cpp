@@ -167,6 +167,10 @@ constexpr std::int64_t kMaxQueuedJobs = 1 << 20;
 // The kernel's default fs.nr_open: RLIMIT_NOFILE cannot go higher.
 constexpr std::int64_t kMaxOpenFiles = 1 << 20;
 
+// Each kept partial upload holds one open descriptor and a hash state: a
+// table this large is a descriptor leak, not a resume feature.
+constexpr std::int64_t kMaxPartials = 4096;
+
 // Below this an address-space limit stops the dynamic loader itself, and
 // every run would fail with a confusing error.
 constexpr std::uint64_t kMinAddressSpace = 16U << 20;
@@ -480,6 +484,10 @@ const std::vector<Row<Limits>>& limit_rows() {
       size_key("max_body", 0, kMaxU64, "", &Limits::max_body),
       duration_key("idle_timeout", Zero::refused, &Limits::idle_timeout),
       duration_key("header_timeout", Zero::refused, &Limits::header_timeout),
+      duration_key("body_timeout", Zero::refused, &Limits::body_timeout),
+      // Zero is meaningful: the deadline never moves, every body has
+      // body_timeout whatever its size.
+      size_key("min_body_rate", 0, kMaxU64, "", &Limits::min_body_rate),
       integer_key("max_pending_replies", 1, kMaxU32, &Limits::max_pending_replies),
       // At least one event of a typical size: below it every subscriber of
       // a busy channel would be dropped at once.
@@ -522,6 +530,9 @@ const std::vector<Row<Files>>& files_rows() {
       size_key("max_file_size", 1, kMaxU64, "", &Files::max_file_size),
       bool_key("fsync", &Files::fsync),
       bool_key("allow_subdirs", &Files::allow_subdirs),
+      // Zero is meaningful: no failed upload is kept.
+      duration_key("resume_window", Zero::allowed, &Files::resume_window),
+      integer_key("max_partials", 0, kMaxPartials, &Files::max_partials),
   };
   return rows;
 }

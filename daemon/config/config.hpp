@@ -37,6 +37,11 @@ struct Limits {
   std::uint64_t max_body = 64ULL << 20;
   std::chrono::nanoseconds idle_timeout = std::chrono::seconds(300);
   std::chrono::nanoseconds header_timeout = std::chrono::seconds(10);
+  // A started body (json body, length payload, put upload) must be complete
+  // by body_timeout; every min_body_rate bytes received move that deadline
+  // one second later (0: it never moves).
+  std::chrono::nanoseconds body_timeout = std::chrono::seconds(10);
+  std::uint64_t min_body_rate = 1024;
   std::uint32_t max_pending_replies = 1024;
   // Unsent events (pub/sub messages, exec output) past which a stream
   // connection is dropped as a slow subscriber.
@@ -77,6 +82,10 @@ struct Files {
   bool fsync = true;
   // Names with '/' are allowed (directories created on put, beneath root).
   bool allow_subdirs = false;
+  // A failed upload is kept this long for a put with offset (0: none is).
+  std::chrono::nanoseconds resume_window = std::chrono::minutes(10);
+  // Failed uploads kept at once; past it the oldest goes.
+  std::uint32_t max_partials = 16;
 };
 
 struct Command {

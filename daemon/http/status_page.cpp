@@ -138,10 +138,14 @@ void render_status_page(const server::StatsSnapshot& snapshot, const StatusPageC
   fmt::format_to(std::back_inserter(out),
                  "<section><h2>Daemon</h2><table><tr><td>workers</td><td>{}</td></tr>"
                  "<tr><td>idle timeouts</td><td>{}</td></tr><tr><td>header timeouts</td><td>{}</td></tr>"
+                 "<tr><td>body timeouts</td><td>{}</td></tr>"
                  "<tr><td>accept paused (fd exhausted)</td><td>{}</td></tr>"
-                 "<tr><td>reload failures</td><td>{}</td></tr></table></section>",
+                 "<tr><td>reload failures</td><td>{}</td></tr>"
+                 "<tr><td>files committed</td><td>{}</td></tr><tr><td>uploads aborted</td><td>{}</td></tr>"
+                 "<tr><td>partial uploads kept now</td><td>{}</td></tr></table></section>",
                  snapshot.workers, snapshot.shard.idle_timeouts, snapshot.shard.header_timeouts,
-                 snapshot.shard.accept_fd_exhausted, snapshot.reload_failures);
+                 snapshot.shard.body_timeouts, snapshot.shard.accept_fd_exhausted, snapshot.reload_failures,
+                 snapshot.files.files_committed, snapshot.files.uploads_aborted, snapshot.partials.held);
   out += "<p style=\"color:#52606d;font-size:.8em\">Machine-readable: <a href=\"/metrics\">/metrics</a> &middot; "
          "<a href=\"/healthz\">/healthz</a></p></main></body></html>\n";
 }

@@ -55,6 +55,18 @@ bool RequestPipeline::header_incomplete(std::string_view input) const noexcept {
   return !datagram_ && !body_ && deferred_ == 0 && stream_decoder_.header_incomplete(input);
 }
 
+bool RequestPipeline::body_begun(std::string_view input) const noexcept {
+  if (datagram_ || broken_) return false;
+  if (body_) return true;  // a streamed body, or one skipped after an error
+  // Frames held back behind a deferred request have not begun for us.
+  if (deferred_ != 0 || input.empty()) return false;
+  const codec::Framing framing = origin_.listener.format.framing;
+  if (framing != codec::Framing::json && framing != codec::Framing::length) return false;
+  // process() consumes whole frames: a complete header still in the input
+  // is a frame whose body has not all arrived.
+  return !stream_decoder_.header_incomplete(input);
+}
+
 bool RequestPipeline::streams_body(simdjson::dom::object header) const noexcept {
   // A cheap look at `cmd` only: the full parse (and its counting) happens
   // once, when the body is taken over or the frame is whole.

@@ -136,6 +136,13 @@ class RequestPipeline {
   [[nodiscard]] bool idle() const noexcept;
   // A frame has begun but its header is not complete (header_timeout).
   [[nodiscard]] bool header_incomplete(std::string_view input) const noexcept;
+  // A frame's header is complete and its body is not (a json body, a
+  // length payload, a streamed put): what body_timeout bounds. Whether the
+  // pipeline is waiting for it or holding it back itself is wants_input().
+  [[nodiscard]] bool body_begun(std::string_view input) const noexcept;
+  // Requests begun so far: changes when one frame's body ends and the
+  // next frame begins, so the carrier can tell two bodies apart.
+  [[nodiscard]] std::uint64_t frames_begun() const noexcept { return next_sequence_; }
   // The total size of the frame in progress, when known: the carrier makes
   // room for it at once.
   [[nodiscard]] std::size_t input_wanted() const noexcept { return input_wanted_; }

@@ -8,7 +8,9 @@
 // runs the shard, between events; everything else reads it on that thread.
 // A job on the worker pool never reads it: it copies what it needs when it
 // is submitted. The registry is read-only once built, the worker pool is
-// thread-safe, and reload_failures is an atomic.
+// thread-safe, the kept partial uploads are a table under its own mutex
+// (kept across reloads: the Daemon is never rebuilt), and reload_failures is
+// an atomic.
 
 #include <atomic>
 #include <chrono>
@@ -17,6 +19,7 @@
 
 #include "base/clock.hpp"
 #include "commands/command.hpp"
+#include "commands/partial_uploads.hpp"
 #include "config/config.hpp"
 #include "exec/worker_pool.hpp"
 
@@ -35,6 +38,8 @@ class Daemon {
   [[nodiscard]] const commands::CommandRegistry& commands() const noexcept { return commands_; }
   [[nodiscard]] exec::WorkerPool& worker_pool() noexcept { return worker_pool_; }
   [[nodiscard]] base::TimePoint started_at() const noexcept { return started_at_; }
+  // Failed uploads kept for a resuming put, whichever shard they came through.
+  [[nodiscard]] commands::PartialUploads& partial_uploads() noexcept { return partial_uploads_; }
   [[nodiscard]] std::uint64_t reload_failures() const noexcept { return reload_failures_.load(); }
   // 1 for the config the daemon started with, one more per applied reload.
   [[nodiscard]] std::uint64_t config_generation() const noexcept { return config_generation_; }
@@ -61,6 +66,8 @@ class Daemon {
   std::uint64_t config_generation_ = 1;
   std::chrono::system_clock::time_point config_loaded_at_;
   std::atomic<std::uint64_t> reload_failures_{0};
+  // Before the pool: a job still holding a kept upload ends before it goes.
+  commands::PartialUploads partial_uploads_;
   exec::WorkerPool worker_pool_;
 };
 

@@ -23,6 +23,8 @@ struct ListenerSettings {
   codec::FrameLimits frame_limits;
   std::chrono::nanoseconds idle_timeout{};
   std::chrono::nanoseconds header_timeout{};
+  std::chrono::nanoseconds body_timeout{};
+  std::uint64_t min_body_rate = 0;  // bytes that move the body deadline 1 s later; 0: it never moves
   std::uint32_t max_pending_replies = 1024;
   std::uint64_t max_event_backlog = 8ULL << 20;
   std::optional<std::string> forced_command;

@@ -129,6 +129,8 @@ void render_metrics(const StatsSnapshot& snapshot, std::string_view version, std
       .sample("framed_idle_timeouts_total", {}, snapshot.shard.idle_timeouts);
   metrics.family("framed_header_timeouts_total", "counter", "Requests whose header missed header_timeout.")
       .sample("framed_header_timeouts_total", {}, snapshot.shard.header_timeouts);
+  metrics.family("framed_body_timeouts_total", "counter", "Requests whose body missed body_timeout and min_body_rate.")
+      .sample("framed_body_timeouts_total", {}, snapshot.shard.body_timeouts);
   metrics.family("framed_accept_errors_total", "counter", "accept() failures other than descriptor exhaustion.")
       .sample("framed_accept_errors_total", {}, snapshot.shard.accept_errors);
   metrics
@@ -157,6 +159,23 @@ void render_metrics(const StatsSnapshot& snapshot, std::string_view version, std
   for (const auto& [name, counters] : snapshot.commands) {
     metrics.sample("framed_command_failures_total", {{"command", name}}, counters.failures);
   }
+
+  metrics.family("framed_file_bytes_in_total", "counter", "put body bytes taken for the disk.")
+      .sample("framed_file_bytes_in_total", {}, snapshot.files.bytes_in);
+  metrics.family("framed_file_bytes_out_total", "counter", "get body bytes handed to the socket.")
+      .sample("framed_file_bytes_out_total", {}, snapshot.files.bytes_out);
+  metrics.family("framed_files_committed_total", "counter", "Uploads that became visible under their name.")
+      .sample("framed_files_committed_total", {}, snapshot.files.files_committed);
+  metrics.family("framed_uploads_aborted_total", "counter", "Uploads cut off or failed before a commit.")
+      .sample("framed_uploads_aborted_total", {}, snapshot.files.uploads_aborted);
+  metrics.family("framed_partial_uploads_total", "counter", "Failed uploads kept for resuming, and what became of them.")
+      .sample("framed_partial_uploads_total", {{"event", "kept"}}, snapshot.partials.kept)
+      .sample("framed_partial_uploads_total", {{"event", "resumed"}}, snapshot.partials.resumed)
+      .sample("framed_partial_uploads_total", {{"event", "expired"}}, snapshot.partials.expired)
+      .sample("framed_partial_uploads_total", {{"event", "evicted"}}, snapshot.partials.evicted)
+      .sample("framed_partial_uploads_total", {{"event", "discarded"}}, snapshot.partials.discarded);
+  metrics.family("framed_partial_uploads", "gauge", "Failed uploads kept for resuming now.")
+      .sample("framed_partial_uploads", {}, snapshot.partials.held);
 
   per_exec(metrics, snapshot, "framed_exec_runs_total", "counter", "exec runs that ended, by configured command.",
            &commands::ExecStats::runs);

@@ -15,7 +15,7 @@
 namespace framed::server {
 namespace {
 
-// How often connection deadlines (idle_timeout, header_timeout, lingering
+// How often connection deadlines (idle_timeout, header_timeout, body_timeout, lingering
 // closes) are checked: 10 times a second, as Redis's serverCron does. The
 // sweep costs nanoseconds per connection and runs only while any exist.
 constexpr auto kSweepInterval = std::chrono::milliseconds(100);
@@ -45,6 +45,8 @@ std::shared_ptr<ListenerSettings> make_settings(const config::Listener& listener
   settings->frame_limits = codec::FrameLimits{listener.limits.max_header, listener.limits.max_body};
   settings->idle_timeout = listener.limits.idle_timeout;
   settings->header_timeout = listener.limits.header_timeout;
+  settings->body_timeout = listener.limits.body_timeout;
+  settings->min_body_rate = listener.limits.min_body_rate;
   settings->max_pending_replies = listener.limits.max_pending_replies;
   settings->max_event_backlog = listener.limits.max_event_backlog;
   settings->forced_command = listener.command;
@@ -423,7 +425,11 @@ pubsub::Subscriber* Shard::subscriber(std::uint64_t requester) noexcept {
 }
 
 void Shard::on_timeout(TimeoutKind kind) {
-  ++(kind == TimeoutKind::idle ? shard_stats_.idle_timeouts : shard_stats_.header_timeouts);
+  switch (kind) {
+    case TimeoutKind::idle: ++shard_stats_.idle_timeouts; return;
+    case TimeoutKind::header: ++shard_stats_.header_timeouts; return;
+    case TimeoutKind::body: ++shard_stats_.body_timeouts; return;
+  }
 }
 
 std::uint64_t Shard::add_requester(RequesterTarget& target) {
@@ -476,6 +482,8 @@ StatsSnapshot Shard::stats() const {
     snapshot.commands.emplace_back(command->command->name(), command_stats_[command->index]);
   }
   for (const auto& [name, exec] : exec_stats_) snapshot.exec.emplace_back(name, exec);
+  snapshot.files = file_stats_;
+  snapshot.partials = daemon_.partial_uploads().counters();
   return snapshot;
 }
 

@@ -84,6 +84,8 @@ class Shard final : public commands::CommandHost,
   [[nodiscard]] pubsub::ChannelTable& channels() noexcept override { return channels_; }
   [[nodiscard]] pubsub::Subscriber* subscriber(std::uint64_t requester) noexcept override;
   [[nodiscard]] commands::ExecStats& exec_stats(std::string_view name) override;
+  [[nodiscard]] commands::FileStats& file_stats() noexcept override { return file_stats_; }
+  [[nodiscard]] commands::PartialUploads& partial_uploads() noexcept override { return daemon_.partial_uploads(); }
   [[nodiscard]] StatsSnapshot stats() const override;
   void warn_rate_limited(const std::string& message) override { warnings_.warn(reactor_.now(), message); }
 
@@ -132,6 +134,7 @@ class Shard final : public commands::CommandHost,
   // command (by RegisteredCommand::index), per exec name, and its own.
   std::vector<commands::CommandStats> command_stats_;
   commands::ExecStatsTable exec_stats_;
+  commands::FileStats file_stats_;
   ShardStats shard_stats_;
   simdjson::dom::parser json_parser_;  // shared by every decoder of this thread
   pipeline::Dispatcher dispatcher_;

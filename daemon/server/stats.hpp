@@ -16,6 +16,8 @@
 
 #include "commands/command.hpp"
 #include "commands/exec.hpp"
+#include "commands/file_stats.hpp"
+#include "commands/partial_uploads.hpp"
 #include "proto/error_code.hpp"
 
 namespace framed::server {
@@ -40,6 +42,7 @@ struct TrafficStats {
 struct ShardStats {
   std::uint64_t idle_timeouts = 0;
   std::uint64_t header_timeouts = 0;
+  std::uint64_t body_timeouts = 0;        // a started body missed body_timeout (and min_body_rate)
   std::uint64_t accept_errors = 0;        // accept failures other than fd exhaustion
   std::uint64_t accept_fd_exhausted = 0;  // EMFILE/ENFILE/ENOBUFS/ENOMEM: accepting paused
   std::uint64_t slow_subscribers = 0;     // dropped past max_event_backlog of unsent events
@@ -82,6 +85,8 @@ struct StatsSnapshot {
   std::vector<ListenerSnapshot> listeners;
   std::vector<std::pair<std::string_view, commands::CommandStats>> commands;  // registration order
   std::vector<std::pair<std::string, commands::ExecStats>> exec;              // by name
+  commands::FileStats files;               // summed over shards
+  commands::PartialCounters partials;      // process-wide: read once, not summed
 };
 
 }  // namespace framed::server

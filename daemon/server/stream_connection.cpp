@@ -44,7 +44,38 @@ bool StreamConnection::push_event(pipeline::SharedFrame frame) {
 
 void StreamConnection::on_input(std::size_t bytes) {
   listener_->stats->bytes_in += bytes;
+  if (body_deadline_ != base::TimePoint{} && listener_->min_body_rate != 0) {
+    // Every min_body_rate bytes received give the body one more second.
+    body_credit_ += bytes;
+    body_deadline_ += std::chrono::seconds(body_credit_ / listener_->min_body_rate);
+    body_credit_ %= listener_->min_body_rate;
+  }
   pump();
+}
+
+void StreamConnection::track_body(std::string_view input) {
+  if (!pipeline_.body_begun(input)) {
+    body_deadline_ = {};
+    return;
+  }
+  const base::TimePoint now = reactor_.now();
+  if (body_deadline_ == base::TimePoint{} || body_frame_ != pipeline_.frames_begun()) {
+    body_deadline_ = now + listener_->body_timeout;
+    body_frame_ = pipeline_.frames_begun();
+    body_credit_ = 0;
+    body_held_since_ = {};
+  }
+  track_body_held(now);
+}
+
+void StreamConnection::track_body_held(base::TimePoint now) {
+  const bool held = !pipeline_.wants_input();
+  if (held && body_held_since_ == base::TimePoint{}) {
+    body_held_since_ = now;
+  } else if (!held && body_held_since_ != base::TimePoint{}) {
+    body_deadline_ += now - body_held_since_;
+    body_held_since_ = {};
+  }
 }
 
 void StreamConnection::on_peer_closed() {
@@ -90,6 +121,11 @@ void StreamConnection::pump() {
     }
     if (pipeline_.input_wanted() != 0) transport_.reserve_input(pipeline_.input_wanted());
   }
+  if (transport_.input_available()) {
+    track_body(transport_.input().readable());
+  } else if (body_deadline_ != base::TimePoint{}) {
+    track_body_held(reactor_.now());  // the input is the recv's in flight: only whether we hold the body back
+  }
   // Replies leave before the next read is armed, as a request/reply
   // server wants its round trips ordered.
   transport_.flush();
@@ -122,6 +158,17 @@ void StreamConnection::check_timeouts(base::TimePoint now) {
     SPDLOG_DEBUG("connection {} from {}: frame header not complete within header_timeout", id_, peer_);
     header_started_ = {};
     pipeline_.fail(proto::ErrorCode::timeout, "frame header not completed within header_timeout");
+    return;
+  }
+  if (body_deadline_ != base::TimePoint{} && body_held_since_ == base::TimePoint{} && now >= body_deadline_) {
+    owner_.on_timeout(TimeoutKind::body);
+    SPDLOG_DEBUG("connection {} from {}: request body not complete within body_timeout", id_, peer_);
+    body_deadline_ = {};
+    // The body's bytes are in the way of the next frame: the error is
+    // followed by a close. A put cut off here is kept for resuming.
+    pipeline_.fail(proto::ErrorCode::timeout,
+                   "request body not completed within body_timeout (at least min_body_rate bytes a second "
+                   "extend it)");
     return;
   }
   if (now - transport_.last_activity() >= listener_->idle_timeout) {

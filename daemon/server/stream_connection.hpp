@@ -31,7 +31,7 @@
 
 namespace framed::server {
 
-enum class TimeoutKind : std::uint8_t { idle, header };
+enum class TimeoutKind : std::uint8_t { idle, header, body };
 
 class StreamConnection final : public transport::StreamTransport::Handler,
                                public pipeline::FrameOutput,
@@ -102,6 +102,10 @@ class StreamConnection final : public transport::StreamTransport::Handler,
   // reading and finishing by what the pipeline says.
   void pump();
 
+  // Starts, stops or freezes the body deadline by what the pipeline says.
+  void track_body(std::string_view input);
+  void track_body_held(base::TimePoint now);
+
   reactor::Reactor& reactor_;
   Owner& owner_;
   std::shared_ptr<const ListenerSettings> listener_;
@@ -113,6 +117,14 @@ class StreamConnection final : public transport::StreamTransport::Handler,
   pipeline::RequestPipeline pipeline_;
   bool draining_ = false;
   base::TimePoint header_started_{};  // epoch: no header in progress
+  // body_timeout: the deadline of the body in progress (epoch: none), which
+  // frame it belongs to, the bytes received toward its next second
+  // (min_body_rate), and since when the daemon itself has held the body back
+  // (a sink behind, a full output: time that is not the client's).
+  base::TimePoint body_deadline_{};
+  std::uint64_t body_frame_ = 0;
+  std::uint64_t body_credit_ = 0;
+  base::TimePoint body_held_since_{};
 };
 
 }  // namespace framed::server

@@ -158,6 +158,8 @@ class TestHost final : public commands::CommandHost, public server::StreamConnec
   pubsub::ChannelTable& channels() noexcept override { return channels_; }
   pubsub::Subscriber* subscriber(std::uint64_t) noexcept override { return connection; }
   commands::ExecStats& exec_stats(std::string_view) override { return exec_; }
+  commands::FileStats& file_stats() noexcept override { return files_; }
+  commands::PartialUploads& partial_uploads() noexcept override { return partials_; }
   server::StatsSnapshot stats() const override { return {}; }
   void warn_rate_limited(const std::string&) override {}
 
@@ -180,6 +182,8 @@ class TestHost final : public commands::CommandHost, public server::StreamConnec
   commands::CommandRegistry registry_;
   std::vector<commands::CommandStats> stats_;
   commands::ExecStats exec_;
+  commands::FileStats files_;
+  commands::PartialUploads partials_;
   exec::WorkerPool pool_;
 };
 

@@ -228,6 +228,8 @@ path = "@framed-test"
   CHECK(config.files->max_file_size == (1ULL << 30));
   CHECK(config.files->fsync);
   CHECK_FALSE(config.files->allow_subdirs);
+  CHECK(config.files->resume_window == 10min);
+  CHECK(config.files->max_partials == 16);
 
   REQUIRE(config.commands.count("date") == 1);
   const auto& date = config.commands.at("date");
@@ -962,6 +964,8 @@ TEST_CASE("config/framed.toml is valid and equals the built-in defaults", "[conf
   CHECK(config.limits.max_body == defaults.limits.max_body);
   CHECK(config.limits.idle_timeout == defaults.limits.idle_timeout);
   CHECK(config.limits.header_timeout == defaults.limits.header_timeout);
+  CHECK(config.limits.body_timeout == defaults.limits.body_timeout);
+  CHECK(config.limits.min_body_rate == defaults.limits.min_body_rate);
   CHECK(config.limits.max_pending_replies == defaults.limits.max_pending_replies);
   REQUIRE(config.listeners.size() == defaults.listeners.size());
   for (std::size_t i = 0; i < defaults.listeners.size(); ++i) {
@@ -1262,8 +1266,8 @@ TEST_CASE("integer and size rows are enforced at their bounds and one past them"
     }
     ++probed;
   }
-  // daemon 3, limits 4, listener 5, files 1, commands 4.
-  CHECK(probed == 17);
+  // daemon 3, limits 5, listener 6, files 2, commands 4.
+  CHECK(probed == 20);
 }
 
 TEST_CASE("duration rows: zero where it means something, and nowhere else", "[config][schema]") {
@@ -1278,6 +1282,56 @@ TEST_CASE("duration rows: zero where it means something, and nowhere else", "[co
             .rlimit_cpu == 1U);
   require_error(parse("[commands.a]\nargv = [\"/bin/true\"]\nrlimit_cpu = \"999ms\"\n"), 3, 14,
                 "commands.a.rlimit_cpu: must be at least 1s");
+}
+
+TEST_CASE("body_timeout and min_body_rate: defaults, units, per-listener overrides", "[config]") {
+  const Config defaults = framed::config::default_config();
+  CHECK(defaults.limits.body_timeout == 10s);
+  CHECK(defaults.limits.min_body_rate == 1024);
+  const auto result = parse(R"([limits]
+body_timeout = "2.5s"
+min_body_rate = "64KiB"
+
+[[listener]]
+kind = "tcp"
+address = "127.0.0.1:9000"
+
+[[listener]]
+kind = "unix"
+path = "/tmp/framed-body.sock"
+body_timeout = "1s"
+min_body_rate = 0
+)");
+  const Config& config = require_ok(result);
+  CHECK(config.limits.body_timeout == 2500ms);
+  CHECK(config.limits.min_body_rate == 64 * 1024);
+  REQUIRE(config.listeners.size() == 2);
+  CHECK(config.listeners[0].limits.body_timeout == 2500ms);
+  CHECK(config.listeners[0].limits.min_body_rate == 64 * 1024);
+  CHECK(config.listeners[1].limits.body_timeout == 1s);
+  CHECK(config.listeners[1].limits.min_body_rate == 0);
+
+  require_error(parse("[limits]\nbody_timeout = \"0s\"\n"), 2, 16, "limits.body_timeout: must be greater than zero");
+  require_error(parse("[limits]\nbody_timeout = 10\n"), 2, 16, "limits.body_timeout");
+  require_error(parse("[limits]\nmin_body_rate = \"fast\"\n"), 2, 17, "limits.min_body_rate");
+  require_error(parse("[limits]\nmin_body_rate = -1\n"), 2, 17, "limits.min_body_rate: must");
+  // An http listener has no frame bodies: the keys are not its.
+  require_error(parse("[[listener]]\nkind = \"http\"\naddress = \"127.0.0.1:1\"\nbody_timeout = \"1s\"\n"), 4, 1,
+                "body_timeout");
+}
+
+TEST_CASE("resume_window and max_partials: defaults, zero, bounds", "[config]") {
+  const auto keep_none = parse("[files]\nroot = \"/tmp\"\nresume_window = \"0s\"\nmax_partials = 0\n");
+  const Config& none = require_ok(keep_none);
+  REQUIRE(none.files.has_value());
+  CHECK(none.files->resume_window == 0s);
+  CHECK(none.files->max_partials == 0);
+  const auto short_window = parse("[files]\nroot = \"/tmp\"\nresume_window = \"1.5s\"\nmax_partials = 4096\n");
+  CHECK(require_ok(short_window).files->resume_window == 1500ms);
+  CHECK(require_ok(short_window).files->max_partials == 4096);
+  require_error(parse("[files]\nroot = \"/tmp\"\nmax_partials = 4097\n"), 3, 16, "files.max_partials: must");
+  require_error(parse("[files]\nroot = \"/tmp\"\nresume_window = \"-1s\"\n"), 3, 17, "files.resume_window");
+  require_error(parse("[files]\nroot = \"/tmp\"\nresume_window = 600\n"), 3, 17, "files.resume_window");
 }
 
 TEST_CASE("which keys a reload may change", "[config][schema]") {
@@ -1312,14 +1366,8 @@ TEST_CASE("keys of features that are not built are refused", "[config][schema][e
   // later versions).
   const std::string listener = "[[listener]]\nkind = \"tcp\"\naddress = \"127.0.0.1:1\"\n";
   require_error(parse("[daemon]\nreactors = 2\n"), 2, 1, "unknown key 'reactors' in [daemon]");
-  require_error(parse("[limits]\nbody_timeout = \"10s\"\n"), 2, 1,
-                "unknown key 'body_timeout' in [limits]");
   require_error(parse(listener + "tls_cert = \"/etc/x.pem\"\n"), 4, 1,
                 "unknown key 'tls_cert' in [[listener]]");
-  require_error(parse("[files]\nroot = \"/\"\nresume_window = \"10m\"\n"), 3, 1,
-                "unknown key 'resume_window' in [files]");
-  require_error(parse("[files]\nroot = \"/\"\nmax_partials = 16\n"), 3, 1,
-                "unknown key 'max_partials' in [files]");
   require_error(parse("[principals.deploy]\nfiles = \"read\"\n"), 1, 2,
                 "unknown key 'principals' in the top level");
 }

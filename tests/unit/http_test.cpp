@@ -158,6 +158,11 @@ TEST_CASE("metrics: the exact exposition of a small snapshot", "[http][metrics]"
   snapshot.workers_busy = 1;
   snapshot.jobs_queued = 3;
   snapshot.shard.accept_fd_exhausted = 4;
+  snapshot.shard.body_timeouts = 2;
+  snapshot.files = framed::commands::FileStats{.bytes_in = 10, .bytes_out = 20, .files_committed = 3,
+                                               .uploads_aborted = 1};
+  snapshot.partials = framed::commands::PartialCounters{.kept = 4, .resumed = 2, .expired = 1, .evicted = 0,
+                                                        .discarded = 1, .held = 0};
   framed::server::TrafficStats traffic;
   traffic.connections_accepted = 5;
   traffic.connections_active = 1;
@@ -232,6 +237,9 @@ TEST_CASE("metrics: the exact exposition of a small snapshot", "[http][metrics]"
       "# HELP framed_header_timeouts_total Requests whose header missed header_timeout.\n"
       "# TYPE framed_header_timeouts_total counter\n"
       "framed_header_timeouts_total 0\n"
+      "# HELP framed_body_timeouts_total Requests whose body missed body_timeout and min_body_rate.\n"
+      "# TYPE framed_body_timeouts_total counter\n"
+      "framed_body_timeouts_total 2\n"
       "# HELP framed_accept_errors_total accept() failures other than descriptor exhaustion.\n"
       "# TYPE framed_accept_errors_total counter\n"
       "framed_accept_errors_total 0\n"
@@ -257,6 +265,28 @@ TEST_CASE("metrics: the exact exposition of a small snapshot", "[http][metrics]"
       "# HELP framed_command_failures_total Requests answered ok = false, by command.\n"
       "# TYPE framed_command_failures_total counter\n"
       "framed_command_failures_total{command=\"ping\"} 0\n"
+      "# HELP framed_file_bytes_in_total put body bytes taken for the disk.\n"
+      "# TYPE framed_file_bytes_in_total counter\n"
+      "framed_file_bytes_in_total 10\n"
+      "# HELP framed_file_bytes_out_total get body bytes handed to the socket.\n"
+      "# TYPE framed_file_bytes_out_total counter\n"
+      "framed_file_bytes_out_total 20\n"
+      "# HELP framed_files_committed_total Uploads that became visible under their name.\n"
+      "# TYPE framed_files_committed_total counter\n"
+      "framed_files_committed_total 3\n"
+      "# HELP framed_uploads_aborted_total Uploads cut off or failed before a commit.\n"
+      "# TYPE framed_uploads_aborted_total counter\n"
+      "framed_uploads_aborted_total 1\n"
+      "# HELP framed_partial_uploads_total Failed uploads kept for resuming, and what became of them.\n"
+      "# TYPE framed_partial_uploads_total counter\n"
+      "framed_partial_uploads_total{event=\"kept\"} 4\n"
+      "framed_partial_uploads_total{event=\"resumed\"} 2\n"
+      "framed_partial_uploads_total{event=\"expired\"} 1\n"
+      "framed_partial_uploads_total{event=\"evicted\"} 0\n"
+      "framed_partial_uploads_total{event=\"discarded\"} 1\n"
+      "# HELP framed_partial_uploads Failed uploads kept for resuming now.\n"
+      "# TYPE framed_partial_uploads gauge\n"
+      "framed_partial_uploads 0\n"
       "# HELP framed_exec_runs_total exec runs that ended, by configured command.\n"
       "# TYPE framed_exec_runs_total counter\n"
       "framed_exec_runs_total{command=\"date\"} 2\n"
