@@ -1,12 +1,9 @@
 #include "client.hpp"
 
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
-#include <sys/un.h>
 
 #include <algorithm>
 #include <array>
@@ -19,6 +16,7 @@
 
 #include "codec.hpp"
 #include "base/unique_fd.hpp"
+#include "net/resolve.hpp"
 
 namespace framed::bench {
 namespace {
@@ -399,54 +397,27 @@ class ClientThread final : public ReplySink {
 
 std::optional<Target> resolve_target(const Options& options, std::string& error) {
   Target target;
+  std::optional<net::SocketAddress> address;
   if (!options.unix_path.empty()) {
-    sockaddr_un address{};
-    address.sun_family = AF_UNIX;
-    const bool abstract = options.unix_path.front() == '@';
-    // Abstract names may use the whole sun_path; file paths need their NUL.
-    if (options.unix_path.size() > sizeof address.sun_path - (abstract ? 0 : 1)) {
+    address = net::SocketAddress::unix_path(options.unix_path);
+    if (!address) {
       error = "Unix socket path is too long: " + options.unix_path;
       return std::nullopt;
     }
-    std::memcpy(address.sun_path, options.unix_path.data(), options.unix_path.size());
-    if (abstract) address.sun_path[0] = '\0';
-    target.length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + options.unix_path.size() +
-                                           (abstract ? 0 : 1));
-    std::memcpy(&target.address, &address, sizeof address);
     target.tcp = false;
-    target.description = options.unix_path;
-    return target;
-  }
-
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_NUMERICSERV;
-  addrinfo* found = nullptr;
-  const std::string port = std::to_string(options.port);
-  if (const int rc = ::getaddrinfo(options.host.c_str(), port.c_str(), &hints, &found); rc != 0) {
-    error = "cannot resolve " + options.host + ": " + ::gai_strerror(rc);
-    return std::nullopt;
-  }
-  const std::unique_ptr<addrinfo, void (*)(addrinfo*)> owner(found, ::freeaddrinfo);
-  std::memcpy(&target.address, found->ai_addr, found->ai_addrlen);
-  target.length = found->ai_addrlen;
-
-  std::array<char, INET6_ADDRSTRLEN> text{};
-  if (found->ai_family == AF_INET6) {
-    ::inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(found->ai_addr)->sin6_addr, text.data(),
-                text.size());
-    // Built by appending, not `"[" + std::string(...)`: g++ 12 at -O3 misreads
-    // that prepend as an overlapping memcpy (-Wrestrict).
-    std::string description = "[";
-    description += text.data();
-    description += "]:";
-    description += port;
-    target.description = std::move(description);
   } else {
-    ::inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(found->ai_addr)->sin_addr, text.data(), text.size());
-    target.description = std::string(text.data()) + ":" + port;
+    // A bare IPv6 host gets its brackets back, so the port stays unambiguous.
+    const bool ipv6 = options.host.find(':') != std::string::npos;
+    std::string host_port = ipv6 ? "[" : "";
+    host_port.append(options.host);
+    host_port.append(ipv6 ? "]:" : ":");
+    host_port.append(std::to_string(options.port));
+    address = net::resolve_host_port(host_port, SOCK_STREAM, error);
+    if (!address) return std::nullopt;
   }
+  std::memcpy(&target.address, &address->storage, sizeof target.address);
+  target.length = address->length;
+  target.description = target.tcp ? address->to_string() : options.unix_path;
   return target;
 }
 

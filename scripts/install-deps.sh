@@ -8,6 +8,7 @@ set -euo pipefail
 packages=(
   g++ meson ninja-build pkg-config
   liburing-dev libspdlog-dev libtomlplusplus-dev libsimdjson-dev libssl-dev libhttp-parser-dev
+  libcli11-dev   # framectl's command line
 )
 [ "${1:-}" = --build-only ] || packages+=(
   catch2 python3 python3-pytest socat procps

@@ -2,14 +2,11 @@
 // What put, get, list and delete share (PROTOCOL.md section 4, CONFIG.md
 // [files]): the settings a request copies from the config (a reload may
 // replace the config while its jobs run), the name read from the request
-// and checked, the root opened in a worker, errno turned into an answer, and
-// SHA-256 over OpenSSL's EVP API.
+// and checked, the root opened in a worker, and errno turned into an answer.
 //
 // The disk is touched only in worker jobs; everything here that blocks says
 // so. The reactor side checks the request, copies what the job needs and
 // answers what comes back.
-
-#include <openssl/evp.h>
 
 #include <chrono>
 #include <cstdint>
@@ -20,6 +17,7 @@
 
 #include "base/unique_fd.hpp"
 #include "commands/command.hpp"
+#include "digest/sha256.hpp"
 #include "files/file_name.hpp"
 
 namespace framed::commands {
@@ -63,20 +61,8 @@ base::UniqueFd open_root(const std::string& root, int& error);
 // failed (too_busy) for `command`.
 bool submit_file_job(CommandHost& host, std::string_view command, std::function<void()> job, proto::Reply& reply);
 
-// SHA-256 fed in pieces (EVP_sha256), lowercase hex at the end.
-class Sha256 {
- public:
-  Sha256();
-  void update(std::string_view bytes);
-  // The digest of everything fed so far; the hash is finished afterwards.
-  [[nodiscard]] std::string hex_digest();
-
- private:
-  struct Free {
-    void operator()(EVP_MD_CTX* context) const noexcept { EVP_MD_CTX_free(context); }
-  };
-  std::unique_ptr<EVP_MD_CTX, Free> context_;
-};
+// SHA-256 fed in pieces: lib/digest, shared with framectl.
+using digest::Sha256;
 
 // Registers put (file_put.cpp), get (file_get.cpp), list and delete
 // (file_list.cpp). They are registered whether or not [files] is configured:

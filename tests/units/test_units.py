@@ -87,7 +87,8 @@ def test_install_lays_down_the_service_and_keeps_an_edited_config(tmp_path):
     config = str(root) + sysconfdir + "/framed/framed.toml"
     for path in ["/sbin/framed", "/lib/systemd/system/framed.service", "/lib/systemd/system/framed.socket",
                  "/lib/systemd/system/framed-isolated.service", "/share/man/man8/framed.8",
-                 "/share/man/man5/framed.toml.5", "/share/doc/framed/README.md"]:
+                 "/share/man/man5/framed.toml.5", "/share/doc/framed/README.md",
+                 "/bin/framectl", "/share/man/man1/framectl.1"]:
         assert os.path.exists(base + path), path
     assert open(config).read() == open(config + ".example").read()
     with open(config, "a") as edited:

@@ -1,0 +1,210 @@
+// framectl: the command-line client of framed (framectl.1). Parses the
+// command line with CLI11, picks the target and the framing, runs one
+// subcommand and turns any failure into "framectl: CODE: MESSAGE" and its
+// exit status.
+
+#include <CLI/CLI.hpp>
+
+#include <cmath>
+#include <cstdio>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "commands.hpp"
+#include "failure.hpp"
+#include "framed_build_config.hpp"
+#include "output.hpp"
+
+namespace framed::framectl {
+namespace {
+
+struct GlobalOptions {
+  std::string tcp;
+  std::string unix_path;
+  std::string udp;
+  std::string framing;
+  double timeout_seconds = 30;
+  bool json = false;
+};
+
+Session make_session(const GlobalOptions& options) {
+  const int given = !options.tcp.empty() + !options.unix_path.empty() + !options.udp.empty();
+  if (given > 1) fail_usage("give at most one of --tcp, --unix and --udp");
+  Target target = !options.tcp.empty()         ? make_target(Transport::tcp, options.tcp)
+                  : !options.unix_path.empty() ? make_target(Transport::unix_stream, options.unix_path)
+                  : !options.udp.empty()       ? make_target(Transport::udp, options.udp)
+                                               : default_target();
+  codec::Framing framing = codec::Framing::json;
+  if (!options.framing.empty()) {
+    if (target.transport == Transport::udp) fail_usage("--framing is for stream sockets; UDP carries text datagrams");
+    if (options.framing == "json") {
+      framing = codec::Framing::json;
+    } else if (options.framing == "length") {
+      framing = codec::Framing::length;
+    } else if (options.framing == "line") {
+      framing = codec::Framing::line;
+    } else {
+      fail_usage(concat("--framing is json, length or line, not '", options.framing, "'"));
+    }
+  }
+  if (!(options.timeout_seconds > 0) || options.timeout_seconds > 86400) {
+    fail_usage("--timeout is a number of seconds above 0 (at most 86400)");
+  }
+  const auto timeout = static_cast<TimeoutMs>(std::ceil(options.timeout_seconds * 1000));
+  return Session(std::move(target), framing, timeout, options.json);
+}
+
+int run(int argc, char** argv) {
+  CLI::App app{"framectl: talk to the framed daemon (see framectl(1))", "framectl"};
+  app.set_version_flag("--version", std::string(FRAMED_VERSION));
+  app.require_subcommand(1);
+  // Global options may also follow the subcommand: `framectl stats --json`.
+  app.fallthrough();
+  // The words that echo, upper and exec take whole are "extras" to CLI11,
+  // and it checks extras from the top: allowed here, and framectl's own
+  // left-overs refused after parsing.
+  app.allow_extras();
+
+  GlobalOptions options;
+  app.add_option("--tcp", options.tcp, "connect over TCP to HOST:PORT")->type_name("HOST:PORT");
+  app.add_option("--unix", options.unix_path, "connect to the Unix stream socket PATH")->type_name("PATH");
+  app.add_option("--udp", options.udp, "send text datagrams to HOST:PORT (simple mode)")->type_name("HOST:PORT");
+  app.add_option("--framing", options.framing, "json (default), length or line (simple mode)")
+      ->type_name("FRAMING");
+  app.add_option("--timeout", options.timeout_seconds, "seconds to wait for the daemon (default 30)")
+      ->type_name("SECONDS");
+  app.add_flag("--json", options.json, "machine-readable output: one JSON object per reply");
+
+  // What the subcommands' options and positionals are parsed into.
+  struct Arguments {
+    std::vector<std::string> words;
+    std::string name;
+    std::string file;
+    std::string prefix;
+    std::string channel;
+    std::string message;
+    std::vector<std::string> channels;
+    bool follow = false;
+    bool resume = false;
+  } a;
+  std::function<int(const Session&)> action;
+
+  app.add_subcommand("ping", "check that the daemon answers")->callback([&] {
+    action = [](const Session& s) { return run_ping(s); };
+  });
+
+  for (const std::string command : {"echo", "upper"}) {
+    auto* sub = app.add_subcommand(command, command == "echo" ? "send TEXT (or stdin with -) and print it back"
+                                                              : "print TEXT (or stdin with -) upper-cased by the daemon");
+    // TEXT...: every word is text, even those that start with '-'.
+    sub->prefix_command();
+    sub->fallthrough(false);
+    sub->callback([&action, &a, command, sub] {
+      a.words = sub->remaining();
+      if (a.words.empty()) fail_usage(concat(command, " needs TEXT, or - to read stdin"));
+      action = [&a, command](const Session& s) { return run_text(s, command, a.words); };
+    });
+  }
+
+  {
+    auto* sub = app.add_subcommand("exec", "run a command configured in the daemon by NAME");
+    sub->add_flag("--follow,-f", a.follow, "print the output while the command runs (\"stream\": true)");
+    // NAME [ARGS...]: the ARGS belong to the command, options included
+    // (`exec grep -n x`), so parsing stops at NAME.
+    sub->prefix_command();
+    sub->fallthrough(false);
+    sub->callback([&action, &a, sub] {
+      std::vector<std::string> words = sub->remaining();
+      if (words.empty()) fail_usage("exec needs NAME, the command's configured name");
+      a.name = words.front();
+      words.erase(words.begin());
+      action = [&a, args = std::move(words)](const Session& s) { return run_exec(s, a.name, args, a.follow); };
+    });
+  }
+
+  {
+    auto* sub = app.add_subcommand("put", "upload FILE as NAME (default: FILE's base name)");
+    sub->add_option("file", a.file, "the local file")->required()->type_name("FILE");
+    sub->add_option("name", a.name, "the name at the daemon")->type_name("NAME");
+    sub->callback([&] { action = [&a](const Session& s) { return run_put(s, a.file, a.name); }; });
+  }
+
+  {
+    auto* sub = app.add_subcommand("get", "download NAME to FILE (default: stdout)");
+    sub->add_option("name", a.name, "the name at the daemon")->required()->type_name("NAME");
+    sub->add_option("file", a.file, "the local file")->type_name("FILE");
+    sub->add_flag("--continue,-c", a.resume, "continue a partial download into FILE from its size");
+    sub->callback([&] { action = [&a](const Session& s) { return run_get(s, a.name, a.file, a.resume); }; });
+  }
+
+  {
+    auto* sub = app.add_subcommand("list", "list the daemon's files (those whose name starts with PREFIX)");
+    sub->add_option("prefix", a.prefix, "a name prefix")->type_name("PREFIX");
+    sub->callback([&] { action = [&a](const Session& s) { return run_list(s, a.prefix); }; });
+  }
+
+  {
+    auto* sub = app.add_subcommand("delete", "delete the daemon's file NAME");
+    sub->add_option("name", a.name, "the name at the daemon")->required()->type_name("NAME");
+    sub->callback([&] { action = [&a](const Session& s) { return run_delete(s, a.name); }; });
+  }
+
+  {
+    auto* sub = app.add_subcommand("publish", "send MESSAGE to the subscribers of CHANNEL");
+    sub->add_option("channel", a.channel, "the channel")->required()->type_name("CHANNEL");
+    sub->add_option("message", a.message, "the message")->required()->type_name("MESSAGE");
+    sub->callback([&] { action = [&a](const Session& s) { return run_publish(s, a.channel, a.message); }; });
+  }
+
+  {
+    auto* sub = app.add_subcommand("subscribe", "print the messages of CHANNEL... until Ctrl-C");
+    sub->add_option("channel", a.channels, "channels")->required()->type_name("CHANNEL");
+    sub->callback([&] { action = [&a](const Session& s) { return run_subscribe(s, a.channels); }; });
+  }
+
+  app.add_subcommand("stats", "print the daemon's counters")->callback([&] {
+    action = [](const Session& s) { return run_stats(s); };
+  });
+  app.add_subcommand("help", "list the daemon's commands")->callback([&] {
+    action = [](const Session& s) { return run_help(s); };
+  });
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    fail_usage(e.what());
+  }
+  if (const auto extras = app.remaining(false); !extras.empty()) {
+    fail_usage(concat("The following argument was not expected: ", extras.front()));
+  }
+  const Session session = make_session(options);
+  return action(session);
+}
+
+}  // namespace
+}  // namespace framed::framectl
+
+int main(int argc, char** argv) {
+  using framed::framectl::Failure;
+  try {
+    return framed::framectl::run(argc, argv);
+  } catch (const Failure& failure) {
+    std::string line = "framectl: ";
+    line.append(failure.code());
+    line.append(": ");
+    line.append(failure.what());
+    line.append("\n");
+    std::fputs(line.c_str(), stderr);
+    return static_cast<int>(failure.status());
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "framectl: internal: %s\n", e.what());
+    return 1;
+  }
+}
