@@ -16,6 +16,8 @@ count_results() {  # adds the test cases of one build's run to the totals
   passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
 }
 
+# skip_tests: meson test names a suite's run leaves out (set per call).
+skip_tests=()
 run_suite() {  # builddir, meson setup options...
   local builddir=$1
   shift
@@ -26,7 +28,11 @@ run_suite() {  # builddir, meson setup options...
     return
   fi
   echo "== $builddir: test"
-  meson test -C "$builddir" --print-errorlogs --num-processes 1
+  local tests=()
+  if [ ${#skip_tests[@]} -gt 0 ]; then
+    mapfile -t tests < <(meson test -C "$builddir" --list --no-rebuild 2>/dev/null | grep " / " | sed 's|.* / ||' | grep -vxF "${skip_tests[@]/#/-e}")
+  fi
+  meson test -C "$builddir" --print-errorlogs --num-processes 1 "${tests[@]}"
   count_results "$builddir"
 }
 
@@ -34,9 +40,13 @@ run_suite build -Dtests=true
 # b_lundef=false: the sanitizer runtimes resolve symbols at load time.
 # quarantine_size_mb: ASan keeps freed memory in quarantine (256 MiB by
 # default), which would swamp the tests that bound the daemon's memory.
+# The integration suite runs under one backend here (both run in build/):
+# the sanitizers look at the daemon's own code, which both backends share.
+skip_tests=(integration-epoll)
 ASAN_OPTIONS=halt_on_error=1:abort_on_error=1:print_summary=1:detect_leaks=1:quarantine_size_mb=16 \
   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   run_suite build-asan -Dtests=true -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
+skip_tests=()
 
 # The worker pool and the command runner under ThreadSanitizer: only the
 # unit tests tagged [exec] (TSan and ASan cannot share a build).
