@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh --build-only
-echo "== building the daemon in build/ (a few minutes the first time on 2 cores; ninja shows its progress)"
+echo "== building the daemon in build/ (about 3 minutes the first time on 2 cores; ninja shows its progress)"
 # A fresh build/ leaves the tests out (they need more packages); one that
 # scripts/test.sh configured keeps them.
 if [ -f build/build.ninja ]; then scripts/configure.sh build; else scripts/configure.sh build -Dtests=false; fi
