@@ -54,14 +54,12 @@ class ReloadDaemon(Daemon):
     """A daemon whose config the test rewrites, with its notifications kept."""
 
     def __init__(self, listeners, daemon=None, extra="", env=None, **kwargs):
-        self.extra = extra
-        notify_env = dict(env or {})
-        super().__init__(listeners, daemon=daemon, env=notify_env, **kwargs)
+        super().__init__(listeners, daemon=daemon, env=env, **kwargs)
         self.notify_own = os.path.join(self.dir, "notify-test.sock")
         self.env["NOTIFY_SOCKET"] = self.notify_own
         self.notifications = Notifications(self.notify_own)
         self.specs = list(self.listeners.values())
-        self.daemon_table = daemon
+        self.reloads = 0
         self.write(self.specs, daemon, extra)
 
     def write(self, listeners, daemon=None, extra="", text=None):
@@ -83,8 +81,6 @@ class ReloadDaemon(Daemon):
         self.notifications.wait_for("RELOADING=1", count=self.reloads + 1)
         self.notifications.wait_for("READY=1", count=ready_before + 1)
         self.reloads += 1
-
-    reloads = 0
 
     def cleanup(self):
         super().cleanup()
