@@ -62,15 +62,26 @@ int run_text(const Session& session, const std::string& command, const std::vect
   return 0;
 }
 
-int run_stats(const Session& session) {
-  if (session.simple_mode()) return run_simple(session, "stats", "");
-  const auto answer = session.request(JsonRequest("stats"));
+namespace {
+
+// stats and help: a json body that --json prints as a member of the reply's
+// line. Null when it was printed so; otherwise the body, for the caller to
+// render for people.
+std::unique_ptr<Answer> request_json_body(const Session& session, std::string_view command) {
+  auto answer = session.request(JsonRequest(command));
   const std::string members = json_body_member(answer->body);
   session.check_ok(answer->head, members);
-  if (session.json()) {
-    write_stdout(json_line(answer->head, members));
-    return 0;
-  }
+  if (!session.json()) return answer;
+  write_stdout(json_line(answer->head, members));
+  return nullptr;
+}
+
+}  // namespace
+
+int run_stats(const Session& session) {
+  if (session.simple_mode()) return run_simple(session, "stats", "");
+  const auto answer = request_json_body(session, "stats");
+  if (!answer) return 0;
   simdjson::dom::parser parser;
   simdjson::dom::element stats;
   if (parser.parse(answer->body).get(stats) != simdjson::SUCCESS) {
@@ -82,13 +93,8 @@ int run_stats(const Session& session) {
 
 int run_help(const Session& session) {
   if (session.simple_mode()) return run_simple(session, "help", "");
-  const auto answer = session.request(JsonRequest("help"));
-  const std::string members = json_body_member(answer->body);
-  session.check_ok(answer->head, members);
-  if (session.json()) {
-    write_stdout(json_line(answer->head, members));
-    return 0;
-  }
+  const auto answer = request_json_body(session, "help");
+  if (!answer) return 0;
   simdjson::dom::parser parser;
   simdjson::dom::array commands;
   if (parser.parse(answer->body).get_array().get(commands) != simdjson::SUCCESS) {
