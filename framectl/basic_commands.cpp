@@ -67,8 +67,8 @@ namespace {
 // stats and help: a json body that --json prints as a member of the reply's
 // line. Null when it was printed so; otherwise the body, for the caller to
 // render for people.
-std::unique_ptr<Answer> request_json_body(const Session& session, std::string_view command) {
-  auto answer = session.request(JsonRequest(command));
+std::unique_ptr<Answer> request_json_body(const Session& session, const JsonRequest& request) {
+  auto answer = session.request(request);
   const std::string members = json_body_member(answer->body);
   session.check_ok(answer->head, members);
   if (!session.json()) return answer;
@@ -78,9 +78,11 @@ std::unique_ptr<Answer> request_json_body(const Session& session, std::string_vi
 
 }  // namespace
 
-int run_stats(const Session& session) {
-  if (session.simple_mode()) return run_simple(session, "stats", "");
-  const auto answer = request_json_body(session, "stats");
+int run_stats(const Session& session, bool reset) {
+  if (session.simple_mode()) return run_simple(session, "stats", reset ? "reset" : "");
+  JsonRequest request("stats");
+  if (reset) request.field("reset", true);
+  const auto answer = request_json_body(session, request);
   if (!answer) return 0;
   simdjson::dom::parser parser;
   simdjson::dom::element stats;
@@ -93,7 +95,7 @@ int run_stats(const Session& session) {
 
 int run_help(const Session& session) {
   if (session.simple_mode()) return run_simple(session, "help", "");
-  const auto answer = request_json_body(session, "help");
+  const auto answer = request_json_body(session, JsonRequest("help"));
   if (!answer) return 0;
   simdjson::dom::parser parser;
   simdjson::dom::array commands;

@@ -13,7 +13,8 @@ namespace framed::framectl {
 int run_ping(const Session& session);
 // echo and upper: `words` joined by spaces, or stdin when they are just "-".
 int run_text(const Session& session, const std::string& command, const std::vector<std::string>& words);
-int run_stats(const Session& session);
+// reset: answer the counters, then zero them on the daemon.
+int run_stats(const Session& session, bool reset);
 int run_help(const Session& session);
 
 // exec_command.cpp: `args` starting with "-" send framectl's stdin.

@@ -87,6 +87,7 @@ int run(int argc, char** argv) {
     std::vector<std::string> channels;
     bool follow = false;
     bool resume = false;
+    bool reset_stats = false;
   } a;
   std::function<int(const Session&)> action;
 
@@ -163,9 +164,11 @@ int run(int argc, char** argv) {
     sub->callback([&] { action = [&a](const Session& s) { return run_subscribe(s, a.channels); }; });
   }
 
-  app.add_subcommand("stats", "print the daemon's counters")->callback([&] {
-    action = [](const Session& s) { return run_stats(s); };
-  });
+  {
+    auto* sub = app.add_subcommand("stats", "print the daemon's counters");
+    sub->add_flag("--reset", a.reset_stats, "then zero them on the daemon (gauges keep their values)");
+    sub->callback([&] { action = [&a](const Session& s) { return run_stats(s, a.reset_stats); }; });
+  }
   app.add_subcommand("help", "list the daemon's commands")->callback([&] {
     action = [](const Session& s) { return run_help(s); };
   });

@@ -16,8 +16,10 @@
 #include <unordered_map>
 #include <vector>
 
+#include "base/clock.hpp"
 #include "proto/reply.hpp"
 #include "proto/request.hpp"
+#include "stats/latency_histogram.hpp"
 
 namespace framed::server {
 struct ListenerSettings;
@@ -40,10 +42,14 @@ namespace framed::commands {
 struct CommandStats {
   std::uint64_t calls = 0;
   std::uint64_t failures = 0;  // replies with ok = false
+  // From the daemon taking the request up to its reply being ready
+  // (pipeline/dispatcher.hpp says how it is timed).
+  stats::LatencyHistogram<std::chrono::microseconds> latency;
 
   CommandStats& operator+=(const CommandStats& other) noexcept {
     calls += other.calls;
     failures += other.failures;
+    latency.merge(other.latency);
     return *this;
   }
 };
@@ -55,6 +61,7 @@ struct ReplyRoute {
   std::uint64_t requester = 0;
   std::uint64_t sequence = 0;
   CommandStats* stats = nullptr;  // the command's counters, in the requester's shard
+  base::TimePoint taken_at{};     // when the daemon took the request up (latency)
 };
 
 class CommandRegistry;
@@ -98,6 +105,12 @@ class CommandHost {
   [[nodiscard]] virtual PartialUploads& partial_uploads() noexcept = 0;
   // Every counter, added up across the daemon, for `stats`.
   [[nodiscard]] virtual server::StatsSnapshot stats() const = 0;
+  // `stats` with "reset": every counter back to zero (gauges such as open
+  // connections or running commands keep their value).
+  virtual void reset_stats() = 0;
+  // The time of the reactor's current batch of completions (read once per
+  // batch): when a request taken up now arrived.
+  [[nodiscard]] virtual base::TimePoint now() noexcept = 0;
   // A warning that may repeat in a tight loop: logged at most every few
   // seconds, with the count of those suppressed.
   virtual void warn_rate_limited(const std::string& message) = 0;

@@ -30,6 +30,14 @@ void write_traffic(proto::JsonWriter& json, const server::TrafficStats& stats) {
   }
 }
 
+// Percentiles in microseconds (at most 0.8 % above the true value).
+void write_latency(proto::JsonWriter& json, const stats::LatencyHistogram<std::chrono::microseconds>& latency) {
+  json.key("latency_p50_us").value(static_cast<std::uint64_t>(latency.percentile(0.50).count()));
+  json.key("latency_p90_us").value(static_cast<std::uint64_t>(latency.percentile(0.90).count()));
+  json.key("latency_p99_us").value(static_cast<std::uint64_t>(latency.percentile(0.99).count()));
+  json.key("latency_max_us").value(static_cast<std::uint64_t>(latency.max().count()));
+}
+
 bool enabled_on(const server::ListenerSettings& listener, std::string_view command) {
   return !listener.forced_command || *listener.forced_command == command;
 }
@@ -57,9 +65,26 @@ class Help final : public Command {
 class Stats final : public Command {
  public:
   std::string_view name() const noexcept override { return "stats"; }
-  std::string_view summary() const noexcept override { return "counters: connections, frames, bytes, errors, per listener and command"; }
-  void run(const proto::Request&, proto::Reply& reply, CommandContext& context) override {
+  std::string_view summary() const noexcept override {
+    return "counters: connections, frames, bytes, errors, per listener and command (\"reset\": true zeroes them)";
+  }
+  void run(const proto::Request& request, proto::Reply& reply, CommandContext& context) override {
+    // "reset": true answers the counters as they are, then zeroes them, in
+    // one step on the reactor thread: nothing counted between is lost.
+    bool reset = false;
+    if (request.mode == proto::RequestMode::json) {
+      if (const auto flag = request.header["reset"];
+          flag.error() != simdjson::NO_SUCH_FIELD && flag.get_bool().get(reset) != simdjson::SUCCESS) {
+        return reply.fail(proto::ErrorCode::bad_request, "stats: \"reset\" must be true or false");
+      }
+    } else if (!request.body.empty()) {
+      if (request.body != "reset") {
+        return reply.fail(proto::ErrorCode::bad_request, "stats: the only argument is \"reset\"");
+      }
+      reset = true;
+    }
     const server::StatsSnapshot stats = context.host.stats();
+    if (reset) context.host.reset_stats();
     proto::JsonWriter json(reply.body_storage);
     json.begin_object();
     json.key("version").value(FRAMED_VERSION);
@@ -72,6 +97,8 @@ class Stats final : public Command {
     json.key("config_path").value(stats.config_path);
     json.key("config_generation").value(stats.config_generation);
     json.key("config_loaded_unix").value(stats.config_loaded_unix);
+    json.key("counters_since_unix").value(stats.counters_since_unix);
+    json.key("bytes_buffered").value(stats.bytes_buffered);
     write_traffic(json, stats.total);
     json.key("idle_timeouts").value(stats.shard.idle_timeouts);
     json.key("header_timeouts").value(stats.shard.header_timeouts);
@@ -98,6 +125,7 @@ class Stats final : public Command {
       json.key(name).begin_object();
       json.key("calls").value(counters.calls);
       json.key("failures").value(counters.failures);
+      write_latency(json, counters.latency);
       json.end_object();
     }
     json.end_object();
@@ -128,10 +156,7 @@ class Stats final : public Command {
       json.key("refused").value(exec.refused);
       json.key("too_busy").value(exec.busy);
       json.key("active").value(exec.active);
-      json.key("latency_p50_us").value(static_cast<std::uint64_t>(exec.latency.percentile(0.50).count()));
-      json.key("latency_p90_us").value(static_cast<std::uint64_t>(exec.latency.percentile(0.90).count()));
-      json.key("latency_p99_us").value(static_cast<std::uint64_t>(exec.latency.percentile(0.99).count()));
-      json.key("latency_max_us").value(static_cast<std::uint64_t>(exec.latency.max().count()));
+      write_latency(json, exec.latency);
       json.end_object();
     }
     json.end_object();

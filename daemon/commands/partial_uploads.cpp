@@ -103,6 +103,11 @@ PartialCounters PartialUploads::counters() const {
   return counters_;
 }
 
+void PartialUploads::reset_counters() {
+  const std::lock_guard lock(mutex_);
+  counters_ = PartialCounters{.held = counters_.held};
+}
+
 void close_in_worker(CommandHost& host, PartialUploads::Released released) {
   if (released.empty()) return;
   // Closing the last descriptor of a large unlinked file frees its blocks,

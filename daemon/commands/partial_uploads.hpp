@@ -93,6 +93,8 @@ class PartialUploads {
                                          const PartialPolicy& policy, base::TimePoint now, Released& released);
 
   [[nodiscard]] PartialCounters counters() const;
+  // `stats` with "reset": the event counts back to zero (held stays).
+  void reset_counters();
 
  private:
   void sweep(const PartialPolicy& policy, base::TimePoint now, Released& released);

@@ -100,12 +100,15 @@ void render_status_page(const server::StatsSnapshot& snapshot, const StatusPageC
   }
   out += "</table></section>";
 
-  out += "<section><h2>Commands</h2><table><tr><th>command</th><th>calls</th><th>failures</th></tr>";
+  out += "<section><h2>Commands</h2><table><tr><th>command</th><th>calls</th><th>failures</th>"
+         "<th>p50 &micro;s</th><th>p99 &micro;s</th></tr>";
   for (const auto& [name, counters] : snapshot.commands) {
     out += "<tr>";
     name_cell(out, name);
     cell(out, counters.calls);
     cell(out, counters.failures);
+    cell(out, static_cast<std::uint64_t>(counters.latency.percentile(0.50).count()));
+    cell(out, static_cast<std::uint64_t>(counters.latency.percentile(0.99).count()));
     out += "</tr>";
   }
   out += "</table></section>";
@@ -141,10 +144,12 @@ void render_status_page(const server::StatsSnapshot& snapshot, const StatusPageC
                  "<tr><td>body timeouts</td><td>{}</td></tr>"
                  "<tr><td>accept paused (fd exhausted)</td><td>{}</td></tr>"
                  "<tr><td>reload failures</td><td>{}</td></tr>"
+                 "<tr><td>bytes buffered now</td><td>{}</td></tr>"
                  "<tr><td>files committed</td><td>{}</td></tr><tr><td>uploads aborted</td><td>{}</td></tr>"
                  "<tr><td>partial uploads kept now</td><td>{}</td></tr></table></section>",
                  snapshot.workers, snapshot.shard.idle_timeouts, snapshot.shard.header_timeouts,
                  snapshot.shard.body_timeouts, snapshot.shard.accept_fd_exhausted, snapshot.reload_failures,
+                 snapshot.bytes_buffered,
                  snapshot.files.files_committed, snapshot.files.uploads_aborted, snapshot.partials.held);
   out += "<p style=\"color:#52606d;font-size:.8em\">Machine-readable: <a href=\"/metrics\">/metrics</a> &middot; "
          "<a href=\"/healthz\">/healthz</a></p></main></body></html>\n";

@@ -14,6 +14,38 @@ void Dispatcher::count_outcome(const Origin& origin, commands::CommandStats& sta
   origin.listener.stats->count_error(reply.error_code);
 }
 
+void Dispatcher::count_deferred(const Origin& origin, const commands::ReplyRoute& route,
+                                const proto::Reply& reply) noexcept {
+  record_latency(*route.stats, route.taken_at);
+  count_outcome(origin, *route.stats, reply);
+}
+
+void Dispatcher::record_latency(commands::CommandStats& stats, base::TimePoint taken_at) noexcept {
+  stats.latency.record(base::Clock::now() - taken_at);
+}
+
+void Dispatcher::begin_batch() noexcept {
+  if (batch_depth_++ == 0) batch_started_ = host_.now();
+}
+
+void Dispatcher::end_batch() noexcept {
+  if (--batch_depth_ != 0 || batch_touched_.empty()) return;
+  const base::Duration took = base::Clock::now() - batch_started_;
+  for (const std::size_t index : batch_touched_) {
+    command_stats_[index].latency.record(took, batch_counts_[index]);
+    batch_counts_[index] = 0;
+  }
+  batch_touched_.clear();
+}
+
+void Dispatcher::count_immediate(const commands::RegisteredCommand& command) noexcept {
+  if (batch_depth_ == 0) {
+    record_latency(command_stats_[command.index], host_.now());
+    return;
+  }
+  if (batch_counts_[command.index]++ == 0) batch_touched_.push_back(command.index);
+}
+
 const commands::RegisteredCommand* Dispatcher::prepare(const Origin& origin, simdjson::dom::object header,
                                                        std::string_view payload, proto::Request& request,
                                                        proto::Reply& reply) {
@@ -49,10 +81,12 @@ bool Dispatcher::run(const Origin& origin, const commands::RegisteredCommand& co
                      proto::Reply& reply, commands::ReplyRoute& route) {
   commands::CommandStats& stats = command_stats_[command.index];
   route.stats = &stats;
+  route.taken_at = taken_at();
   commands::CommandContext context = this->context(origin, route);
   command.command->run(request, reply, context);
   ++stats.calls;
   if (context.deferred) return false;
+  count_immediate(command);
   count_outcome(origin, stats, reply);
   return true;
 }
@@ -63,10 +97,14 @@ std::unique_ptr<commands::BodySink> Dispatcher::open_body(const Origin& origin,
                                                           commands::ReplyRoute& route) {
   commands::CommandStats& stats = command_stats_[command.index];
   route.stats = &stats;
+  route.taken_at = taken_at();
   ++stats.calls;
   commands::CommandContext context = this->context(origin, route);
   auto sink = command.command->open_body(request, reply, context);
-  if (!sink) count_outcome(origin, stats, reply);
+  if (!sink) {
+    count_immediate(command);
+    count_outcome(origin, stats, reply);
+  }
   return sink;
 }
 
@@ -75,6 +113,8 @@ bool Dispatcher::finish_body(const Origin& origin, commands::BodySink& sink, pro
   commands::CommandContext context = this->context(origin, route);
   sink.finish(reply, context);
   if (context.deferred) return false;
+  // The body took its own time, maybe many batches: timed on its own.
+  record_latency(*route.stats, route.taken_at);
   count_outcome(origin, *route.stats, reply);
   return true;
 }

@@ -9,6 +9,7 @@
 #include <memory>
 #include <span>
 #include <string_view>
+#include <vector>
 
 #include "codec/framing.hpp"
 #include "commands/command.hpp"
@@ -25,12 +26,35 @@ struct Origin {
   const exec::PeerCredentials* peer = nullptr;
 };
 
+// Latency, per command: from the reactor batch that brought the request in
+// (host.now(), read once per batch) to its reply. A reply given at once is
+// timed with the others of its requester's batch (Batch: one clock read when
+// the requester has processed what it read), so a pipelined burst costs two
+// clock reads, not two per request, and each of its requests is counted at
+// the time its batch took: an upper bound within one batch. A deferred
+// reply, or a streamed body's, is timed on its own when it is ready.
 class Dispatcher {
  public:
   // command_stats: this shard's counters, one per registered command (by
   // RegisteredCommand::index), alive as long as the dispatcher.
-  Dispatcher(commands::CommandHost& host, std::span<commands::CommandStats> command_stats) noexcept
-      : host_(host), commands_(host.commands()), command_stats_(command_stats) {}
+  Dispatcher(commands::CommandHost& host, std::span<commands::CommandStats> command_stats)
+      : host_(host),
+        commands_(host.commands()),
+        command_stats_(command_stats),
+        batch_counts_(command_stats.size(), 0) {}
+
+  // Brackets a requester's processing of what it read (nestable: the
+  // outermost one times the batch).
+  class Batch {
+   public:
+    explicit Batch(Dispatcher& dispatcher) noexcept : dispatcher_(dispatcher) { dispatcher_.begin_batch(); }
+    ~Batch() { dispatcher_.end_batch(); }
+    Batch(const Batch&) = delete;
+    Batch& operator=(const Batch&) = delete;
+
+   private:
+    Dispatcher& dispatcher_;
+  };
 
   // Parses the request out of `header` (json framings) or `payload` (simple
   // mode) and finds its command. Null: `reply` holds the error
@@ -58,8 +82,11 @@ class Dispatcher {
 
   // Counts one decoded request.
   static void count_frame(const Origin& origin) noexcept { ++origin.listener.stats->frames_in; }
-  // Counts a command's reply (at once, or when a deferred one is delivered).
+  // Counts a command's reply given at once (an error only; run() and
+  // finish_body() count the rest).
   static void count_outcome(const Origin& origin, commands::CommandStats& stats, const proto::Reply& reply) noexcept;
+  // Counts a deferred command's reply, now delivered, with its latency.
+  static void count_deferred(const Origin& origin, const commands::ReplyRoute& route, const proto::Reply& reply) noexcept;
   // Fills reply with an error that is not a command's (bad_frame,
   // timeout...) and counts it.
   static void answer_error(const Origin& origin, proto::ErrorCode code, std::string_view message,
@@ -72,9 +99,24 @@ class Dispatcher {
     return context;
   }
 
+  void begin_batch() noexcept;
+  void end_batch() noexcept;
+  // A reply given at once: timed with its batch, or alone outside one.
+  void count_immediate(const commands::RegisteredCommand& command) noexcept;
+  static void record_latency(commands::CommandStats& stats, base::TimePoint taken_at) noexcept;
+  [[nodiscard]] base::TimePoint taken_at() noexcept { return batch_depth_ != 0 ? batch_started_ : host_.now(); }
+
   commands::CommandHost& host_;
   const commands::CommandRegistry& commands_;  // the host's, read-only once built
   std::span<commands::CommandStats> command_stats_;
+
+  // The batch in progress: when it began, and how many replies of each
+  // command (by index) it gave at once; `batch_touched_` lists the indexes
+  // counted, so ending a batch costs what it used, not the registry's size.
+  unsigned batch_depth_ = 0;
+  base::TimePoint batch_started_{};
+  std::vector<std::uint32_t> batch_counts_;
+  std::vector<std::size_t> batch_touched_;
 };
 
 }  // namespace framed::pipeline

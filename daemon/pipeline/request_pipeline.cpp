@@ -77,6 +77,7 @@ bool RequestPipeline::streams_body(simdjson::dom::object header) const noexcept 
 }
 
 void RequestPipeline::process(buffer::ByteBuffer& input) {
+  const Dispatcher::Batch batch(dispatcher_);
   input_wanted_ = 0;
   while (wants_input()) {
     if (body_) {
@@ -114,6 +115,7 @@ void RequestPipeline::process(buffer::ByteBuffer& input) {
 }
 
 void RequestPipeline::process_datagram(std::string_view datagram, bool truncated) {
+  const Dispatcher::Batch batch(dispatcher_);
   const codec::DecodeResult result = datagram_decoder_.decode(datagram, truncated);
   if (result.status != codec::DecodeStatus::frame) {
     // One datagram's problem: answered, and the next datagram is read as usual.
@@ -402,6 +404,12 @@ bool RequestPipeline::push_event(SharedFrame frame) {
   return true;
 }
 
+std::size_t RequestPipeline::held_bytes() const noexcept {
+  std::size_t held = event_bytes_;
+  for (const Slot& slot : slots_) held += slot.bytes.readable_size();
+  return held;
+}
+
 void RequestPipeline::on_sent(std::uint64_t bytes_sent_total) {
   while (!reply_ends_.empty() && reply_ends_.front() <= bytes_sent_total) {
     reply_ends_.pop_front();
@@ -411,7 +419,7 @@ void RequestPipeline::on_sent(std::uint64_t bytes_sent_total) {
 }
 
 void RequestPipeline::deliver(const commands::ReplyRoute& route, proto::Reply& reply) {
-  Dispatcher::count_outcome(origin_, *route.stats, reply);
+  Dispatcher::count_deferred(origin_, route, reply);
   const auto slot = std::find_if(slots_.begin(), slots_.end(), [&route](const Slot& candidate) {
     return candidate.sequence == route.sequence && !candidate.ready;
   });

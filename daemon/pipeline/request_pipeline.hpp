@@ -146,6 +146,9 @@ class RequestPipeline {
   // The total size of the frame in progress, when known: the carrier makes
   // room for it at once.
   [[nodiscard]] std::size_t input_wanted() const noexcept { return input_wanted_; }
+  // Encoded bytes the pipeline holds back: replies waiting their turn and
+  // queued events (stats' bytes_buffered, with the carrier's own buffers).
+  [[nodiscard]] std::size_t held_bytes() const noexcept;
   // Datagram carriers: the last reply, when it was an error (for the
   // carrier's log); null otherwise.
   [[nodiscard]] const proto::Reply* last_error() const noexcept { return last_error_.ok ? nullptr : &last_error_; }

@@ -47,4 +47,10 @@ void Daemon::stop_workers() noexcept {
   worker_pool_.shutdown();
 }
 
+void Daemon::reset_counters() {
+  reload_failures_ = 0;
+  partial_uploads_.reset_counters();
+  counters_since_ = std::chrono::system_clock::now();
+}
+
 }  // namespace framed::server

@@ -51,6 +51,10 @@ class Daemon {
   // released here; nothing may hold a reference into it across events.
   void replace_config(config::Config config);
   void count_reload_failure() noexcept { ++reload_failures_; }
+  // `stats` with "reset": the process-wide counters back to zero, and the
+  // time counting restarted from (wall clock, for people).
+  void reset_counters();
+  [[nodiscard]] std::chrono::system_clock::time_point counters_since() const noexcept { return counters_since_; }
 
   // Before any shard is destroyed: queued jobs are dropped, running
   // commands killed and their workers joined, so no job's result is posted
@@ -66,6 +70,7 @@ class Daemon {
   std::uint64_t config_generation_ = 1;
   std::chrono::system_clock::time_point config_loaded_at_;
   std::atomic<std::uint64_t> reload_failures_{0};
+  std::chrono::system_clock::time_point counters_since_ = std::chrono::system_clock::now();
   // Before the pool: a job still holding a kept upload ends before it goes.
   commands::PartialUploads partial_uploads_;
   exec::WorkerPool worker_pool_;

@@ -70,6 +70,9 @@ class DatagramEndpoint final : public reactor::IoHandler, public pipeline::Frame
   }
   [[nodiscard]] const std::shared_ptr<const ListenerSettings>& settings() const noexcept { return settings_; }
   [[nodiscard]] const net::SocketAddress& address() const noexcept { return address_; }
+  // Reply bytes held in memory now (the receive buffer is reused storage,
+  // not held data).
+  [[nodiscard]] std::size_t buffered_bytes() const noexcept { return out_.readable_size() + pipeline_.held_bytes(); }
 
   void on_io(std::uint8_t tag, std::int32_t result, std::uint32_t flags) override;
 

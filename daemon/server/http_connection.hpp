@@ -60,6 +60,8 @@ class HttpConnection final : public transport::StreamTransport::Handler {
   [[nodiscard]] std::uint64_t id() const noexcept { return id_; }
   [[nodiscard]] const std::string& peer() const noexcept { return peer_; }
   [[nodiscard]] TrafficStats& listener_stats() const noexcept { return *listener_->stats; }
+  // Request and answer bytes held in memory for this client now.
+  [[nodiscard]] std::size_t buffered_bytes() const noexcept { return transport_.buffered_bytes(); }
 
  private:
   // transport::StreamTransport::Handler

@@ -81,6 +81,49 @@ void per_exec(Exposition& metrics, const StatsSnapshot& snapshot, std::string_vi
   for (const auto& [command, exec] : snapshot.exec) metrics.sample(name, {{"command", command}}, exec.*field);
 }
 
+// The `le` bounds of the command latency histogram: from a reactor
+// command's microseconds to an exec's timeout, as label text and in the
+// histogram's unit.
+struct LatencyBound {
+  std::string_view label;
+  std::chrono::microseconds bound;
+};
+constexpr std::array<LatencyBound, 20> kLatencyBounds{{
+    {"0.00001", std::chrono::microseconds(10)},      {"0.000025", std::chrono::microseconds(25)},
+    {"0.00005", std::chrono::microseconds(50)},      {"0.0001", std::chrono::microseconds(100)},
+    {"0.00025", std::chrono::microseconds(250)},     {"0.0005", std::chrono::microseconds(500)},
+    {"0.001", std::chrono::microseconds(1'000)},     {"0.0025", std::chrono::microseconds(2'500)},
+    {"0.005", std::chrono::microseconds(5'000)},     {"0.01", std::chrono::microseconds(10'000)},
+    {"0.025", std::chrono::microseconds(25'000)},    {"0.05", std::chrono::microseconds(50'000)},
+    {"0.1", std::chrono::microseconds(100'000)},     {"0.25", std::chrono::microseconds(250'000)},
+    {"0.5", std::chrono::microseconds(500'000)},     {"1", std::chrono::microseconds(1'000'000)},
+    {"2.5", std::chrono::microseconds(2'500'000)},   {"5", std::chrono::microseconds(5'000'000)},
+    {"10", std::chrono::microseconds(10'000'000)},   {"30", std::chrono::microseconds(30'000'000)},
+}};
+
+// One Prometheus histogram over every command (the reactor's too): the
+// cumulative bucket counts come from each command's latency histogram.
+void command_latency_histograms(Exposition& metrics, const StatsSnapshot& snapshot) {
+  static constexpr std::string_view kName = "framed_command_duration_seconds";
+  metrics.family(kName, "histogram",
+                 "Time from the daemon taking a request up to its reply being ready, by command.");
+  std::array<std::chrono::microseconds, kLatencyBounds.size()> bounds{};
+  for (std::size_t i = 0; i < bounds.size(); ++i) bounds[i] = kLatencyBounds[i].bound;
+  std::array<std::uint64_t, kLatencyBounds.size()> counts{};
+  for (const auto& [name, counters] : snapshot.commands) {
+    counters.latency.cumulative_counts(bounds, counts);
+    for (std::size_t i = 0; i < counts.size(); ++i) {
+      metrics.sample("framed_command_duration_seconds_bucket", {{"command", name}, {"le", kLatencyBounds[i].label}},
+                     counts[i]);
+    }
+    metrics.sample("framed_command_duration_seconds_bucket", {{"command", name}, {"le", "+Inf"}},
+                   counters.latency.count());
+    metrics.sample("framed_command_duration_seconds_sum", {{"command", name}},
+                   static_cast<double>(counters.latency.sum()) / 1e6);
+    metrics.sample("framed_command_duration_seconds_count", {{"command", name}}, counters.latency.count());
+  }
+}
+
 }  // namespace
 
 void render_metrics(const StatsSnapshot& snapshot, std::string_view version, std::string& out) {
@@ -139,6 +182,13 @@ void render_metrics(const StatsSnapshot& snapshot, std::string_view version, std
       .sample("framed_accept_fd_exhausted_total", {}, snapshot.shard.accept_fd_exhausted);
   metrics.family("framed_reload_failures_total", "counter", "Configuration reloads rejected.")
       .sample("framed_reload_failures_total", {}, snapshot.reload_failures);
+  metrics.family("framed_bytes_buffered", "gauge",
+                 "Request and reply bytes held in memory now (received and not consumed, unsent, waiting).")
+      .sample("framed_bytes_buffered", {}, snapshot.bytes_buffered);
+  metrics
+      .family("framed_counters_reset_timestamp_seconds", "gauge",
+              "When counting began: the start, or the last stats reset (Unix time).")
+      .sample("framed_counters_reset_timestamp_seconds", {}, snapshot.counters_since_unix);
   metrics.family("framed_config_generation", "gauge", "The running configuration: 1 at start, one more per reload applied.")
       .sample("framed_config_generation", {}, snapshot.config_generation);
   metrics
@@ -159,6 +209,7 @@ void render_metrics(const StatsSnapshot& snapshot, std::string_view version, std
   for (const auto& [name, counters] : snapshot.commands) {
     metrics.sample("framed_command_failures_total", {{"command", name}}, counters.failures);
   }
+  command_latency_histograms(metrics, snapshot);
 
   metrics.family("framed_file_bytes_in_total", "counter", "put body bytes taken for the disk.")
       .sample("framed_file_bytes_in_total", {}, snapshot.files.bytes_in);

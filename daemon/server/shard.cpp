@@ -467,6 +467,15 @@ StatsSnapshot Shard::stats() const {
   snapshot.config_generation = daemon_.config_generation();
   snapshot.config_loaded_unix =
       std::chrono::duration_cast<std::chrono::seconds>(daemon_.config_loaded_at().time_since_epoch()).count();
+  snapshot.counters_since_unix =
+      std::chrono::duration_cast<std::chrono::seconds>(daemon_.counters_since().time_since_epoch()).count();
+  for (const auto& [id, connection] : connections_) snapshot.bytes_buffered += connection->buffered_bytes();
+  for (const auto& [id, connection] : http_connections_) snapshot.bytes_buffered += connection->buffered_bytes();
+  const auto add_endpoint = [&snapshot](const ServedListener& served) {
+    if (served.datagram) snapshot.bytes_buffered += served.datagram->buffered_bytes();
+  };
+  for (const auto& served : listeners_) add_endpoint(*served);
+  for (const auto& served : retired_) add_endpoint(*served);
   exec::WorkerPool& pool = daemon_.worker_pool();
   snapshot.workers = pool.threads();
   snapshot.workers_busy = pool.busy();
@@ -485,6 +494,25 @@ StatsSnapshot Shard::stats() const {
   snapshot.files = file_stats_;
   snapshot.partials = daemon_.partial_uploads().counters();
   return snapshot;
+}
+
+void Shard::reset_stats() {
+  const auto reset_listener = [](const ListenerSettings& settings) {
+    const std::uint64_t active = settings.stats->connections_active;
+    *settings.stats = TrafficStats{};
+    settings.stats->connections_active = active;
+  };
+  for (const auto& served : listeners_) reset_listener(*served->settings());
+  for (const auto& served : retired_) reset_listener(*served->settings());
+  shard_stats_ = ShardStats{};
+  for (commands::CommandStats& command : command_stats_) command = commands::CommandStats{};
+  for (auto& [name, exec] : exec_stats_) {
+    const std::uint32_t active = exec.active;
+    exec = commands::ExecStats{};
+    exec.active = active;
+  }
+  file_stats_ = commands::FileStats{};
+  daemon_.reset_counters();
 }
 
 void Shard::schedule_sweep() {

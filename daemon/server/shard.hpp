@@ -87,6 +87,8 @@ class Shard final : public commands::CommandHost,
   [[nodiscard]] commands::FileStats& file_stats() noexcept override { return file_stats_; }
   [[nodiscard]] commands::PartialUploads& partial_uploads() noexcept override { return daemon_.partial_uploads(); }
   [[nodiscard]] StatsSnapshot stats() const override;
+  void reset_stats() override;
+  [[nodiscard]] base::TimePoint now() noexcept override { return reactor_.now(); }
   void warn_rate_limited(const std::string& message) override { warnings_.warn(reactor_.now(), message); }
 
   // StreamListener::Owner

@@ -72,6 +72,10 @@ class StreamConnection final : public transport::StreamTransport::Handler,
   [[nodiscard]] const std::string& listener_name() const noexcept { return listener_->name; }
   [[nodiscard]] TrafficStats& listener_stats() const noexcept { return *listener_->stats; }
   [[nodiscard]] bool open() const noexcept { return transport_.open(); }
+  // Request and reply bytes held in memory for this client now.
+  [[nodiscard]] std::size_t buffered_bytes() const noexcept {
+    return transport_.buffered_bytes() + pipeline_.held_bytes();
+  }
 
   // pubsub::Subscriber: events (pub/sub, exec output) for this client;
   // false: it is too slow (or was already), and is closing.

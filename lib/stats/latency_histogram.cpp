@@ -27,14 +27,15 @@ std::uint64_t LatencyHistogram<Resolution>::highest_equivalent(std::size_t index
 }
 
 template <typename Resolution>
-void LatencyHistogram<Resolution>::record(std::chrono::nanoseconds latency) noexcept {
+void LatencyHistogram<Resolution>::record(std::chrono::nanoseconds latency, std::uint64_t times) noexcept {
+  if (times == 0) return;
   const auto value = static_cast<std::uint64_t>(
       std::max<typename Resolution::rep>(std::chrono::duration_cast<Resolution>(latency).count(), 0));
-  ++counts_[index_of(value)];
-  ++count_;
+  counts_[index_of(value)] += times;
+  count_ += times;
   min_ = std::min(min_, value);
   max_ = std::max(max_, value);
-  sum_ += value;
+  sum_ += value * times;
 }
 
 template <typename Resolution>
@@ -64,6 +65,26 @@ Resolution LatencyHistogram<Resolution>::percentile(double fraction) const noexc
   }
   // The last bucket is open-ended: its bound is the largest sample.
   return Resolution(max_);
+}
+
+template <typename Resolution>
+void LatencyHistogram<Resolution>::cumulative_counts(std::span<const Resolution> bounds,
+                                                     std::span<std::uint64_t> out) const noexcept {
+  std::size_t bucket = 0;
+  std::uint64_t seen = 0;
+  for (std::size_t b = 0; b < bounds.size() && b < out.size(); ++b) {
+    if (bounds[b].count() < 0) {
+      out[b] = 0;
+      continue;
+    }
+    const auto limit = static_cast<std::uint64_t>(bounds[b].count());
+    if (limit >= max_) {
+      out[b] = count_;  // every sample is at or under it, the open last bucket's too
+      continue;
+    }
+    for (; bucket + 1 < kBucketCount && highest_equivalent(bucket) <= limit; ++bucket) seen += counts_[bucket];
+    out[b] = seen;
+  }
 }
 
 template class LatencyHistogram<std::chrono::microseconds>;

@@ -17,6 +17,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <vector>
 
 namespace framed::stats {
@@ -28,8 +29,9 @@ class LatencyHistogram {
 
   LatencyHistogram();
 
-  // Truncated to Resolution; a negative latency counts as zero.
-  void record(std::chrono::nanoseconds latency) noexcept;
+  // Truncated to Resolution; a negative latency counts as zero. `times`
+  // samples of that latency at once (requests answered in one batch).
+  void record(std::chrono::nanoseconds latency, std::uint64_t times = 1) noexcept;
   void merge(const LatencyHistogram& other) noexcept;
 
   [[nodiscard]] std::uint64_t count() const noexcept { return count_; }
@@ -42,6 +44,16 @@ class LatencyHistogram {
   // the upper bound of that sample's bucket, never above max(). Zero when
   // nothing was recorded.
   [[nodiscard]] Resolution percentile(double fraction) const noexcept;
+
+  // For each of `bounds` (ascending), the samples known to be at or under
+  // it: those of every bucket whose upper bound is at or under it (a
+  // Prometheus histogram's cumulative `le` counts), in one pass. Exact up to
+  // 256 units; above, a bucket that straddles a bound is left out, so a
+  // count may be low by that one bucket (values within 0.8 % under the
+  // bound). `out` has bounds.size() entries.
+  void cumulative_counts(std::span<const Resolution> bounds, std::span<std::uint64_t> out) const noexcept;
+  // The exact sum of every sample, in units of Resolution.
+  [[nodiscard]] std::uint64_t sum() const noexcept { return sum_; }
 
  private:
   static constexpr unsigned kSubBucketBits = 8;

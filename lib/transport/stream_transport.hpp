@@ -120,6 +120,9 @@ class StreamTransport final : public reactor::IoHandler {
     return output_.readable_size() + sending_.readable_size();
   }
   [[nodiscard]] bool output_full() const noexcept { return unsent_bytes() >= options_.output_high_water; }
+  // Received bytes not yet consumed plus bytes not yet sent: what this
+  // connection holds of its peer's data now (stats' bytes_buffered).
+  [[nodiscard]] std::size_t buffered_bytes() const noexcept { return input_.readable_size() + unsent_bytes(); }
   [[nodiscard]] std::uint64_t bytes_sent() const noexcept { return bytes_sent_; }
   // The last time bytes moved either way.
   [[nodiscard]] base::TimePoint last_activity() const noexcept { return last_activity_; }

@@ -223,6 +223,17 @@ def test_stats_and_help(daemon, transport):
     assert {"ping", "exec", "put", "get", "subscribe", "stats"} <= names, commands
 
 
+def test_stats_reset(daemon, transport):
+    t = daemon.target(transport)
+    ok(framectl(*t, "ping"))
+    before = json.loads(ok(framectl(*t, "stats", "--reset")))
+    assert before["commands"]["ping"]["calls"] >= 1
+    after = json.loads(ok(framectl(*t, "stats")))
+    # Only this stats request came after the reset.
+    assert after["frames_in"] == 1 and after["commands"]["ping"]["calls"] == 0, after
+    assert after["counters_since_unix"] >= before["counters_since_unix"]
+
+
 # --- --json --------------------------------------------------------------------
 
 def test_json_output(daemon, transport, tmp_path):

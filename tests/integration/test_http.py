@@ -125,6 +125,41 @@ def test_metrics_parse_strictly_and_count_framed_traffic(web):
     assert sample_value(after, "framed_frames_in", "framed_frames_in_total", listener=WEB_NAME) >= 2
 
 
+def command_buckets(families, command):
+    """{le: cumulative count} of framed_command_duration_seconds for one command."""
+    return {sample.labels["le"]: sample.value for sample in families["framed_command_duration_seconds"].samples
+            if sample.name == "framed_command_duration_seconds_bucket" and sample.labels["command"] == command}
+
+
+def test_metrics_has_a_latency_histogram_for_every_command(web):
+    before = metric_families(get(web, "/metrics")[1].decode())
+    assert before["framed_command_duration_seconds"].type == "histogram"
+    with web.connect("tcp") as client:
+        for i in range(3):
+            assert_ok(client.request({"cmd": "ping", "id": i})[0])
+        # A deferred command, timed until its answer: 1.5 s of sleep.
+        assert_ok(client.request({"cmd": "exec", "id": "nap", "name": "sleep"}, timeout=10)[0])
+    after = metric_families(get(web, "/metrics")[1].decode())
+    commands = {sample.labels["command"] for sample in after["framed_command_duration_seconds"].samples}
+    assert {"ping", "echo", "stats", "exec", "publish"} <= commands, commands
+    for command in commands:
+        buckets = command_buckets(after, command)
+        counts = [buckets[le] for le in sorted(buckets, key=float)]
+        assert counts == sorted(counts), (command, buckets)  # cumulative
+        count = sample_value(after, "framed_command_duration_seconds", "framed_command_duration_seconds_count",
+                             command=command)
+        assert buckets["+Inf"] == count
+    ping_count = ("framed_command_duration_seconds", "framed_command_duration_seconds_count")
+    assert sample_value(after, *ping_count, command="ping") == sample_value(before, *ping_count, command="ping") + 3
+    ping_after, ping_before = command_buckets(after, "ping"), command_buckets(before, "ping")
+    assert ping_after["0.1"] == ping_before["0.1"] + 3  # a reactor command: well under 100 ms
+    exec_after, exec_before = command_buckets(after, "exec"), command_buckets(before, "exec")
+    assert exec_after["1"] == exec_before["1"]
+    assert exec_after["2.5"] == exec_before["2.5"] + 1
+    exec_sum = ("framed_command_duration_seconds", "framed_command_duration_seconds_sum")
+    assert sample_value(after, *exec_sum, command="exec") - sample_value(before, *exec_sum, command="exec") >= 1.5
+
+
 def test_stats_and_metrics_read_the_same_counters(web):
     stats = web.stats("tcp")
     families = metric_families(get(web, "/metrics")[1].decode())

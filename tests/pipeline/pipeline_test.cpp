@@ -161,6 +161,8 @@ class TestHost final : public commands::CommandHost, public server::StreamConnec
   commands::FileStats& file_stats() noexcept override { return files_; }
   commands::PartialUploads& partial_uploads() noexcept override { return partials_; }
   server::StatsSnapshot stats() const override { return {}; }
+  void reset_stats() override {}
+  base::TimePoint now() noexcept override { return reactor_.now(); }
   void warn_rate_limited(const std::string&) override {}
 
   void on_connection_closed(server::StreamConnection&) override { closed = true; }

@@ -156,6 +156,8 @@ TEST_CASE("metrics: the exact exposition of a small snapshot", "[http][metrics]"
   snapshot.reload_failures = 1;
   snapshot.config_generation = 3;
   snapshot.config_loaded_unix = 1764633600;
+  snapshot.counters_since_unix = 1764633000;
+  snapshot.bytes_buffered = 640;
   snapshot.workers = 2;
   snapshot.workers_busy = 1;
   snapshot.jobs_queued = 3;
@@ -174,7 +176,25 @@ TEST_CASE("metrics: the exact exposition of a small snapshot", "[http][metrics]"
   traffic.bytes_out = 200;
   traffic.count_error(framed::proto::ErrorCode::unknown_command);
   snapshot.listeners.push_back({"a\"b\\c\nd", "tcp", traffic});
-  snapshot.commands.emplace_back("ping", framed::commands::CommandStats{.calls = 6, .failures = 0});
+  framed::commands::CommandStats ping;
+  ping.calls = 6;
+  ping.latency.record(std::chrono::microseconds(5), 4);  // a batch of four
+  ping.latency.record(std::chrono::milliseconds(30), 2);
+  snapshot.commands.emplace_back("ping", std::move(ping));
+  // Cumulative: the four 5 µs replies from the first bound on, all six from
+  // 0.05 s (30 ms lies above 0.025).
+  std::string ping_buckets;
+  for (const auto& [bound, count] : std::initializer_list<std::pair<const char*, const char*>>{
+           {"0.00001", "4"}, {"0.000025", "4"}, {"0.00005", "4"}, {"0.0001", "4"}, {"0.00025", "4"},
+           {"0.0005", "4"}, {"0.001", "4"}, {"0.0025", "4"}, {"0.005", "4"}, {"0.01", "4"}, {"0.025", "4"},
+           {"0.05", "6"}, {"0.1", "6"}, {"0.25", "6"}, {"0.5", "6"}, {"1", "6"}, {"2.5", "6"}, {"5", "6"},
+           {"10", "6"}, {"30", "6"}, {"+Inf", "6"}}) {
+    ping_buckets += "framed_command_duration_seconds_bucket{command=\"ping\",le=\"";
+    ping_buckets += bound;
+    ping_buckets += "\"} ";
+    ping_buckets += count;
+    ping_buckets += "\n";
+  }
   framed::commands::ExecStats exec;
   exec.runs = 2;
   exec.latency.record(std::chrono::milliseconds(1));
@@ -252,6 +272,14 @@ TEST_CASE("metrics: the exact exposition of a small snapshot", "[http][metrics]"
       "# HELP framed_reload_failures_total Configuration reloads rejected.\n"
       "# TYPE framed_reload_failures_total counter\n"
       "framed_reload_failures_total 1\n"
+      "# HELP framed_bytes_buffered Request and reply bytes held in memory now (received and not consumed, "
+      "unsent, waiting).\n"
+      "# TYPE framed_bytes_buffered gauge\n"
+      "framed_bytes_buffered 640\n"
+      "# HELP framed_counters_reset_timestamp_seconds When counting began: the start, or the last stats reset "
+      "(Unix time).\n"
+      "# TYPE framed_counters_reset_timestamp_seconds gauge\n"
+      "framed_counters_reset_timestamp_seconds 1764633000\n"
       "# HELP framed_config_generation The running configuration: 1 at start, one more per reload applied.\n"
       "# TYPE framed_config_generation gauge\n"
       "framed_config_generation 3\n"
@@ -273,6 +301,12 @@ TEST_CASE("metrics: the exact exposition of a small snapshot", "[http][metrics]"
       "# HELP framed_command_failures_total Requests answered ok = false, by command.\n"
       "# TYPE framed_command_failures_total counter\n"
       "framed_command_failures_total{command=\"ping\"} 0\n"
+      "# HELP framed_command_duration_seconds Time from the daemon taking a request up to its reply being ready, "
+      "by command.\n"
+      "# TYPE framed_command_duration_seconds histogram\n" +
+      ping_buckets +
+      "framed_command_duration_seconds_sum{command=\"ping\"} 0.06002\n"
+      "framed_command_duration_seconds_count{command=\"ping\"} 6\n"
       "# HELP framed_file_bytes_in_total put body bytes taken for the disk.\n"
       "# TYPE framed_file_bytes_in_total counter\n"
       "framed_file_bytes_in_total 10\n"

@@ -3,6 +3,7 @@
 // merging, the empty histogram and values past the last bucket.
 
 #include <catch2/catch.hpp>
+#include <array>
 #include <chrono>
 #include <cstdint>
 
@@ -132,4 +133,52 @@ TEST_CASE("values past the last bucket are counted and max stays exact", "[stats
   CHECK(nanoseconds.percentile(0.5) == 2h);  // both share the open-ended last bucket
   CHECK(nanoseconds.max() == 2h);
   CHECK(nanoseconds.mean() == 90min);
+}
+
+TEST_CASE("a batch of samples counts as that many single samples", "[stats]") {
+  MicrosecondHistogram batched;
+  MicrosecondHistogram single;
+  batched.record(7us, 16);
+  batched.record(0us, 0);  // nothing: min stays 7
+  for (int i = 0; i < 16; ++i) single.record(7us);
+  CHECK(batched.count() == 16);
+  CHECK(batched.sum() == 16 * 7);
+  CHECK(batched.min() == 7us);
+  CHECK(batched.percentile(0.5) == single.percentile(0.5));
+  CHECK(batched.mean() == single.mean());
+}
+
+TEST_CASE("cumulative counts at bounds, as a Prometheus histogram's le buckets", "[stats]") {
+  MicrosecondHistogram histogram;
+  for (int v = 1; v <= 1000; ++v) histogram.record(std::chrono::microseconds(v));
+  histogram.record(std::chrono::seconds(30));  // far past the last bound but one
+
+  const std::array<std::chrono::microseconds, 6> bounds{0us, 10us, 100us, 250us, 1000us, 10'000'000us};
+  std::array<std::uint64_t, 6> counts{};
+  histogram.cumulative_counts(bounds, counts);
+  CHECK(counts[0] == 0);
+  // Up to 256 units every value has its own bucket: exact.
+  CHECK(counts[1] == 10);
+  CHECK(counts[2] == 100);
+  CHECK(counts[3] == 250);
+  // Above, a bucket straddling the bound is left out: low by at most 1/128
+  // of the bound, never high.
+  CHECK(counts[4] <= 1000);
+  CHECK(counts[4] >= 1000 - 1000 / 128);
+  CHECK(counts[5] == 1000);
+
+  // A bound at or past the largest sample counts everything.
+  const std::array<std::chrono::microseconds, 1> all{std::chrono::seconds(30)};
+  std::array<std::uint64_t, 1> every{};
+  histogram.cumulative_counts(all, every);
+  CHECK(every[0] == 1001);
+}
+
+TEST_CASE("cumulative counts of an empty histogram are zero", "[stats]") {
+  const MicrosecondHistogram histogram;
+  const std::array<std::chrono::microseconds, 2> bounds{1us, 1000us};
+  std::array<std::uint64_t, 2> counts{9, 9};
+  histogram.cumulative_counts(bounds, counts);
+  CHECK(counts[0] == 0);
+  CHECK(counts[1] == 0);
 }
