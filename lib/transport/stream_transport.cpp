@@ -1,5 +1,6 @@
 #include "transport/stream_transport.hpp"
 
+#include <algorithm>
 #include <cerrno>
 
 namespace framed::transport {
@@ -23,7 +24,11 @@ StreamTransport::~StreamTransport() {
 }
 
 void StreamTransport::reserve_input(std::size_t total) {
-  if (total > input_.readable_size()) input_.ensure_writable(total - input_.readable_size());
+  const std::size_t arrived = input_.readable_size();
+  if (total <= arrived) return;
+  // Doubling with what arrives keeps the copies linear in the frame's size.
+  const std::size_t step = std::max(arrived, options_.initial_input_capacity);
+  input_.ensure_writable(std::min(total - arrived, step));
 }
 
 void StreamTransport::resume_reading() {

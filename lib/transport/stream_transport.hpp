@@ -91,8 +91,11 @@ class StreamTransport final : public reactor::IoHandler {
   // writes into this buffer.
   [[nodiscard]] buffer::ByteBuffer& input() noexcept { return input_; }
   [[nodiscard]] bool input_available() const noexcept { return !recv_in_flight_; }
-  // The handler knows the next message needs `total` bytes: room for all of
-  // it at once, instead of growing read by read.
+  // The handler knows the next message needs `total` bytes: room for it
+  // grows ahead of the bytes, at most as much again as have arrived (and
+  // never less than initial_input_capacity), instead of read by read. Never
+  // the announced size at once: an announcement alone allocates nothing (a
+  // 40-byte header may announce 64 MiB and send none of it).
   void reserve_input(std::size_t total);
   // Bytes to send: append, then flush().
   [[nodiscard]] buffer::ByteBuffer& output() noexcept { return output_; }

@@ -6,8 +6,11 @@ import resource
 import select
 import signal
 import socket
+import struct
 import threading
 import time
+
+import pytest
 
 from conftest import proc_cpu_seconds, proc_status_kib
 from framed_client import ConnectionClosed, assert_error, assert_ok, frame, parse_reply_stream
@@ -306,6 +309,38 @@ def assert_only_out_of_fds_vptr_reports(daemon):
     for line in daemon.stderr_text().splitlines():
         if "runtime error:" in line:
             assert "which does not point to an object of type" in line, line
+
+
+def test_announced_bodies_allocate_nothing_ahead(daemon_factory):
+    """200 headers each announcing a 64 MiB body (the largest max_body
+    allows) and sending 100 bytes of it: the daemon makes room as bytes
+    arrive, not for the announcement, so under a 1 GiB address-space limit
+    it stays up and small. Reserving 200 x 64 MiB would abort it."""
+    if "ASAN_OPTIONS" in os.environ:
+        pytest.skip("ASan reserves terabytes of shadow address space: RLIMIT_AS cannot apply to it")
+    address_space = 1 << 30
+
+    def limit_address_space():
+        resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
+
+    daemon = daemon_factory([{"kind": "tcp", "name": "t"}], preexec_fn=limit_address_space)
+    _, address = daemon.address("t")
+    header = json.dumps({"cmd": "echo", "id": 1, "total_size": 64 << 20}).encode()
+    hostile = []
+    try:
+        for _ in range(200):
+            sock = socket.create_connection(address, timeout=5)
+            hostile.append(sock)
+            sock.sendall(struct.pack(">I", len(header)) + header + b"x" * 100)
+        time.sleep(0.5)
+        assert daemon.alive(), daemon.stderr_text()
+        daemon.ping("t")
+        # 200 connections with their first bytes: a few MiB, not gigabytes.
+        assert proc_status_kib(daemon.pid, "VmRSS") < 128 * 1024
+    finally:
+        for sock in hostile:
+            sock.close()
+    daemon.ping("t")
 
 
 def test_fd_exhaustion_does_not_spin(daemon_factory):
