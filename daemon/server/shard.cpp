@@ -536,11 +536,17 @@ void Shard::sweep() {
 void Shard::begin_shutdown() {
   if (shutting_down_) return;
   shutting_down_ = true;
+  replies_before_drain_ = replies_out();
   SPDLOG_INFO("shutting down: {} connection(s) to finish", connections_.size());
   for (auto& served : listeners_) {
     if (!served->settings()->speaks_http) served->stop();
   }
-  for (auto& [id, connection] : connections_) connection->begin_drain();
+  // At the end of this batch of completions, not now: a recv that completed
+  // in the same batch as the signal is delivered first, since its bytes have
+  // left the kernel's queue, where the drain looks for what was received.
+  reactor_.defer([this] {
+    for (auto& [id, connection] : connections_) connection->begin_drain();
+  });
   shutdown_timer_ = reactor_.add_timer(reactor_.now() + config().daemon.shutdown_timeout, [this] {
     shutdown_timer_ = 0;
     SPDLOG_WARN("shutdown_timeout reached: closing {} connection(s) with work unfinished", connections_.size());
@@ -570,7 +576,18 @@ void Shard::maybe_finish_shutdown() {
     reactor_.cancel_timer(shutdown_timer_);
     shutdown_timer_ = 0;
   }
+  SPDLOG_INFO("answered {} requests while draining", replies_out() - replies_before_drain_);
   reactor_.stop();
+}
+
+std::uint64_t Shard::replies_out() const noexcept {
+  std::uint64_t replies = 0;
+  for (const auto* list : {&listeners_, &retired_}) {
+    for (const auto& served : *list) {
+      if (!served->settings()->speaks_http) replies += served->settings()->stats->replies_out;
+    }
+  }
+  return replies;
 }
 
 void Shard::note_client_error(const std::string& listener, const sockaddr_storage& peer, const proto::Reply& reply) {

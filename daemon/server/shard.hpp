@@ -126,6 +126,8 @@ class Shard final : public commands::CommandHost,
   void schedule_sweep();
   void sweep();
   void maybe_finish_shutdown();
+  // Replies sent over every non-http listener of this shard (the drain's log line).
+  [[nodiscard]] std::uint64_t replies_out() const noexcept;
   // Stream and http connections open now, over every listener of this shard.
   [[nodiscard]] std::uint64_t open_connections() const noexcept;
   void accept_http(const std::shared_ptr<const ListenerSettings>& settings, base::UniqueFd fd, std::string peer);
@@ -162,6 +164,7 @@ class Shard final : public commands::CommandHost,
   bool shutting_down_ = false;
   bool closing_http_ = false;  // the drain is over: http connections go too
   reactor::TimerId shutdown_timer_ = 0;
+  std::uint64_t replies_before_drain_ = 0;
 
   RateLimitedLog warnings_;
   RateLimitedLog client_errors_;

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 namespace framed::server {
 namespace {
 
@@ -44,6 +46,12 @@ bool StreamConnection::push_event(pipeline::SharedFrame frame) {
 
 void StreamConnection::on_input(std::size_t bytes) {
   listener_->stats->bytes_in += bytes;
+  if (drain_unread_ != 0) {
+    if (drain_count_next_read_) drain_unread_ -= std::min(drain_unread_, bytes);
+    drain_count_next_read_ = true;
+    // The queue is empty: whatever the count still says was read already.
+    if (drain_unread_ != 0 && transport_.kernel_queued_input() == 0) drain_unread_ = 0;
+  }
   if (body_deadline_ != base::TimePoint{} && listener_->min_body_rate != 0) {
     // Every min_body_rate bytes received give the body one more second.
     body_credit_ += bytes;
@@ -97,10 +105,17 @@ void StreamConnection::deliver(const commands::ReplyRoute& route, proto::Reply& 
 }
 
 void StreamConnection::begin_drain() {
+  // Requests already in the kernel's queue reached the daemon before the
+  // signal: they are read and answered, however the pipeline's bounds pace
+  // them. Bytes that arrive later may be read with them, never waited for.
   // A recv still in flight stays: what it brings is answered too, and it
   // ends when the peer closes after our replies, or when lingering does.
   // (shutdown(SHUT_RD) would end it at once, but under io_uring it also
   // breaks a send in flight with -EAGAIN.)
+  drain_unread_ = transport_.kernel_queued_input();
+  // A recv in flight may already hold bytes the kernel no longer counts:
+  // what it brings is not taken from the count.
+  drain_count_next_read_ = transport_.input_available();
   draining_ = true;
   pump();
 }
@@ -130,7 +145,9 @@ void StreamConnection::pump() {
   // server wants its round trips ordered.
   transport_.flush();
   if (pipeline_.broken()) draining_ = true;
-  if (draining_) {
+  // Draining with queued bytes still unread: reading goes on as usual.
+  const bool reading_queued = draining_ && drain_unread_ != 0 && !pipeline_.broken() && !transport_.peer_closed();
+  if (draining_ && !reading_queued) {
     transport_.stop_reading();
     // A client that closes mid-body (a put cut off) sends nothing more: once
     // the sink has taken every byte that came, the request is abandoned.

@@ -60,7 +60,9 @@ class StreamConnection final : public transport::StreamTransport::Handler,
   StreamConnection& operator=(const StreamConnection&) = delete;
 
   void start() { transport_.start(); }
-  // The daemon is stopping: stop reading, answer what is buffered, close.
+  // The daemon is stopping: read what the kernel had already received for
+  // this connection (its bytes had reached the daemon's socket), answer it
+  // and everything buffered, then close.
   void begin_drain();
   // Closes now, dropping whatever is unsent (shutdown deadline).
   void abort() { transport_.close(); }
@@ -120,6 +122,10 @@ class StreamConnection final : public transport::StreamTransport::Handler,
   transport::StreamTransport transport_;
   pipeline::RequestPipeline pipeline_;
   bool draining_ = false;
+  // Shutdown: bytes that were in the socket's receive queue when the drain
+  // began and are still to be read (and answered) before reading stops.
+  std::size_t drain_unread_ = 0;
+  bool drain_count_next_read_ = true;  // false: the recv in flight at the drain's start comes next
   base::TimePoint header_started_{};  // epoch: no header in progress
   // body_timeout: the deadline of the body in progress (epoch: none), which
   // frame it belongs to, the bytes received toward its next second

@@ -1,5 +1,7 @@
 #include "transport/stream_transport.hpp"
 
+#include <sys/ioctl.h>
+
 #include <algorithm>
 #include <cerrno>
 
@@ -29,6 +31,12 @@ void StreamTransport::reserve_input(std::size_t total) {
   // Doubling with what arrives keeps the copies linear in the frame's size.
   const std::size_t step = std::max(arrived, options_.initial_input_capacity);
   input_.ensure_writable(std::min(total - arrived, step));
+}
+
+std::size_t StreamTransport::kernel_queued_input() const noexcept {
+  int queued = 0;
+  if (!fd_ || ::ioctl(fd_.get(), FIONREAD, &queued) != 0 || queued < 0) return 0;
+  return static_cast<std::size_t>(queued);
 }
 
 void StreamTransport::resume_reading() {

@@ -123,6 +123,9 @@ class StreamTransport final : public reactor::IoHandler {
     return output_.readable_size() + sending_.readable_size();
   }
   [[nodiscard]] bool output_full() const noexcept { return unsent_bytes() >= options_.output_high_water; }
+  // Bytes the kernel holds in this socket's receive queue now (FIONREAD),
+  // not yet read; 0 when it cannot tell. Never blocks.
+  [[nodiscard]] std::size_t kernel_queued_input() const noexcept;
   // Received bytes not yet consumed plus bytes not yet sent: what this
   // connection holds of its peer's data now (stats' bytes_buffered).
   [[nodiscard]] std::size_t buffered_bytes() const noexcept { return input_.readable_size() + unsent_bytes(); }
