@@ -32,20 +32,18 @@ DatagramEndpoint::DatagramEndpoint(reactor::Reactor& reactor, Owner& owner, pipe
       settings_(std::move(settings)),
       address_(address),
       socket_file_(std::move(socket_file)),
-      id_(owner.add_requester(*this)),
+      dispatcher_(dispatcher),
+      parser_(parser),
       datagram_limit_(address.family() == AF_UNIX ? kMaxUnixDatagram : kMaxUdpPayload),
       // One byte more than the limit, so an oversized datagram is detected
       // even where MSG_TRUNC is not reported.
       in_(std::min<std::size_t>(datagram_limit_, settings_->frame_limits.max_body + 4 +
-                                                     settings_->frame_limits.max_header) + 1),
-      out_(4096),
-      pipeline_(dispatcher, pipeline::Origin{*settings_}, id_, parser, *this,
-                pipeline::PipelineLimits{.max_pending_replies = 1, .datagram_limit = datagram_limit_}) {
+                                                     settings_->frame_limits.max_header) + 1) {
   token_ = reactor_.register_handler(*this);
 }
 
 DatagramEndpoint::~DatagramEndpoint() {
-  owner_.remove_requester(id_);
+  exchanges_.clear();  // they unregister through this endpoint: before anything else goes
   reactor_.unregister_handler(token_);
   reactor_.close(fd_);
 }
@@ -56,8 +54,28 @@ base::UniqueFd DatagramEndpoint::duplicate_socket() const noexcept {
   return base::UniqueFd(::fcntl(fd_.get(), F_DUPFD_CLOEXEC, 0));
 }
 
+std::size_t DatagramEndpoint::buffered_bytes() const noexcept {
+  std::size_t held = 0;
+  for (const auto& exchange : exchanges_) held += exchange->buffered_bytes();
+  return held;
+}
+
+DatagramExchange* DatagramEndpoint::free_exchange() {
+  if (!free_.empty()) {
+    DatagramExchange* exchange = free_.back();
+    free_.pop_back();
+    return exchange;
+  }
+  if (exchanges_.size() >= std::max<std::uint32_t>(settings_->max_pending_replies, 1)) return nullptr;
+  exchanges_.push_back(std::make_unique<DatagramExchange>(*this, dispatcher_, parser_, *settings_, datagram_limit_));
+  return exchanges_.back().get();
+}
+
 void DatagramEndpoint::arm_recv() {
   if (stopping_ || recv_in_flight_) return;
+  // Every exchange busy: the next datagram waits in the socket's queue
+  // until a reply has left.
+  if (free_.empty() && exchanges_.size() >= std::max<std::uint32_t>(settings_->max_pending_replies, 1)) return;
   in_.clear();
   recv_iov_.iov_base = in_.write_ptr();
   recv_iov_.iov_len = in_.writable_size();
@@ -93,26 +111,33 @@ void DatagramEndpoint::on_datagram(std::size_t size, int msg_flags) {
   in_.commit(size);
   ++settings_->stats->datagrams_in;
   settings_->stats->bytes_in += size;
-  std::memcpy(&reply_to_, &sender_, sizeof sender_);
-  reply_to_length_ = recv_msg_.msg_namelen;
-  out_.clear();
-  answering_ = true;
-  pipeline_.process_datagram(in_.readable(), (msg_flags & MSG_TRUNC) != 0);
-  send_reply();  // nothing yet if the command deferred: frames_ready() sends it
+  DatagramExchange* exchange = free_exchange();  // arm_recv made sure there is one
+  ++busy_;
+  if (exchange->take(in_.readable(), (msg_flags & MSG_TRUNC) != 0, sender_, recv_msg_.msg_namelen)) {
+    queue_reply(*exchange);
+  }
+  // A deferred command's reply comes later (on_exchange_ready); the next
+  // datagram is read now.
+  arm_recv();
 }
 
-void DatagramEndpoint::send_reply() {
-  // The reply is complete once the pipeline holds nothing back (a deferred
-  // command has answered); it may be empty (upper of an empty datagram).
-  if (!answering_ || send_in_flight_ || !pipeline_.idle()) return;
-  // An unnamed Unix sender (it never bound an address) cannot be answered.
-  if (reply_to_length_ <= sizeof(sa_family_t) && reply_to_.ss_family == AF_UNIX) return next();
-  if (const proto::Reply* error = pipeline_.last_error()) owner_.note_client_error(settings_->name, reply_to_, *error);
-  send_iov_.iov_base = const_cast<char*>(out_.read_ptr());
-  send_iov_.iov_len = out_.readable_size();
+void DatagramEndpoint::on_exchange_ready(DatagramExchange& exchange) { queue_reply(exchange); }
+
+void DatagramEndpoint::queue_reply(DatagramExchange& exchange) {
+  if (!exchange.answerable()) return release(exchange);
+  if (const proto::Reply* error = exchange.error()) owner_.note_client_error(settings_->name, exchange.sender(), *error);
+  to_send_.push_back(&exchange);
+  send_next();
+}
+
+void DatagramEndpoint::send_next() {
+  if (send_in_flight_ || to_send_.empty()) return;
+  DatagramExchange& exchange = *to_send_.front();
+  send_iov_.iov_base = const_cast<char*>(exchange.reply().read_ptr());
+  send_iov_.iov_len = exchange.reply().readable_size();
   send_msg_ = msghdr{};
-  send_msg_.msg_name = &reply_to_;
-  send_msg_.msg_namelen = reply_to_length_;
+  send_msg_.msg_name = const_cast<sockaddr_storage*>(&exchange.sender());
+  send_msg_.msg_namelen = exchange.sender_length();
   send_msg_.msg_iov = &send_iov_;
   send_msg_.msg_iovlen = 1;
   send_in_flight_ = true;
@@ -120,12 +145,13 @@ void DatagramEndpoint::send_reply() {
 }
 
 void DatagramEndpoint::on_sent(std::int32_t result) {
+  DatagramExchange& exchange = *to_send_.front();
   if (result == -EMSGSIZE && !sending_error_ && !stopping_) {
     // Larger than the socket can carry (a Unix datagram over SO_SNDBUF):
     // the sender is told so instead of waiting for nothing.
     sending_error_ = true;
-    pipeline_.replace_reply_too_large(out_.readable_size());
-    return send_reply();
+    exchange.replace_reply_too_large();
+    return send_next();
   }
   sending_error_ = false;
   if (result < 0 && result != -ECANCELED) {
@@ -134,14 +160,15 @@ void DatagramEndpoint::on_sent(std::int32_t result) {
     ++settings_->stats->datagrams_out;
     settings_->stats->bytes_out += static_cast<std::uint64_t>(result);
   }
-  next();
+  to_send_.pop_front();
+  release(exchange);
+  send_next();
 }
 
-void DatagramEndpoint::next() {
-  answering_ = false;
-  bytes_sent_ += out_.readable_size();
-  out_.clear();
-  pipeline_.on_sent(bytes_sent_);
+void DatagramEndpoint::release(DatagramExchange& exchange) {
+  exchange.sent();
+  --busy_;
+  free_.push_back(&exchange);
   if (stopping_) return close_if_idle();
   arm_recv();
 }
@@ -150,14 +177,14 @@ void DatagramEndpoint::stop() {
   if (stopping_) return;
   stopping_ = true;
   socket_file_.remove();
-  // Only the receive is cancelled: a reply being sent goes out, and no
-  // receive follows it (next()).
+  // Only the receive is cancelled: replies being answered or sent go out,
+  // and no receive follows them.
   if (recv_in_flight_) reactor_.cancel(fd_.get());
   close_if_idle();
 }
 
 void DatagramEndpoint::close_if_idle() {
-  if (recv_in_flight_ || send_in_flight_ || answering_ || !fd_) return;
+  if (recv_in_flight_ || send_in_flight_ || busy_ != 0 || !fd_) return;
   reactor_.close(fd_);
   owner_.on_endpoint_stopped();
 }

@@ -6,17 +6,22 @@
 // alike. There is no reassembly and no connection state; garbage gets an
 // error datagram and never disturbs other senders.
 //
-// One receive and one reply at a time: the next datagram is read once the
-// reply to the previous one has been handed to the kernel. The socket's own
-// receive queue is the bounded buffer in between, and under overload the
-// kernel drops datagrams, which is UDP's contract with its clients.
+// Each datagram is answered by a DatagramExchange of its own, so a command
+// that takes a while (exec, a file job) holds up only its own sender: the
+// endpoint goes on reading and answering, with up to max_pending_replies
+// datagrams being answered at once; past that it stops reading, and the
+// socket's own receive queue is the bounded buffer (under overload the
+// kernel drops datagrams, which is UDP's contract with its clients). Replies
+// leave as they become ready, one send at a time; datagrams carry no order.
 
 #include <simdjson.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include <deque>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "base/unique_fd.hpp"
 #include "buffer/byte_buffer.hpp"
@@ -25,17 +30,18 @@
 #include "pipeline/dispatcher.hpp"
 #include "pipeline/request_pipeline.hpp"
 #include "reactor/reactor.hpp"
+#include "server/datagram_exchange.hpp"
 #include "server/listener_settings.hpp"
 #include "server/requester_target.hpp"
 
 namespace framed::server {
 
-class DatagramEndpoint final : public reactor::IoHandler, public pipeline::FrameOutput, public RequesterTarget {
+class DatagramEndpoint final : public reactor::IoHandler, public DatagramExchange::Owner {
  public:
   // What an endpoint reports to (its shard).
   class Owner {
    public:
-    // Registers the endpoint for deferred replies; returns its requester id.
+    // Registers an exchange for deferred replies; returns its requester id.
     [[nodiscard]] virtual std::uint64_t add_requester(RequesterTarget& target) = 0;
     virtual void remove_requester(std::uint64_t id) = 0;
     // Once it has stopped during shutdown.
@@ -65,37 +71,33 @@ class DatagramEndpoint final : public reactor::IoHandler, public pipeline::Frame
   // file handed over with it, so that stopping this one unlinks nothing.
   [[nodiscard]] base::UniqueFd duplicate_socket() const noexcept;
   [[nodiscard]] net::SocketFile take_socket_file() noexcept { return std::move(socket_file_); }
-  [[nodiscard]] bool stopped() const noexcept {
-    return !fd_ && !recv_in_flight_ && !send_in_flight_ && pipeline_.idle();
-  }
+  [[nodiscard]] bool stopped() const noexcept { return !fd_ && !recv_in_flight_ && !send_in_flight_ && busy_ == 0; }
   [[nodiscard]] const std::shared_ptr<const ListenerSettings>& settings() const noexcept { return settings_; }
   [[nodiscard]] const net::SocketAddress& address() const noexcept { return address_; }
-  // Reply bytes held in memory now (the receive buffer is reused storage,
+  // Reply bytes held in memory now (the receive buffers are reused storage,
   // not held data).
-  [[nodiscard]] std::size_t buffered_bytes() const noexcept { return out_.readable_size() + pipeline_.held_bytes(); }
+  [[nodiscard]] std::size_t buffered_bytes() const noexcept;
 
   void on_io(std::uint8_t tag, std::int32_t result, std::uint32_t flags) override;
 
-  // RequesterTarget: a deferred reply is sent, and only then is the next
-  // datagram read.
-  void deliver(const commands::ReplyRoute& route, proto::Reply& reply) override { pipeline_.deliver(route, reply); }
-  void resume_body(const commands::ReplyRoute& route) override { pipeline_.resume_body(route); }
+  // DatagramExchange::Owner
+  [[nodiscard]] std::uint64_t add_requester(RequesterTarget& target) override { return owner_.add_requester(target); }
+  void remove_requester(std::uint64_t id) override { owner_.remove_requester(id); }
+  void on_exchange_ready(DatagramExchange& exchange) override;
 
  private:
   enum Tag : std::uint8_t { kRecv = 1, kSend = 2 };
 
-  // pipeline::FrameOutput: the output holds the one reply being answered.
-  [[nodiscard]] buffer::ByteBuffer& frames() noexcept override { return out_; }
-  [[nodiscard]] bool output_full() const noexcept override { return false; }
-  [[nodiscard]] std::uint64_t frames_end() const noexcept override { return bytes_sent_ + out_.readable_size(); }
-  void frames_ready() override { send_reply(); }
-  void flush_frames() override {}
-
   void arm_recv();
   void on_datagram(std::size_t size, int msg_flags);
-  void send_reply();
+  // A free exchange (made while fewer than max_pending_replies exist), or
+  // null when every one is busy.
+  [[nodiscard]] DatagramExchange* free_exchange();
+  // A complete reply joins the send queue (or, unanswerable, is dropped).
+  void queue_reply(DatagramExchange& exchange);
+  void send_next();
   void on_sent(std::int32_t result);
-  void next();
+  void release(DatagramExchange& exchange);
   void close_if_idle();
 
   reactor::Reactor& reactor_;
@@ -105,9 +107,9 @@ class DatagramEndpoint final : public reactor::IoHandler, public pipeline::Frame
   std::shared_ptr<const ListenerSettings> settings_;
   net::SocketAddress address_;
   net::SocketFile socket_file_;
-  std::uint64_t id_;
+  pipeline::Dispatcher& dispatcher_;
+  simdjson::dom::parser& parser_;
   std::size_t datagram_limit_;  // the largest datagram read whole
-  bool answering_ = false;      // a datagram was read and its reply is not yet sent
   bool sending_error_ = false;  // the datagram in flight already replaces a reply too large
   bool stopping_ = false;
   bool recv_in_flight_ = false;
@@ -118,14 +120,14 @@ class DatagramEndpoint final : public reactor::IoHandler, public pipeline::Frame
   msghdr recv_msg_{};
   sockaddr_storage sender_{};
 
-  buffer::ByteBuffer out_;
-  std::uint64_t bytes_sent_ = 0;
+  // Made as needed, up to max_pending_replies, and reused: `free_` holds the
+  // idle ones, `to_send_` the complete replies in the order they completed.
+  std::vector<std::unique_ptr<DatagramExchange>> exchanges_;
+  std::vector<DatagramExchange*> free_;
+  std::deque<DatagramExchange*> to_send_;
+  std::size_t busy_ = 0;  // exchanges taken and not yet released
   iovec send_iov_{};
   msghdr send_msg_{};
-  sockaddr_storage reply_to_{};
-  socklen_t reply_to_length_ = 0;
-
-  pipeline::RequestPipeline pipeline_;
 };
 
 }  // namespace framed::server
