@@ -154,6 +154,13 @@ class Framed:
             raise RuntimeError("get failed: %r" % reply)
         return elapsed
 
+    def delete(self, name):
+        with self.connect() as sock:
+            sock.sendall(encode({"cmd": "delete", "name": name}))
+            reply = read_reply_header(sock)
+        if not reply.get("ok"):
+            raise RuntimeError("delete failed: %r" % reply)
+
     def peak_rss_kib(self):
         return vm_hwm_kib(self.proc.pid)
 
@@ -253,11 +260,13 @@ def main():
             daemon = Framed(args.binary, workdir, transport)
             try:
                 puts = []
-                for _ in range(args.runs):
+                for run in range(args.runs):
                     elapsed, digest = daemon.put(source, "bench.bin")
                     if digest != expected:
                         raise RuntimeError("put stored sha256 %s, the file is %s" % (digest, expected))
                     puts.append(elapsed)
+                    if run + 1 < args.runs:
+                        daemon.delete("bench.bin")  # as raw_put removes its output
                 rss_put = daemon.peak_rss_kib()
                 gets = [daemon.get("bench.bin") for _ in range(args.runs)]
                 rss_get = daemon.peak_rss_kib()

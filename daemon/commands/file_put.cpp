@@ -1,15 +1,20 @@
 // put: a file streamed from the request body to disk (PROTOCOL.md section 4).
 //
-// The body goes into a bounded buffer on the reactor thread; a full buffer is
-// handed to a worker, which hashes it (SHA-256) and writes it to a temporary
-// file that has no name under the root (O_TMPFILE). One write is in flight
-// at a time: while it runs and the next buffer is full, write() takes fewer
-// bytes than offered, so the connection stops reading and a slow disk slows
-// the sender; the worker's result resumes the body. When the body is
-// complete a last job checks the hash, fsyncs (files.fsync), links the file
-// under a reserved temporary name and renames it over the name: a reader
-// sees the old file or the new one, whole. An upload that fails or is
-// abandoned has never had a name: closing its descriptor frees it.
+// The body goes into fixed-size buffers on the reactor thread; each full
+// buffer is queued for the upload's job, which hashes it (SHA-256), writes
+// it to a temporary file that has no name under the root (O_TMPFILE) and
+// hands the buffer back. The reactor fills the next buffer while the job
+// writes the previous ones, so receiving, hashing and writing overlap; an
+// upload owns at most kBuffers buffers, whatever its size. When all are
+// queued or being written, write() takes fewer bytes than offered, so the
+// connection stops reading and a slow disk slows the sender; a buffer
+// handed back resumes the body. One job at a time drains an upload's queue,
+// in order, and keeps going while the reactor queues more, so a busy upload
+// costs one worker, not one job per buffer. When the body is complete the
+// job checks the hash, fsyncs (files.fsync), links the file under a
+// reserved temporary name and renames it over the name: a reader sees the
+// old file or the new one, whole. An upload that fails or is abandoned has
+// never had a name: closing its descriptor frees it.
 //
 // Resuming: an upload abandoned half way (the client went away, the body
 // missed body_timeout, the connection was cut at shutdown) is kept in the
@@ -19,13 +24,12 @@
 // kept bytes again. An upload that failed for a reason the client was told
 // (sha256 mismatch: the bytes are wrong; a disk error; too_busy) is not
 // kept. The table is touched from this file's reactor side (claim) and from
-// the worker that retires an abandoned upload (park); it does no I/O under
+// the job that retires an abandoned upload (park); it does no I/O under
 // its mutex.
 //
-// Ownership: an Upload is shared by the sink and the job in flight; each
-// job's result is posted back holding it, so a sink destroyed meanwhile (the
-// client went away, or finish() returned) never leaves a job pointing at
-// nothing.
+// Ownership: an Upload is shared by the sink, its job and every buffer
+// handed back; each holds it, so a sink destroyed meanwhile (the client went
+// away, or finish() returned) never leaves a job pointing at nothing.
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -33,11 +37,15 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <deque>
+#include <memory>
+#include <mutex>
 #include <random>
 #include <string>
 #include <utility>
-
-#include <ctime>
+#include <vector>
 
 #include "commands/file_commands.hpp"
 #include "commands/file_stats.hpp"
@@ -48,33 +56,61 @@
 namespace framed::commands {
 namespace {
 
-// Bytes gathered before a write; with the one in flight, what an upload
-// holds in memory at most.
-constexpr std::size_t kWriteChunk = 1 << 20;
+// Bytes per write, and buffers per upload: kBuffers * kChunk is what an
+// upload holds in memory at most. Four let the reactor fill one while the
+// job hashes and writes another, with two more to absorb the jitter of a
+// shared CPU and of the page cache.
+constexpr std::size_t kChunk = 256 << 10;
+constexpr std::size_t kBuffers = 8;
+
+// One buffer of the body: filled on the reactor, written by the job, handed
+// back for reuse.
+struct Chunk {
+  std::string bytes;  // kChunk long, or empty: no buffer (none was free)
+  std::size_t size = 0;  // how much of it is the body's
+
+  [[nodiscard]] std::string_view view() const noexcept { return {bytes.data(), size}; }
+};
+
+// What the job does once the queue is empty.
+enum class Ending : std::uint8_t {
+  open,     // the body goes on: wait for the reactor to queue more
+  commit,   // the body is complete: check, link, rename, answer
+  abandon,  // the sink is gone: keep what was written for resuming, or drop it
+};
 
 struct Upload {
   Upload(CommandHost& host_in, FileSettings settings_in, files::CheckedName name_in)
       : host(host_in), partials(host_in.partial_uploads()), settings(std::move(settings_in)), name(std::move(name_in)) {}
 
   CommandHost& host;
-  PartialUploads& partials;  // process-wide and thread-safe: the worker parks a cut upload there
+  PartialUploads& partials;  // process-wide and thread-safe: the job parks a cut upload there
   const FileSettings settings;
   const files::CheckedName name;
   std::optional<std::string> expected_sha256;
   ReplyRoute route;
 
-  // Worker side: only the job in flight touches these (one at a time).
+  // Job side: only the upload's job touches these (one job at a time; the
+  // reactor reads `failure` and `written` only after a job's post).
   base::UniqueFd directory;
   base::UniqueFd file;  // O_TMPFILE: no name until the commit (a resumed upload's from the start)
   Sha256 sha256;
   std::uint64_t written = 0;  // a resumed upload: from its offset on
-  // Reactor side reads it only when no job is in flight.
   std::optional<FileError> failure;
 
+  // Between the reactor and the job, under `mutex` (held for a few pointer
+  // moves, never across I/O): the full buffers not yet written, in order,
+  // whether a job is draining them, and what it does at the end.
+  std::mutex mutex;
+  std::deque<Chunk> queued;
+  bool draining = false;
+  Ending ending = Ending::open;
+
   // Reactor side.
-  std::string filling;
-  std::string spare;  // the buffer of the last write, back for reuse
-  bool in_flight = false;
+  Chunk filling;
+  std::vector<Chunk> spares;  // handed back, for reuse
+  std::size_t out = 0;        // buffers queued or being written
+  bool failed = false;        // a write failed, or the pool refused the job: `failure` says why
   bool behind = false;
   bool abandoned = false;
   bool finishing = false;
@@ -159,28 +195,22 @@ std::string commit(Upload& upload) {
   return digest;
 }
 
-void on_written(const UploadPtr& upload);
-
-// Reactor: the filled buffer goes to a worker. False: the pool is full
-// (failure set).
-bool submit_write(const UploadPtr& upload) {
-  std::string chunk = std::exchange(upload->filling, std::move(upload->spare));
-  upload->filling.clear();
-  auto job = [upload, chunk = std::move(chunk)]() mutable {
-    write_chunk(*upload, chunk);
-    upload->host.post([upload, chunk = std::move(chunk)]() mutable {
-      chunk.clear();
-      upload->spare = std::move(chunk);
-      on_written(upload);
-    });
-  };
-  proto::Reply refused;
-  if (!submit_file_job(upload->host, "put", std::move(job), refused)) {
-    upload->failure = FileError{refused.error_code, refused.error_message};
-    return false;
-  }
-  upload->in_flight = true;
-  return true;
+// Worker: an abandoned upload that failed for no reason of its own is kept
+// for resuming (everything it had taken is written by now).
+void keep_partial(Upload& upload) {
+  if (upload.failure || !upload.file || upload.written == 0) return;
+  PartialUpload partial;
+  partial.root = upload.settings.root;
+  partial.name = files::joined(upload.name);
+  partial.file = std::move(upload.file);
+  partial.sha256 = std::move(upload.sha256);
+  partial.size = upload.written;
+  partial.kept_at_unix = static_cast<std::int64_t>(std::time(nullptr));
+  const PartialPolicy policy{upload.settings.resume_window, upload.settings.max_partials};
+  // What leaves the table is closed here, in this worker.
+  PartialUploads::Released released = upload.partials.park(std::move(partial), policy, base::Clock::now());
+  CommandHost& host = upload.host;
+  host.post([&host] { host.expire_partial_uploads_on_time(); });
 }
 
 void deliver(const UploadPtr& upload, const std::string& digest) {
@@ -196,64 +226,95 @@ void deliver(const UploadPtr& upload, const std::string& digest) {
   upload->host.deliver_reply(upload->route, reply);
 }
 
-// Reactor: the last bytes and the commit; the job answers. False: the pool
-// is full (`refused` says so).
-bool start_commit(const UploadPtr& upload, proto::Reply& refused) {
-  std::string chunk = std::move(upload->filling);
-  auto job = [upload, chunk = std::move(chunk)]() {
-    write_chunk(*upload, chunk);
+void on_written(const UploadPtr& upload, Chunk chunk, bool failed);
+
+// Worker: the end of the upload, its queue written.
+void end_upload(const UploadPtr& upload, Ending ending) {
+  if (ending == Ending::commit) {
     std::string digest = commit(*upload);
-    upload->file.reset();
-    upload->directory.reset();
     upload->host.post([upload, digest = std::move(digest)] { deliver(upload, digest); });
-  };
-  if (!submit_file_job(upload->host, "put", std::move(job), refused)) return false;
-  upload->in_flight = true;
+  } else {
+    keep_partial(*upload);
+  }
+  // Closed here, not wherever the last holder lets go: closing a large
+  // unlinked file frees its blocks, which may take a while.
+  upload->file.reset();
+  upload->directory.reset();
+}
+
+// Worker: the upload's job. Writes the queued buffers in order, handing
+// each back, until the queue is empty; then ends the upload, or returns
+// and lets the reactor start a job again when it queues the next buffer.
+void drain(const UploadPtr& upload) {
+  for (;;) {
+    Chunk chunk;
+    Ending ending = Ending::open;
+    {
+      const std::lock_guard lock(upload->mutex);
+      if (upload->queued.empty()) {
+        ending = upload->ending;
+        if (ending == Ending::open) {
+          upload->draining = false;
+          return;
+        }
+      } else {
+        chunk = std::move(upload->queued.front());
+        upload->queued.pop_front();
+      }
+    }
+    if (chunk.bytes.empty()) return end_upload(upload, ending);
+    write_chunk(*upload, chunk.view());
+    const bool failed = upload->failure.has_value();
+    upload->host.post([upload, chunk = std::move(chunk), failed]() mutable {
+      on_written(upload, std::move(chunk), failed);
+    });
+  }
+}
+
+// Reactor: queues the filled buffer (if it holds anything), sets how the
+// upload ends, and starts the job unless one is draining. False: the pool
+// is full (`refused` says so).
+bool queue_filling(const UploadPtr& upload, Ending ending, proto::Reply& refused) {
+  bool start = false;
+  {
+    const std::lock_guard lock(upload->mutex);
+    if (upload->filling.size != 0) {
+      upload->queued.push_back(std::move(upload->filling));
+      ++upload->out;
+    }
+    upload->filling = Chunk{};
+    if (ending != Ending::open) upload->ending = ending;
+    start = !upload->draining && (!upload->queued.empty() || ending != Ending::open);
+    upload->draining = upload->draining || start;
+  }
+  if (!start) return true;
+  if (submit_file_job(upload->host, "put", [upload] { drain(upload); }, refused)) return true;
+  // No job runs: the reactor may touch the job's side.
+  const std::lock_guard lock(upload->mutex);
+  upload->draining = false;
+  return false;
+}
+
+// Reactor: a buffer to fill, from those handed back or a new one while the
+// upload owns fewer than kBuffers. False: all are queued or being written.
+bool take_buffer(Upload& upload) {
+  if (!upload.spares.empty()) {
+    upload.filling = std::move(upload.spares.back());
+    upload.spares.pop_back();
+    return true;
+  }
+  if (upload.out >= kBuffers) return false;
+  upload.filling.bytes.resize(kChunk);
   return true;
 }
 
-// Worker: an abandoned upload that failed for no reason of its own is kept
-// for resuming, with the bytes it had taken but not yet written.
-void keep_partial(Upload& upload, std::string_view unwritten) {
-  write_chunk(upload, unwritten);
-  if (upload.failure || !upload.file || upload.written == 0) return;
-  PartialUpload partial;
-  partial.root = upload.settings.root;
-  partial.name = files::joined(upload.name);
-  partial.file = std::move(upload.file);
-  partial.sha256 = std::move(upload.sha256);
-  partial.size = upload.written;
-  partial.kept_at_unix = static_cast<std::int64_t>(std::time(nullptr));
-  const PartialPolicy policy{upload.settings.resume_window, upload.settings.max_partials};
-  // What leaves the table is closed here, in this worker.
-  PartialUploads::Released released = upload.partials.park(std::move(partial), policy, base::Clock::now());
-}
-
-// Reactor: an abandoned upload is kept for resuming or closed, in a worker
-// (closing a large unlinked file frees its blocks, which may take a while).
-void retire(UploadPtr upload) {
-  ++upload->host.file_stats().uploads_aborted;
-  auto job = [upload]() mutable {
-    if (!upload->failure) keep_partial(*upload, upload->filling);
-    upload.reset();
-  };
-  if (!upload->host.worker_pool().try_submit(std::move(job))) upload.reset();
-}
-
-void on_written(const UploadPtr& upload) {
-  upload->in_flight = false;
-  if (upload->abandoned) return retire(upload);
-  if (upload->finishing) {
-    proto::Reply refused;
-    if (!start_commit(upload, refused)) {
-      upload->failure = FileError{refused.error_code, refused.error_message};
-      deliver(upload, {});
-    }
-    return;
-  }
-  if (upload->failure) upload->filling.clear();
-  if (!upload->failure && upload->filling.size() >= kWriteChunk) submit_write(upload);
-  if (upload->behind) {
+// Reactor: a buffer is written; it is free again.
+void on_written(const UploadPtr& upload, Chunk chunk, bool failed) {
+  --upload->out;
+  chunk.size = 0;
+  upload->spares.push_back(std::move(chunk));
+  upload->failed = upload->failed || failed;
+  if (upload->behind && !upload->abandoned) {
     upload->behind = false;
     upload->host.resume_body(upload->route);
   }
@@ -263,9 +324,14 @@ class PutSink final : public BodySink {
  public:
   explicit PutSink(UploadPtr upload) : upload_(std::move(upload)) {}
   ~PutSink() override {
-    if (upload_->finishing) return;  // the commit job owns it now
+    if (upload_->finishing) return;  // the job owns it now
+    // Abandoned: what was taken is written, then kept for resuming (a job
+    // the pool refuses keeps nothing).
+    ++upload_->host.file_stats().uploads_aborted;
     upload_->abandoned = true;
-    if (!upload_->in_flight) retire(std::move(upload_));
+    if (upload_->failed) upload_->filling = Chunk{};
+    proto::Reply refused;
+    (void)queue_filling(upload_, Ending::abandon, refused);
   }
   PutSink(const PutSink&) = delete;
   PutSink& operator=(const PutSink&) = delete;
@@ -274,31 +340,38 @@ class PutSink final : public BodySink {
     Upload& upload = *upload_;
     // A failed upload takes the rest of the body unread: it is answered at
     // its end, with the reason.
-    if (!upload.in_flight && upload.failure) return bytes.size();
+    if (upload.failed) return bytes.size();
     std::size_t taken = 0;
     while (taken < bytes.size()) {
-      if (upload.filling.size() >= kWriteChunk) {
-        if (upload.in_flight || !submit_write(upload_)) break;
-      }
-      const std::size_t n = std::min(kWriteChunk - upload.filling.size(), bytes.size() - taken);
-      upload.filling.append(bytes.substr(taken, n));
+      if (upload.filling.bytes.empty() && !take_buffer(upload)) break;
+      const std::size_t n = std::min(kChunk - upload.filling.size, bytes.size() - taken);
+      std::memcpy(upload.filling.bytes.data() + upload.filling.size, bytes.data() + taken, n);
+      upload.filling.size += n;
       taken += n;
+      if (upload.filling.size == kChunk) {
+        proto::Reply refused;
+        if (!queue_filling(upload_, Ending::open, refused)) {
+          upload.failure = FileError{refused.error_code, refused.error_message};
+          upload.failed = true;
+          return bytes.size();
+        }
+      }
     }
     upload.host.file_stats().bytes_in += taken;
-    if (!upload.in_flight && !upload.failure && upload.filling.size() >= kWriteChunk) submit_write(upload_);
-    if (!upload.in_flight && upload.failure) return bytes.size();
     upload.behind = taken < bytes.size();
     return taken;
   }
 
   void finish(proto::Reply& reply, CommandContext& context) override {
     Upload& upload = *upload_;
-    if (!upload.in_flight && upload.failure) return reply.fail(upload.failure->code, upload.failure->message);
-    if (!upload.in_flight) {
-      proto::Reply refused;
-      if (!start_commit(upload_, refused)) return reply.fail(refused.error_code, refused.error_message);
+    if (upload.failed) return reply.fail(upload.failure->code, upload.failure->message);
+    proto::Reply refused;
+    if (!queue_filling(upload_, Ending::commit, refused)) {
+      // Told too_busy: not kept for resuming when the sink goes.
+      upload.failure = FileError{refused.error_code, refused.error_message};
+      upload.failed = true;
+      return reply.fail(refused.error_code, refused.error_message);
     }
-    // With a write in flight, its result starts the commit (on_written).
     upload.finishing = true;
     upload.route = context.defer();
   }
