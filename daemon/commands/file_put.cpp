@@ -1,20 +1,21 @@
 // put: a file streamed from the request body to disk (PROTOCOL.md section 4).
 //
-// The body goes into fixed-size buffers on the reactor thread; each full
-// buffer is queued for the upload's job, which hashes it (SHA-256), writes
-// it to a temporary file that has no name under the root (O_TMPFILE) and
-// hands the buffer back. The reactor fills the next buffer while the job
-// writes the previous ones, so receiving, hashing and writing overlap; an
-// upload owns at most kBuffers buffers, whatever its size. When all are
-// queued or being written, write() takes fewer bytes than offered, so the
-// connection stops reading and a slow disk slows the sender; a buffer
-// handed back resumes the body. One job at a time drains an upload's queue,
-// in order, and keeps going while the reactor queues more, so a busy upload
-// costs one worker, not one job per buffer. When the body is complete the
-// job checks the hash, fsyncs (files.fsync), links the file under a
-// reserved temporary name and renames it over the name: a reader sees the
-// old file or the new one, whole. An upload that fails or is abandoned has
-// never had a name: closing its descriptor frees it.
+// The body goes into fixed-size buffers on the reactor thread. Each full
+// buffer goes through two worker-side stages, in order: hashing (SHA-256),
+// then writing to a temporary file that has no name under the root
+// (O_TMPFILE); then it is handed back. The reactor fills buffers while the
+// hashing stage works on a later one and the writing stage on an earlier
+// one, so receiving, hashing and writing overlap. Each stage is one job at
+// a time that drains its queue while there is more, so an upload costs at
+// most two workers, not a job per buffer, and owns at most kBuffers
+// buffers, whatever its size. When all are in the stages, write() takes
+// fewer bytes than offered, so the connection stops reading and a slow disk
+// slows the sender; a buffer handed back resumes the body. When the body is
+// complete and both stages are idle, the end job checks the hash, fsyncs
+// (files.fsync), links the file under a reserved temporary name and renames
+// it over the name: a reader sees the old file or the new one, whole. An
+// upload that fails or is abandoned has never had a name: closing its
+// descriptor frees it.
 //
 // Resuming: an upload abandoned half way (the client went away, the body
 // missed body_timeout, the connection was cut at shutdown) is kept in the
@@ -24,12 +25,13 @@
 // kept bytes again. An upload that failed for a reason the client was told
 // (sha256 mismatch: the bytes are wrong; a disk error; too_busy) is not
 // kept. The table is touched from this file's reactor side (claim) and from
-// the job that retires an abandoned upload (park); it does no I/O under
+// the end of an abandoned upload, in a worker (park); it does no I/O under
 // its mutex.
 //
-// Ownership: an Upload is shared by the sink, its job and every buffer
-// handed back; each holds it, so a sink destroyed meanwhile (the client went
-// away, or finish() returned) never leaves a job pointing at nothing.
+// Ownership: an Upload is shared by the sink, its stages' jobs and every
+// buffer handed back; each holds it, so a sink destroyed meanwhile (the
+// client went away, or finish() returned) never leaves a job pointing at
+// nothing.
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -56,14 +58,15 @@
 namespace framed::commands {
 namespace {
 
-// Bytes per write, and buffers per upload: kBuffers * kChunk is what an
-// upload holds in memory at most. Four let the reactor fill one while the
-// job hashes and writes another, with two more to absorb the jitter of a
-// shared CPU and of the page cache.
+// Bytes per buffer, and buffers per upload: kBuffers * kChunk (2 MiB) is
+// what an upload holds in memory at most. A quarter MiB is hashed and then
+// written while it is still in the CPU's cache (a 1 MiB buffer measured
+// slower here); eight let the reactor fill some while the stages work on
+// others, with room for the jitter of a shared CPU and of the page cache.
 constexpr std::size_t kChunk = 256 << 10;
 constexpr std::size_t kBuffers = 8;
 
-// One buffer of the body: filled on the reactor, written by the job, handed
+// One buffer of the body: filled on the reactor, hashed, written, handed
 // back for reuse.
 struct Chunk {
   std::string bytes;  // kChunk long, or empty: no buffer (none was free)
@@ -72,11 +75,19 @@ struct Chunk {
   [[nodiscard]] std::string_view view() const noexcept { return {bytes.data(), size}; }
 };
 
-// What the job does once the queue is empty.
+// What is done once every buffer is hashed and written.
 enum class Ending : std::uint8_t {
   open,     // the body goes on: wait for the reactor to queue more
   commit,   // the body is complete: check, link, rename, answer
   abandon,  // the sink is gone: keep what was written for resuming, or drop it
+};
+
+// A worker-side stage a buffer goes through (hashing, then writing): its
+// queue, in order, and whether a job is draining it. One job at a time per
+// stage; the two stages run at once on different buffers.
+struct Stage {
+  std::deque<Chunk> queued;
+  bool running = false;
 };
 
 struct Upload {
@@ -90,27 +101,30 @@ struct Upload {
   std::optional<std::string> expected_sha256;
   ReplyRoute route;
 
-  // Job side: only the upload's job touches these (one job at a time; the
-  // reactor reads `failure` and `written` only after a job's post).
+  // Worker side. The hashing stage alone touches sha256 and the writing
+  // stage alone the rest, until both are idle with the body ended: then the
+  // end (commit or keep) has them all. The reactor reads them only after
+  // the end's post.
+  Sha256 sha256;
   base::UniqueFd directory;
   base::UniqueFd file;  // O_TMPFILE: no name until the commit (a resumed upload's from the start)
-  Sha256 sha256;
   std::uint64_t written = 0;  // a resumed upload: from its offset on
   std::optional<FileError> failure;
 
-  // Between the reactor and the job, under `mutex` (held for a few pointer
-  // moves, never across I/O): the full buffers not yet written, in order,
-  // whether a job is draining them, and what it does at the end.
+  // Between the reactor and the stages, under `mutex` (held for a few
+  // pointer moves, never across I/O).
   std::mutex mutex;
-  std::deque<Chunk> queued;
-  bool draining = false;
+  Stage hashing;
+  Stage writing;
   Ending ending = Ending::open;
+  bool ended = false;                 // the end is under way
+  std::optional<FileError> refusal;  // the pool refused a stage: too_busy, told at the end
 
   // Reactor side.
   Chunk filling;
   std::vector<Chunk> spares;  // handed back, for reuse
-  std::size_t out = 0;        // buffers queued or being written
-  bool failed = false;        // a write failed, or the pool refused the job: `failure` says why
+  std::size_t out = 0;        // buffers in the stages
+  std::optional<FileError> reactor_failure;  // a write failed, or the pool refused a stage
   bool behind = false;
   bool abandoned = false;
   bool finishing = false;
@@ -135,10 +149,9 @@ bool open_temporary(Upload& upload) {
   return false;
 }
 
-// Worker: hashes and writes one buffer.
+// Worker (writing stage): writes one buffer.
 void write_chunk(Upload& upload, std::string_view bytes) {
   if (upload.failure || !open_temporary(upload)) return;
-  upload.sha256.update(bytes);
   while (!bytes.empty()) {
     const ssize_t n = ::write(upload.file.get(), bytes.data(), bytes.size());
     if (n < 0) {
@@ -226,9 +239,9 @@ void deliver(const UploadPtr& upload, const std::string& digest) {
   upload->host.deliver_reply(upload->route, reply);
 }
 
-void on_written(const UploadPtr& upload, Chunk chunk, bool failed);
+void on_written(const UploadPtr& upload, Chunk chunk, std::optional<FileError> failure);
 
-// Worker: the end of the upload, its queue written.
+// Worker: the end of the upload, every buffer hashed and written.
 void end_upload(const UploadPtr& upload, Ending ending) {
   if (ending == Ending::commit) {
     std::string digest = commit(*upload);
@@ -242,61 +255,114 @@ void end_upload(const UploadPtr& upload, Ending ending) {
   upload->directory.reset();
 }
 
-// Worker: the upload's job. Writes the queued buffers in order, handing
-// each back, until the queue is empty; then ends the upload, or returns
-// and lets the reactor start a job again when it queues the next buffer.
-void drain(const UploadPtr& upload) {
+// Under the mutex: whether the end falls to the caller now (the body has
+// ended, both stages are idle and empty, and nobody has taken it yet).
+bool take_end(Upload& upload) {
+  if (upload.ending == Ending::open || upload.ended || upload.hashing.running || upload.writing.running ||
+      !upload.hashing.queued.empty() || !upload.writing.queued.empty()) {
+    return false;
+  }
+  upload.ended = true;
+  // Both stages are idle: the worker side is the caller's.
+  if (!upload.failure && upload.refusal) upload.failure = std::move(upload.refusal);
+  return true;
+}
+
+// Worker: pops the stage's next buffer; none: the stage goes idle, and if
+// the end falls to it, `end` says so.
+Chunk next_chunk(Upload& upload, Stage& stage, std::optional<Ending>& end) {
+  const std::lock_guard lock(upload.mutex);
+  if (stage.queued.empty()) {
+    stage.running = false;
+    if (take_end(upload)) end = upload.ending;
+    return {};
+  }
+  Chunk chunk = std::move(stage.queued.front());
+  stage.queued.pop_front();
+  return chunk;
+}
+
+// Worker: the writing stage. Writes its queue in order, handing each buffer
+// back to the reactor.
+void write_stage(const UploadPtr& upload) {
   for (;;) {
-    Chunk chunk;
-    Ending ending = Ending::open;
-    {
-      const std::lock_guard lock(upload->mutex);
-      if (upload->queued.empty()) {
-        ending = upload->ending;
-        if (ending == Ending::open) {
-          upload->draining = false;
-          return;
-        }
-      } else {
-        chunk = std::move(upload->queued.front());
-        upload->queued.pop_front();
-      }
+    std::optional<Ending> end;
+    Chunk chunk = next_chunk(*upload, upload->writing, end);
+    if (chunk.bytes.empty()) {
+      if (end) end_upload(upload, *end);
+      return;
     }
-    if (chunk.bytes.empty()) return end_upload(upload, ending);
     write_chunk(*upload, chunk.view());
-    const bool failed = upload->failure.has_value();
-    upload->host.post([upload, chunk = std::move(chunk), failed]() mutable {
-      on_written(upload, std::move(chunk), failed);
+    upload->host.post([upload, chunk = std::move(chunk), failure = upload->failure]() mutable {
+      on_written(upload, std::move(chunk), std::move(failure));
     });
   }
 }
 
-// Reactor: queues the filled buffer (if it holds anything), sets how the
-// upload ends, and starts the job unless one is draining. False: the pool
-// is full (`refused` says so).
+// Worker: the hashing stage. Hashes its queue in order and passes each
+// buffer to the writing stage, starting it when idle (or writing here when
+// the pool is full: slower, never wrong).
+void hash_stage(const UploadPtr& upload) {
+  for (;;) {
+    std::optional<Ending> end;
+    Chunk chunk = next_chunk(*upload, upload->hashing, end);
+    if (chunk.bytes.empty()) {
+      if (end) end_upload(upload, *end);
+      return;
+    }
+    upload->sha256.update(chunk.view());
+    bool start_writing = false;
+    {
+      const std::lock_guard lock(upload->mutex);
+      upload->writing.queued.push_back(std::move(chunk));
+      start_writing = !upload->writing.running;
+      upload->writing.running = true;
+    }
+    if (start_writing && !upload->host.worker_pool().try_submit([upload] { write_stage(upload); })) {
+      write_stage(upload);
+    }
+  }
+}
+
+// Reactor: queues the filled buffer (if it holds anything) for hashing,
+// sets how the upload ends, and starts the hashing stage unless it runs (or
+// the end, when nothing is left to hash or write). False: the pool is full
+// (`refused` says so).
 bool queue_filling(const UploadPtr& upload, Ending ending, proto::Reply& refused) {
-  bool start = false;
+  bool start_hashing = false;
+  bool start_end = false;
   {
     const std::lock_guard lock(upload->mutex);
     if (upload->filling.size != 0) {
-      upload->queued.push_back(std::move(upload->filling));
+      upload->hashing.queued.push_back(std::move(upload->filling));
       ++upload->out;
     }
     upload->filling = Chunk{};
     if (ending != Ending::open) upload->ending = ending;
-    start = !upload->draining && (!upload->queued.empty() || ending != Ending::open);
-    upload->draining = upload->draining || start;
+    start_hashing = !upload->hashing.running && !upload->hashing.queued.empty();
+    upload->hashing.running = upload->hashing.running || start_hashing;
+    start_end = !start_hashing && take_end(*upload);
   }
-  if (!start) return true;
-  if (submit_file_job(upload->host, "put", [upload] { drain(upload); }, refused)) return true;
-  // No job runs: the reactor may touch the job's side.
-  const std::lock_guard lock(upload->mutex);
-  upload->draining = false;
-  return false;
+  if (start_hashing) {
+    if (submit_file_job(upload->host, "put", [upload] { hash_stage(upload); }, refused)) return true;
+    const std::lock_guard lock(upload->mutex);
+    upload->hashing.running = false;
+    upload->refusal.emplace(FileError{refused.error_code, refused.error_message});
+    return false;
+  }
+  if (start_end) {
+    auto job = [upload, ending = upload->ending] { end_upload(upload, ending); };
+    if (submit_file_job(upload->host, "put", std::move(job), refused)) return true;
+    const std::lock_guard lock(upload->mutex);
+    upload->ended = false;
+    upload->refusal.emplace(FileError{refused.error_code, refused.error_message});
+    return false;
+  }
+  return true;
 }
 
 // Reactor: a buffer to fill, from those handed back or a new one while the
-// upload owns fewer than kBuffers. False: all are queued or being written.
+// upload owns fewer than kBuffers. False: all are in the stages.
 bool take_buffer(Upload& upload) {
   if (!upload.spares.empty()) {
     upload.filling = std::move(upload.spares.back());
@@ -309,11 +375,11 @@ bool take_buffer(Upload& upload) {
 }
 
 // Reactor: a buffer is written; it is free again.
-void on_written(const UploadPtr& upload, Chunk chunk, bool failed) {
+void on_written(const UploadPtr& upload, Chunk chunk, std::optional<FileError> failure) {
   --upload->out;
   chunk.size = 0;
   upload->spares.push_back(std::move(chunk));
-  upload->failed = upload->failed || failed;
+  if (failure && !upload->reactor_failure) upload->reactor_failure = std::move(failure);
   if (upload->behind && !upload->abandoned) {
     upload->behind = false;
     upload->host.resume_body(upload->route);
@@ -329,7 +395,7 @@ class PutSink final : public BodySink {
     // the pool refuses keeps nothing).
     ++upload_->host.file_stats().uploads_aborted;
     upload_->abandoned = true;
-    if (upload_->failed) upload_->filling = Chunk{};
+    if (upload_->reactor_failure) upload_->filling = Chunk{};
     proto::Reply refused;
     (void)queue_filling(upload_, Ending::abandon, refused);
   }
@@ -340,7 +406,7 @@ class PutSink final : public BodySink {
     Upload& upload = *upload_;
     // A failed upload takes the rest of the body unread: it is answered at
     // its end, with the reason.
-    if (upload.failed) return bytes.size();
+    if (upload.reactor_failure) return bytes.size();
     std::size_t taken = 0;
     while (taken < bytes.size()) {
       if (upload.filling.bytes.empty() && !take_buffer(upload)) break;
@@ -351,8 +417,7 @@ class PutSink final : public BodySink {
       if (upload.filling.size == kChunk) {
         proto::Reply refused;
         if (!queue_filling(upload_, Ending::open, refused)) {
-          upload.failure = FileError{refused.error_code, refused.error_message};
-          upload.failed = true;
+          upload.reactor_failure = FileError{refused.error_code, refused.error_message};
           return bytes.size();
         }
       }
@@ -364,12 +429,11 @@ class PutSink final : public BodySink {
 
   void finish(proto::Reply& reply, CommandContext& context) override {
     Upload& upload = *upload_;
-    if (upload.failed) return reply.fail(upload.failure->code, upload.failure->message);
+    if (upload.reactor_failure) return reply.fail(upload.reactor_failure->code, upload.reactor_failure->message);
     proto::Reply refused;
     if (!queue_filling(upload_, Ending::commit, refused)) {
-      // Told too_busy: not kept for resuming when the sink goes.
-      upload.failure = FileError{refused.error_code, refused.error_message};
-      upload.failed = true;
+      // Told too_busy (and so not kept for resuming when the sink goes).
+      upload.reactor_failure = FileError{refused.error_code, refused.error_message};
       return reply.fail(refused.error_code, refused.error_message);
     }
     upload.finishing = true;
