@@ -5,7 +5,9 @@ For each transport (TCP loopback, Unix socket) it measures, in MB/s
 (10^6 bytes per second):
 
   framed put   a json-framed put of the file (the client sends the header,
-               then the file with sendfile(2)); timed until the reply
+               then the file with sendfile(2)); timed until the reply;
+               deleted between runs, as raw put removes its output, so
+               both write into page cache the run before freed
   framed get   a get of it; the client reads the body into one reused
                buffer and drops it; timed until the last byte
   raw put      the same bytes through socat into a file over the same
