@@ -4,7 +4,9 @@ A body that has begun (a json body, a length payload, a streamed put) must
 be complete by body_timeout, and every min_body_rate bytes received move the
 deadline one second later. Here body_timeout is 1 s and min_body_rate 1 KiB:
 a body trickled at 500 B/s is answered `timeout` and closed at about 1 s; one
-trickled at 5 KiB/s for over 2 s is answered normally.
+trickled at 5 KiB/s for over 2 s is answered normally. The deadline is the
+client's: time the daemon itself holds the body back (its workers busy, so
+a put's buffers stay full and the socket is not read) does not count.
 """
 
 import hashlib

@@ -162,8 +162,8 @@ class RssSampler(threading.Thread):
 
 # The large round trip: 1 GiB in the plain build. Under AddressSanitizer
 # (the test run sets ASAN_OPTIONS) every byte the daemon copies is checked
-# and runs several times slower, so it is 64 MiB there: still 64 buffers'
-# worth of the upload pipeline, in seconds.
+# and runs several times slower, so it is 64 MiB there: still 32 times what
+# an upload buffers, in seconds.
 UNDER_ASAN = "ASAN_OPTIONS" in os.environ
 LARGE = 64 * MiB if UNDER_ASAN else 1024 * MiB
 
