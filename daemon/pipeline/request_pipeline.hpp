@@ -146,6 +146,9 @@ class RequestPipeline {
   // The total size of the frame in progress, when known: the carrier makes
   // room for it at once.
   [[nodiscard]] std::size_t input_wanted() const noexcept { return input_wanted_; }
+  // A body streamed to a sink that keeps up: the room its next read may
+  // fill (0: no opinion).
+  [[nodiscard]] std::size_t body_read_room() const noexcept { return body_read_room_; }
   // Datagram carriers: the last reply, when it was an error (for the
   // carrier's log); null otherwise.
   [[nodiscard]] const proto::Reply* last_error() const noexcept { return last_error_.ok ? nullptr : &last_error_; }
@@ -228,6 +231,7 @@ class RequestPipeline {
   std::size_t deferred_ = 0;
   std::unique_ptr<BodyInFlight> body_;
   std::size_t input_wanted_ = 0;
+  std::size_t body_read_room_ = 0;
   bool broken_ = false;
 
   // Made on the first event: most requesters never get one, and an empty

@@ -94,6 +94,10 @@ class StreamTransport final : public reactor::IoHandler {
   // The handler knows the next message needs `total` bytes: room for all of
   // it at once, instead of growing read by read.
   void reserve_input(std::size_t total);
+  // Room for the next recv to bring at least `bytes` (a body streamed to a
+  // sink, read in larger pieces while it arrives fast). Only while
+  // input_available().
+  void ensure_recv_room(std::size_t bytes) { input_.ensure_writable(bytes); }
   // Bytes to send: append, then flush().
   [[nodiscard]] buffer::ByteBuffer& output() noexcept { return output_; }
   void flush();
