@@ -197,7 +197,7 @@ def get_hashed(client, name):
     digest = hashlib.sha256()
     received = 0
     while remaining:
-        n = client.sock.recv_into(buffer[: min(remaining, MiB)])
+        n = client.sock.recv_into(buffer[: min(remaining, MiB)], 0, socket.MSG_WAITALL)
         if n == 0:
             raise ConnectionClosed("EOF with %d bytes of the body to come" % remaining)
         digest.update(buffer[:n])
