@@ -9,9 +9,9 @@ namespace {
 // few calls per MiB, small enough that other connections' turns come soon.
 constexpr std::size_t kBodyChunk = 64 * 1024;
 
-// The room a recv is offered while a sink streams a request body in: one
-// read moves up to this much (and its copy into the sink is one turn of the
-// reactor, bounded by it).
+// The most room a recv is offered while a sink streams a request body in:
+// one read moves up to this much (and its copy into the sink, one turn of
+// the reactor for this connection, is bounded by it).
 constexpr std::size_t kStreamedBodyRead = 256 * 1024;
 
 constexpr std::string_view kSlowConsumerEvent = R"(,"event":"dropped","reason":"slow_subscriber")";

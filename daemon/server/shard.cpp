@@ -9,8 +9,8 @@
 
 #include "base/errno_text.hpp"
 #include "codec/reply_encoder.hpp"
-#include "net/bind.hpp"
 #include "commands/partial_uploads.hpp"
+#include "net/bind.hpp"
 #include "server/listener_plan.hpp"
 
 namespace framed::server {
