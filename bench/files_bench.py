@@ -5,7 +5,9 @@ For each transport (TCP loopback, Unix socket) it measures, in MB/s
 (10^6 bytes per second):
 
   framed put   a json-framed put of the file (the client sends the header,
-               then the file with sendfile(2)); timed until the reply
+               then the file with sendfile(2)); timed until the reply;
+               deleted between runs, as raw put removes its output, so
+               both write into page cache the run before freed
   framed get   a get of it; the client reads the body into one reused
                buffer and drops it; timed until the last byte
   raw put      the same bytes through socat into a file over the same
@@ -154,6 +156,13 @@ class Framed:
             raise RuntimeError("get failed: %r" % reply)
         return elapsed
 
+    def delete(self, name):
+        with self.connect() as sock:
+            sock.sendall(encode({"cmd": "delete", "name": name}))
+            reply = read_reply_header(sock)
+        if not reply.get("ok"):
+            raise RuntimeError("delete failed: %r" % reply)
+
     def peak_rss_kib(self):
         return vm_hwm_kib(self.proc.pid)
 
@@ -253,11 +262,13 @@ def main():
             daemon = Framed(args.binary, workdir, transport)
             try:
                 puts = []
-                for _ in range(args.runs):
+                for run in range(args.runs):
                     elapsed, digest = daemon.put(source, "bench.bin")
                     if digest != expected:
                         raise RuntimeError("put stored sha256 %s, the file is %s" % (digest, expected))
                     puts.append(elapsed)
+                    if run + 1 < args.runs:
+                        daemon.delete("bench.bin")  # as raw_put removes its output
                 rss_put = daemon.peak_rss_kib()
                 gets = [daemon.get("bench.bin") for _ in range(args.runs)]
                 rss_get = daemon.peak_rss_kib()

@@ -103,6 +103,10 @@ class CommandHost {
   [[nodiscard]] virtual FileStats& file_stats() noexcept = 0;
   // Uploads kept for resuming: process-wide, thread-safe (partial_uploads.hpp).
   [[nodiscard]] virtual PartialUploads& partial_uploads() noexcept = 0;
+  // An upload was kept in partial_uploads(): expire it (and any other) at
+  // its resume_window, whether or not anything touches the table (reactor
+  // thread; a worker posts it).
+  virtual void expire_partial_uploads_on_time() = 0;
   // Every counter, added up across the daemon, for `stats`.
   [[nodiscard]] virtual server::StatsSnapshot stats() const = 0;
   // `stats` with "reset": every counter back to zero (gauges such as open

@@ -1,15 +1,21 @@
 // put: a file streamed from the request body to disk (PROTOCOL.md section 4).
 //
-// The body goes into a bounded buffer on the reactor thread; a full buffer is
-// handed to a worker, which hashes it (SHA-256) and writes it to a temporary
-// file that has no name under the root (O_TMPFILE). One write is in flight
-// at a time: while it runs and the next buffer is full, write() takes fewer
-// bytes than offered, so the connection stops reading and a slow disk slows
-// the sender; the worker's result resumes the body. When the body is
-// complete a last job checks the hash, fsyncs (files.fsync), links the file
-// under a reserved temporary name and renames it over the name: a reader
-// sees the old file or the new one, whole. An upload that fails or is
-// abandoned has never had a name: closing its descriptor frees it.
+// The body goes into fixed-size buffers on the reactor thread. Each full
+// buffer goes through two worker-side stages, in order: hashing (SHA-256),
+// then writing to a temporary file that has no name under the root
+// (O_TMPFILE); then it is handed back. The reactor fills buffers while the
+// hashing stage works on a later one and the writing stage on an earlier
+// one, so receiving, hashing and writing overlap. Each stage is one job at
+// a time that drains its queue while there is more, so an upload costs at
+// most two workers, not a job per buffer, and owns at most kBuffers
+// buffers, whatever its size. When all are in the stages, write() takes
+// fewer bytes than offered, so the connection stops reading and a slow disk
+// slows the sender; a buffer handed back resumes the body. When the body is
+// complete and both stages are idle, the end job checks the hash, fsyncs
+// (files.fsync), links the file under a reserved temporary name and renames
+// it over the name: a reader sees the old file or the new one, whole. An
+// upload that fails or is abandoned has never had a name: closing its
+// descriptor frees it.
 //
 // Resuming: an upload abandoned half way (the client went away, the body
 // missed body_timeout, the connection was cut at shutdown) is kept in the
@@ -19,11 +25,11 @@
 // kept bytes again. An upload that failed for a reason the client was told
 // (sha256 mismatch: the bytes are wrong; a disk error; too_busy) is not
 // kept. The table is touched from this file's reactor side (claim) and from
-// the worker that retires an abandoned upload (park); it does no I/O under
+// the end of an abandoned upload, in a worker (park); it does no I/O under
 // its mutex.
 //
-// Ownership: an Upload is shared by the sink and the job in flight; each
-// job's result is posted back holding it, so a sink destroyed meanwhile (the
+// Ownership: an Upload is shared by the sink, its stages' jobs and every
+// buffer handed back; each holds it, so a sink destroyed meanwhile (the
 // client went away, or finish() returned) never leaves a job pointing at
 // nothing.
 
@@ -33,11 +39,15 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <deque>
+#include <memory>
+#include <mutex>
 #include <random>
 #include <string>
 #include <utility>
-
-#include <ctime>
+#include <vector>
 
 #include "commands/file_commands.hpp"
 #include "commands/file_stats.hpp"
@@ -48,33 +58,73 @@
 namespace framed::commands {
 namespace {
 
-// Bytes gathered before a write; with the one in flight, what an upload
-// holds in memory at most.
-constexpr std::size_t kWriteChunk = 1 << 20;
+// Bytes per buffer, and buffers per upload: kBuffers * kChunk (2 MiB) is
+// what an upload holds in memory at most. A quarter MiB is hashed and then
+// written while it is still in the CPU's cache (a 1 MiB buffer measured
+// slower here); eight let the reactor fill some while the stages work on
+// others, with room for the jitter of a shared CPU and of the page cache.
+constexpr std::size_t kChunk = 256 << 10;
+constexpr std::size_t kBuffers = 8;
+
+// One buffer of the body: filled on the reactor, hashed, written, handed
+// back for reuse.
+struct Chunk {
+  std::string bytes;  // kChunk long, or empty: no buffer (none was free)
+  std::size_t size = 0;  // how much of it is the body's
+
+  [[nodiscard]] std::string_view view() const noexcept { return {bytes.data(), size}; }
+};
+
+// What is done once every buffer is hashed and written.
+enum class Ending : std::uint8_t {
+  open,     // the body goes on: wait for the reactor to queue more
+  commit,   // the body is complete: check, link, rename, answer
+  abandon,  // the sink is gone: keep what was written for resuming, or drop it
+};
+
+// A worker-side stage a buffer goes through (hashing, then writing): its
+// queue, in order, and whether a job is draining it. One job at a time per
+// stage; the two stages run at once on different buffers.
+struct Stage {
+  std::deque<Chunk> queued;
+  bool running = false;
+};
 
 struct Upload {
   Upload(CommandHost& host_in, FileSettings settings_in, files::CheckedName name_in)
       : host(host_in), partials(host_in.partial_uploads()), settings(std::move(settings_in)), name(std::move(name_in)) {}
 
   CommandHost& host;
-  PartialUploads& partials;  // process-wide and thread-safe: the worker parks a cut upload there
+  PartialUploads& partials;  // process-wide and thread-safe: the job parks a cut upload there
   const FileSettings settings;
   const files::CheckedName name;
   std::optional<std::string> expected_sha256;
   ReplyRoute route;
 
-  // Worker side: only the job in flight touches these (one at a time).
+  // Worker side. The hashing stage alone touches sha256 and the writing
+  // stage alone the rest, until both are idle with the body ended: then the
+  // end (commit or keep) has them all. The reactor reads them only after
+  // the end's post.
+  Sha256 sha256;
   base::UniqueFd directory;
   base::UniqueFd file;  // O_TMPFILE: no name until the commit (a resumed upload's from the start)
-  Sha256 sha256;
   std::uint64_t written = 0;  // a resumed upload: from its offset on
-  // Reactor side reads it only when no job is in flight.
   std::optional<FileError> failure;
 
+  // Between the reactor and the stages, under `mutex` (held for a few
+  // pointer moves, never across I/O).
+  std::mutex mutex;
+  Stage hashing;
+  Stage writing;
+  Ending ending = Ending::open;
+  bool ended = false;                 // the end is under way
+  std::optional<FileError> refusal;  // the pool refused a stage: too_busy, told at the end
+
   // Reactor side.
-  std::string filling;
-  std::string spare;  // the buffer of the last write, back for reuse
-  bool in_flight = false;
+  Chunk filling;
+  std::vector<Chunk> spares;  // handed back, for reuse
+  std::size_t out = 0;        // buffers in the stages
+  std::optional<FileError> reactor_failure;  // a write failed, or the pool refused a stage
   bool behind = false;
   bool abandoned = false;
   bool finishing = false;
@@ -99,10 +149,9 @@ bool open_temporary(Upload& upload) {
   return false;
 }
 
-// Worker: hashes and writes one buffer.
+// Worker (writing stage): writes one buffer.
 void write_chunk(Upload& upload, std::string_view bytes) {
   if (upload.failure || !open_temporary(upload)) return;
-  upload.sha256.update(bytes);
   while (!bytes.empty()) {
     const ssize_t n = ::write(upload.file.get(), bytes.data(), bytes.size());
     if (n < 0) {
@@ -159,28 +208,22 @@ std::string commit(Upload& upload) {
   return digest;
 }
 
-void on_written(const UploadPtr& upload);
-
-// Reactor: the filled buffer goes to a worker. False: the pool is full
-// (failure set).
-bool submit_write(const UploadPtr& upload) {
-  std::string chunk = std::exchange(upload->filling, std::move(upload->spare));
-  upload->filling.clear();
-  auto job = [upload, chunk = std::move(chunk)]() mutable {
-    write_chunk(*upload, chunk);
-    upload->host.post([upload, chunk = std::move(chunk)]() mutable {
-      chunk.clear();
-      upload->spare = std::move(chunk);
-      on_written(upload);
-    });
-  };
-  proto::Reply refused;
-  if (!submit_file_job(upload->host, "put", std::move(job), refused)) {
-    upload->failure = FileError{refused.error_code, refused.error_message};
-    return false;
-  }
-  upload->in_flight = true;
-  return true;
+// Worker: an abandoned upload that failed for no reason of its own is kept
+// for resuming (everything it had taken is written by now).
+void keep_partial(Upload& upload) {
+  if (upload.failure || !upload.file || upload.written == 0) return;
+  PartialUpload partial;
+  partial.root = upload.settings.root;
+  partial.name = files::joined(upload.name);
+  partial.file = std::move(upload.file);
+  partial.sha256 = std::move(upload.sha256);
+  partial.size = upload.written;
+  partial.kept_at_unix = static_cast<std::int64_t>(std::time(nullptr));
+  const PartialPolicy policy{upload.settings.resume_window, upload.settings.max_partials};
+  // What leaves the table is closed here, in this worker.
+  PartialUploads::Released released = upload.partials.park(std::move(partial), policy, base::Clock::now());
+  CommandHost& host = upload.host;
+  host.post([&host] { host.expire_partial_uploads_on_time(); });
 }
 
 void deliver(const UploadPtr& upload, const std::string& digest) {
@@ -196,64 +239,148 @@ void deliver(const UploadPtr& upload, const std::string& digest) {
   upload->host.deliver_reply(upload->route, reply);
 }
 
-// Reactor: the last bytes and the commit; the job answers. False: the pool
-// is full (`refused` says so).
-bool start_commit(const UploadPtr& upload, proto::Reply& refused) {
-  std::string chunk = std::move(upload->filling);
-  auto job = [upload, chunk = std::move(chunk)]() {
-    write_chunk(*upload, chunk);
+void on_written(const UploadPtr& upload, Chunk chunk, std::optional<FileError> failure);
+
+// Worker: the end of the upload, every buffer hashed and written.
+void end_upload(const UploadPtr& upload, Ending ending) {
+  if (ending == Ending::commit) {
     std::string digest = commit(*upload);
-    upload->file.reset();
-    upload->directory.reset();
     upload->host.post([upload, digest = std::move(digest)] { deliver(upload, digest); });
-  };
-  if (!submit_file_job(upload->host, "put", std::move(job), refused)) return false;
-  upload->in_flight = true;
+  } else {
+    keep_partial(*upload);
+  }
+  // Closed here, not wherever the last holder lets go: closing a large
+  // unlinked file frees its blocks, which may take a while.
+  upload->file.reset();
+  upload->directory.reset();
+}
+
+// Under the mutex: whether the end falls to the caller now (the body has
+// ended, both stages are idle and empty, and nobody has taken it yet).
+bool take_end(Upload& upload) {
+  if (upload.ending == Ending::open || upload.ended || upload.hashing.running || upload.writing.running ||
+      !upload.hashing.queued.empty() || !upload.writing.queued.empty()) {
+    return false;
+  }
+  upload.ended = true;
+  // Both stages are idle: the worker side is the caller's.
+  if (!upload.failure && upload.refusal) upload.failure = std::move(upload.refusal);
   return true;
 }
 
-// Worker: an abandoned upload that failed for no reason of its own is kept
-// for resuming, with the bytes it had taken but not yet written.
-void keep_partial(Upload& upload, std::string_view unwritten) {
-  write_chunk(upload, unwritten);
-  if (upload.failure || !upload.file || upload.written == 0) return;
-  PartialUpload partial;
-  partial.root = upload.settings.root;
-  partial.name = files::joined(upload.name);
-  partial.file = std::move(upload.file);
-  partial.sha256 = std::move(upload.sha256);
-  partial.size = upload.written;
-  partial.kept_at_unix = static_cast<std::int64_t>(std::time(nullptr));
-  const PartialPolicy policy{upload.settings.resume_window, upload.settings.max_partials};
-  // What leaves the table is closed here, in this worker.
-  PartialUploads::Released released = upload.partials.park(std::move(partial), policy, base::Clock::now());
-}
-
-// Reactor: an abandoned upload is kept for resuming or closed, in a worker
-// (closing a large unlinked file frees its blocks, which may take a while).
-void retire(UploadPtr upload) {
-  ++upload->host.file_stats().uploads_aborted;
-  auto job = [upload]() mutable {
-    if (!upload->failure) keep_partial(*upload, upload->filling);
-    upload.reset();
-  };
-  if (!upload->host.worker_pool().try_submit(std::move(job))) upload.reset();
-}
-
-void on_written(const UploadPtr& upload) {
-  upload->in_flight = false;
-  if (upload->abandoned) return retire(upload);
-  if (upload->finishing) {
-    proto::Reply refused;
-    if (!start_commit(upload, refused)) {
-      upload->failure = FileError{refused.error_code, refused.error_message};
-      deliver(upload, {});
-    }
-    return;
+// Worker: pops the stage's next buffer; none: the stage goes idle, and if
+// the end falls to it, `end` says so.
+Chunk next_chunk(Upload& upload, Stage& stage, std::optional<Ending>& end) {
+  const std::lock_guard lock(upload.mutex);
+  if (stage.queued.empty()) {
+    stage.running = false;
+    if (take_end(upload)) end = upload.ending;
+    return {};
   }
-  if (upload->failure) upload->filling.clear();
-  if (!upload->failure && upload->filling.size() >= kWriteChunk) submit_write(upload);
-  if (upload->behind) {
+  Chunk chunk = std::move(stage.queued.front());
+  stage.queued.pop_front();
+  return chunk;
+}
+
+// Worker: the writing stage. Writes its queue in order, handing each buffer
+// back to the reactor.
+void write_stage(const UploadPtr& upload) {
+  for (;;) {
+    std::optional<Ending> end;
+    Chunk chunk = next_chunk(*upload, upload->writing, end);
+    if (chunk.bytes.empty()) {
+      if (end) end_upload(upload, *end);
+      return;
+    }
+    write_chunk(*upload, chunk.view());
+    upload->host.post([upload, chunk = std::move(chunk), failure = upload->failure]() mutable {
+      on_written(upload, std::move(chunk), std::move(failure));
+    });
+  }
+}
+
+// Worker: the hashing stage. Hashes its queue in order and passes each
+// buffer to the writing stage, starting it when idle (or writing here when
+// the pool is full: slower, never wrong).
+void hash_stage(const UploadPtr& upload) {
+  for (;;) {
+    std::optional<Ending> end;
+    Chunk chunk = next_chunk(*upload, upload->hashing, end);
+    if (chunk.bytes.empty()) {
+      if (end) end_upload(upload, *end);
+      return;
+    }
+    upload->sha256.update(chunk.view());
+    bool start_writing = false;
+    {
+      const std::lock_guard lock(upload->mutex);
+      upload->writing.queued.push_back(std::move(chunk));
+      start_writing = !upload->writing.running;
+      upload->writing.running = true;
+    }
+    if (start_writing && !upload->host.worker_pool().try_submit([upload] { write_stage(upload); })) {
+      write_stage(upload);
+    }
+  }
+}
+
+// Reactor: queues the filled buffer (if it holds anything) for hashing,
+// sets how the upload ends, and starts the hashing stage unless it runs (or
+// the end, when nothing is left to hash or write). False: the pool is full
+// (`refused` says so).
+bool queue_filling(const UploadPtr& upload, Ending ending, proto::Reply& refused) {
+  bool start_hashing = false;
+  bool start_end = false;
+  {
+    const std::lock_guard lock(upload->mutex);
+    if (upload->filling.size != 0) {
+      upload->hashing.queued.push_back(std::move(upload->filling));
+      ++upload->out;
+    }
+    upload->filling = Chunk{};
+    if (ending != Ending::open) upload->ending = ending;
+    start_hashing = !upload->hashing.running && !upload->hashing.queued.empty();
+    upload->hashing.running = upload->hashing.running || start_hashing;
+    start_end = !start_hashing && take_end(*upload);
+  }
+  if (start_hashing) {
+    if (submit_file_job(upload->host, "put", [upload] { hash_stage(upload); }, refused)) return true;
+    const std::lock_guard lock(upload->mutex);
+    upload->hashing.running = false;
+    upload->refusal.emplace(FileError{refused.error_code, refused.error_message});
+    return false;
+  }
+  if (start_end) {
+    auto job = [upload, ending = upload->ending] { end_upload(upload, ending); };
+    if (submit_file_job(upload->host, "put", std::move(job), refused)) return true;
+    const std::lock_guard lock(upload->mutex);
+    upload->ended = false;
+    upload->refusal.emplace(FileError{refused.error_code, refused.error_message});
+    return false;
+  }
+  return true;
+}
+
+// Reactor: a buffer to fill, from those handed back or a new one while the
+// upload owns fewer than kBuffers. False: all are in the stages.
+bool take_buffer(Upload& upload) {
+  if (!upload.spares.empty()) {
+    upload.filling = std::move(upload.spares.back());
+    upload.spares.pop_back();
+    return true;
+  }
+  if (upload.out >= kBuffers) return false;
+  upload.filling.bytes.resize(kChunk);
+  return true;
+}
+
+// Reactor: a buffer is written; it is free again.
+void on_written(const UploadPtr& upload, Chunk chunk, std::optional<FileError> failure) {
+  --upload->out;
+  chunk.size = 0;
+  upload->spares.push_back(std::move(chunk));
+  if (failure && !upload->reactor_failure) upload->reactor_failure = std::move(failure);
+  if (upload->behind && !upload->abandoned) {
     upload->behind = false;
     upload->host.resume_body(upload->route);
   }
@@ -263,9 +390,14 @@ class PutSink final : public BodySink {
  public:
   explicit PutSink(UploadPtr upload) : upload_(std::move(upload)) {}
   ~PutSink() override {
-    if (upload_->finishing) return;  // the commit job owns it now
+    if (upload_->finishing) return;  // the job owns it now
+    // Abandoned: what was taken is written, then kept for resuming (a job
+    // the pool refuses keeps nothing).
+    ++upload_->host.file_stats().uploads_aborted;
     upload_->abandoned = true;
-    if (!upload_->in_flight) retire(std::move(upload_));
+    if (upload_->reactor_failure) upload_->filling = Chunk{};
+    proto::Reply refused;
+    (void)queue_filling(upload_, Ending::abandon, refused);
   }
   PutSink(const PutSink&) = delete;
   PutSink& operator=(const PutSink&) = delete;
@@ -274,31 +406,36 @@ class PutSink final : public BodySink {
     Upload& upload = *upload_;
     // A failed upload takes the rest of the body unread: it is answered at
     // its end, with the reason.
-    if (!upload.in_flight && upload.failure) return bytes.size();
+    if (upload.reactor_failure) return bytes.size();
     std::size_t taken = 0;
     while (taken < bytes.size()) {
-      if (upload.filling.size() >= kWriteChunk) {
-        if (upload.in_flight || !submit_write(upload_)) break;
-      }
-      const std::size_t n = std::min(kWriteChunk - upload.filling.size(), bytes.size() - taken);
-      upload.filling.append(bytes.substr(taken, n));
+      if (upload.filling.bytes.empty() && !take_buffer(upload)) break;
+      const std::size_t n = std::min(kChunk - upload.filling.size, bytes.size() - taken);
+      std::memcpy(upload.filling.bytes.data() + upload.filling.size, bytes.data() + taken, n);
+      upload.filling.size += n;
       taken += n;
+      if (upload.filling.size == kChunk) {
+        proto::Reply refused;
+        if (!queue_filling(upload_, Ending::open, refused)) {
+          upload.reactor_failure = FileError{refused.error_code, refused.error_message};
+          return bytes.size();
+        }
+      }
     }
     upload.host.file_stats().bytes_in += taken;
-    if (!upload.in_flight && !upload.failure && upload.filling.size() >= kWriteChunk) submit_write(upload_);
-    if (!upload.in_flight && upload.failure) return bytes.size();
     upload.behind = taken < bytes.size();
     return taken;
   }
 
   void finish(proto::Reply& reply, CommandContext& context) override {
     Upload& upload = *upload_;
-    if (!upload.in_flight && upload.failure) return reply.fail(upload.failure->code, upload.failure->message);
-    if (!upload.in_flight) {
-      proto::Reply refused;
-      if (!start_commit(upload_, refused)) return reply.fail(refused.error_code, refused.error_message);
+    if (upload.reactor_failure) return reply.fail(upload.reactor_failure->code, upload.reactor_failure->message);
+    proto::Reply refused;
+    if (!queue_filling(upload_, Ending::commit, refused)) {
+      // Told too_busy (and so not kept for resuming when the sink goes).
+      upload.reactor_failure = FileError{refused.error_code, refused.error_message};
+      return reply.fail(refused.error_code, refused.error_message);
     }
-    // With a write in flight, its result starts the commit (on_written).
     upload.finishing = true;
     upload.route = context.defer();
   }

@@ -98,6 +98,20 @@ std::vector<PartialUploads::Listed> PartialUploads::list(const std::string& root
   return listed;
 }
 
+PartialUploads::Released PartialUploads::expire(const PartialPolicy& policy, base::TimePoint now) {
+  Released released;
+  const std::lock_guard lock(mutex_);
+  sweep(policy, now, released);
+  counters_.held = uploads_.size();
+  return released;
+}
+
+std::optional<base::TimePoint> PartialUploads::next_expiry(const PartialPolicy& policy) const {
+  const std::lock_guard lock(mutex_);
+  if (uploads_.empty()) return std::nullopt;
+  return uploads_.front().kept_at + policy.resume_window;  // oldest first
+}
+
 PartialCounters PartialUploads::counters() const {
   const std::lock_guard lock(mutex_);
   return counters_;

@@ -18,9 +18,11 @@
 // (freeing a large file's blocks): in a worker job (close_in_worker).
 //
 // Bounds: at most max_partials entries (the oldest goes first), each at
-// most resume_window old; expiry is swept whenever the table is touched
-// (put, list, a new partial), so an expired upload outlives its window only
-// until the next file request.
+// most resume_window old. Expiry is on time: a reactor whose worker parked
+// an upload arms a timer for the oldest entry's deadline (next_expiry,
+// expire), so a kept upload's descriptor and blocks are released at
+// resume_window even if nobody touches the table; every touch (put, list, a
+// new partial) sweeps too.
 
 #include <chrono>
 #include <cstdint>
@@ -91,6 +93,13 @@ class PartialUploads {
   // Kept uploads of `root` whose names start with `prefix`, sorted by name.
   [[nodiscard]] std::vector<Listed> list(const std::string& root, std::string_view prefix,
                                          const PartialPolicy& policy, base::TimePoint now, Released& released);
+
+  // Removes what is past resume_window (or over max_partials) and returns
+  // it, for a timer at next_expiry.
+  [[nodiscard]] Released expire(const PartialPolicy& policy, base::TimePoint now);
+  // When the oldest kept upload reaches resume_window; none when nothing is
+  // kept.
+  [[nodiscard]] std::optional<base::TimePoint> next_expiry(const PartialPolicy& policy) const;
 
   [[nodiscard]] PartialCounters counters() const;
   // `stats` with "reset": the event counts back to zero (held stays).

@@ -9,6 +9,11 @@ namespace {
 // few calls per MiB, small enough that other connections' turns come soon.
 constexpr std::size_t kBodyChunk = 64 * 1024;
 
+// The most room a recv is offered while a sink streams a request body in:
+// one read moves up to this much (and its copy into the sink, one turn of
+// the reactor for this connection, is bounded by it).
+constexpr std::size_t kStreamedBodyRead = 256 * 1024;
+
 constexpr std::string_view kSlowConsumerEvent = R"(,"event":"dropped","reason":"slow_subscriber")";
 
 codec::WireFormat stream_format(codec::WireFormat format) noexcept {
@@ -79,11 +84,22 @@ bool RequestPipeline::streams_body(simdjson::dom::object header) const noexcept 
 void RequestPipeline::process(buffer::ByteBuffer& input) {
   const Dispatcher::Batch batch(dispatcher_);
   input_wanted_ = 0;
+  body_read_room_ = 0;
   while (wants_input()) {
     if (body_) {
+      const std::size_t arrived = input.readable_size();
       input.consume(feed_body(input.readable()));
-      if (body_) return;  // behind, or waiting for more of the body
-      continue;
+      if (!body_) continue;
+      // Behind, or waiting for more of the body. A sink that took all that
+      // arrived gets the next in a read up to twice as large (up to
+      // kStreamedBodyRead): a fast sender's body comes in large reads, fewer
+      // system calls and wake-ups per byte, and the room grows only with
+      // bytes that came, never with what the header announced.
+      if (body_->sink && !body_->behind) {
+        body_read_room_ = static_cast<std::size_t>(
+            std::min<std::uint64_t>({body_->remaining, kStreamedBodyRead, std::uint64_t{2} * arrived}));
+      }
+      return;
     }
     if (input.empty()) return;
     const codec::DecodeResult result = stream_decoder_.decode(input.readable());

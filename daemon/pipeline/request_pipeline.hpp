@@ -149,6 +149,9 @@ class RequestPipeline {
   // Encoded bytes the pipeline holds back: replies waiting their turn and
   // queued events (stats' bytes_buffered, with the carrier's own buffers).
   [[nodiscard]] std::size_t held_bytes() const noexcept;
+  // A body streamed to a sink that keeps up: the room its next read may
+  // fill (0: no opinion).
+  [[nodiscard]] std::size_t body_read_room() const noexcept { return body_read_room_; }
   // Datagram carriers: the last reply, when it was an error (for the
   // carrier's log); null otherwise.
   [[nodiscard]] const proto::Reply* last_error() const noexcept { return last_error_.ok ? nullptr : &last_error_; }
@@ -231,6 +234,7 @@ class RequestPipeline {
   std::size_t deferred_ = 0;
   std::unique_ptr<BodyInFlight> body_;
   std::size_t input_wanted_ = 0;
+  std::size_t body_read_room_ = 0;
   bool broken_ = false;
 
   // Made on the first event: most requesters never get one, and an empty

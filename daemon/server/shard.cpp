@@ -9,6 +9,7 @@
 
 #include "base/errno_text.hpp"
 #include "codec/reply_encoder.hpp"
+#include "commands/partial_uploads.hpp"
 #include "net/bind.hpp"
 #include "server/listener_plan.hpp"
 
@@ -513,6 +514,28 @@ void Shard::reset_stats() {
   }
   file_stats_ = commands::FileStats{};
   daemon_.reset_counters();
+}
+
+void Shard::expire_partial_uploads_on_time() {
+  if (partial_expiry_timer_ != 0) reactor_.cancel_timer(partial_expiry_timer_);
+  partial_expiry_timer_ = 0;
+  // The policy of the config in force when the timer fires: a reload may
+  // have changed resume_window meanwhile.
+  const auto policy = [this]() -> std::optional<commands::PartialPolicy> {
+    if (!config().files) return std::nullopt;
+    return commands::PartialPolicy{config().files->resume_window, config().files->max_partials};
+  };
+  const std::optional<commands::PartialPolicy> now_policy = policy();
+  if (!now_policy) return;
+  const std::optional<base::TimePoint> deadline = daemon_.partial_uploads().next_expiry(*now_policy);
+  if (!deadline) return;
+  partial_expiry_timer_ = reactor_.add_timer(*deadline, [this, policy] {
+    partial_expiry_timer_ = 0;
+    if (const std::optional<commands::PartialPolicy> current = policy()) {
+      commands::close_in_worker(*this, daemon_.partial_uploads().expire(*current, reactor_.now()));
+    }
+    expire_partial_uploads_on_time();  // the next oldest, if any
+  });
 }
 
 void Shard::schedule_sweep() {

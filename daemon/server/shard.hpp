@@ -86,6 +86,7 @@ class Shard final : public commands::CommandHost,
   [[nodiscard]] commands::ExecStats& exec_stats(std::string_view name) override;
   [[nodiscard]] commands::FileStats& file_stats() noexcept override { return file_stats_; }
   [[nodiscard]] commands::PartialUploads& partial_uploads() noexcept override { return daemon_.partial_uploads(); }
+  void expire_partial_uploads_on_time() override;
   [[nodiscard]] StatsSnapshot stats() const override;
   void reset_stats() override;
   [[nodiscard]] base::TimePoint now() noexcept override { return reactor_.now(); }
@@ -160,6 +161,8 @@ class Shard final : public commands::CommandHost,
   // http clients apart: they do not hold up a shutdown.
   std::unordered_map<std::uint64_t, std::unique_ptr<HttpConnection>> http_connections_;
   reactor::TimerId sweep_timer_ = 0;
+  // At the next kept upload's resume_window (expire_partial_uploads_on_time).
+  reactor::TimerId partial_expiry_timer_ = 0;
 
   bool shutting_down_ = false;
   bool closing_http_ = false;  // the drain is over: http connections go too

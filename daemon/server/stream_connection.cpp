@@ -135,6 +135,7 @@ void StreamConnection::pump() {
       header_started_ = {};
     }
     if (pipeline_.input_wanted() != 0) transport_.reserve_input(pipeline_.input_wanted());
+    if (pipeline_.body_read_room() != 0) transport_.ensure_recv_room(pipeline_.body_read_room());
   }
   if (transport_.input_available()) {
     track_body(transport_.input().readable());

@@ -97,6 +97,10 @@ class StreamTransport final : public reactor::IoHandler {
   // the announced size at once: an announcement alone allocates nothing (a
   // 40-byte header may announce 64 MiB and send none of it).
   void reserve_input(std::size_t total);
+  // Room for the next recv to bring at least `bytes` (a body streamed to a
+  // sink, read in larger pieces while it arrives fast). Only while
+  // input_available().
+  void ensure_recv_room(std::size_t bytes) { input_.ensure_writable(bytes); }
   // Bytes to send: append, then flush().
   [[nodiscard]] buffer::ByteBuffer& output() noexcept { return output_; }
   void flush();

@@ -4,11 +4,15 @@ A body that has begun (a json body, a length payload, a streamed put) must
 be complete by body_timeout, and every min_body_rate bytes received move the
 deadline one second later. Here body_timeout is 1 s and min_body_rate 1 KiB:
 a body trickled at 500 B/s is answered `timeout` and closed at about 1 s; one
-trickled at 5 KiB/s for over 2 s is answered normally.
+trickled at 5 KiB/s for over 2 s is answered normally. The deadline is the
+client's: time the daemon itself holds the body back (its workers busy, so
+a put's buffers stay full and the socket is not read) does not count.
 """
 
+import hashlib
 import select
 import struct
+import threading
 import time
 
 import pytest
@@ -127,6 +131,42 @@ def test_put_trickled_slowly_leaves_no_file():
         assert tree(files.root) == {}
         stats = files.stats("tcp")
         assert stats["body_timeouts"] == 1 and stats["files"]["files_committed"] == 0
+    finally:
+        status = files.stop()
+        text = files.stderr_text()
+        files.cleanup()
+        assert status == 0 and "Sanitizer" not in text, text
+
+
+def test_time_the_daemon_holds_a_put_back_is_not_the_clients():
+    # One worker, kept busy for 2 s by an exec: the put's first buffer waits
+    # for it, its buffers fill up, and the daemon stops reading the body for
+    # about 2 s while the client has sent it at full speed. body_timeout is
+    # 1 s and fixed (min_body_rate 0): were the held time counted, the put
+    # would be answered `timeout` at 1 s.
+    files = FilesDaemon({"fsync": False}, listeners=[{"name": "tcp", "kind": "tcp"}],
+                        daemon={"workers": 1}, limits={"body_timeout": "1s", "min_body_rate": 0})
+    with open(files.config_path, "a") as config:
+        config.write('\n[commands.nap]\nargv = ["/bin/sleep", "2"]\n')
+    body = bytes(range(256)) * (32 * 1024)  # 8 MiB: more than an upload's buffers
+    try:
+        files.start()
+        with files.connect("tcp", timeout=10) as napper, files.connect("tcp", timeout=10) as client:
+            napper.send_request({"cmd": "exec", "id": 1, "name": "nap"})
+            time.sleep(0.2)  # the worker is taken
+            started = time.monotonic()
+            sender = threading.Thread(target=client.send, args=(frame({"cmd": "put", "name": "held.bin",
+                                                                         "total_size": len(body)}, body),))
+            sender.start()
+            header, _ = client.read_reply(timeout=10)
+            took = time.monotonic() - started
+            sender.join()
+            assert_ok(header)
+            assert header["size"] == len(body) and header["sha256"] == hashlib.sha256(body).hexdigest()
+            assert took > 1.5, "the daemon held the body back only %.2fs: the test proves nothing" % took
+            assert_ok(napper.read_reply()[0])
+        assert tree(files.root) == {"held.bin": len(body)}
+        assert files.stats("tcp")["body_timeouts"] == 0
     finally:
         status = files.stop()
         text = files.stderr_text()

@@ -194,6 +194,39 @@ def test_partial_expires_after_resume_window(files_factory):
     assert daemon.stats("tcp")["files"]["partials_expired"] == 1
 
 
+def kept_descriptors(daemon):
+    """The daemon's descriptors of files without a name beneath its root
+    (O_TMPFILE: a kept upload, or one being written)."""
+    found = []
+    fd_dir = "/proc/%d/fd" % daemon.pid
+    for fd in os.listdir(fd_dir):
+        try:
+            target = os.readlink(os.path.join(fd_dir, fd))
+        except FileNotFoundError:
+            continue
+        if target.startswith(daemon.root + "/") and target.endswith(" (deleted)"):
+            found.append(target)
+    return found
+
+
+def test_a_kept_upload_is_released_at_resume_window_untouched(files_factory):
+    # After the cut nothing touches the table (no put, no list; stats only
+    # reads counters): the kept file's descriptor, and so its blocks, are
+    # released at resume_window all the same.
+    daemon = files_factory(dict(FAST, resume_window="1s"))
+    cut_upload(daemon, "idle.bin", payload(2 * MiB), MiB)
+    deadline = time.monotonic() + 5
+    while daemon.stats("tcp")["files"]["partials_held"] != 1 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert len(kept_descriptors(daemon)) == 1
+    deadline = time.monotonic() + 5
+    while kept_descriptors(daemon) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert kept_descriptors(daemon) == []
+    stats = daemon.stats("tcp")["files"]
+    assert stats["partials_expired"] == 1 and stats["partials_held"] == 0 and stats["partials_kept"] == 1
+
+
 def test_resume_across_listeners_and_metrics(files_factory):
     web = {"kind": "http", "name": "web", "address": "127.0.0.1:%d" % free_port()}
     daemon = files_factory(FAST, listeners=[{"name": "tcp", "kind": "tcp"}, {"name": "unix", "kind": "unix"}, web])

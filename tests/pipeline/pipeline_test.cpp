@@ -160,6 +160,7 @@ class TestHost final : public commands::CommandHost, public server::StreamConnec
   commands::ExecStats& exec_stats(std::string_view) override { return exec_; }
   commands::FileStats& file_stats() noexcept override { return files_; }
   commands::PartialUploads& partial_uploads() noexcept override { return partials_; }
+  void expire_partial_uploads_on_time() override {}
   server::StatsSnapshot stats() const override { return {}; }
   void reset_stats() override {}
   base::TimePoint now() noexcept override { return reactor_.now(); }

@@ -91,6 +91,25 @@ TEST_CASE("partial uploads: a put without offset discards, expiry sweeps", "[fil
   CHECK(table.counters().discarded == 1);
 }
 
+TEST_CASE("partial uploads: next_expiry is the oldest's deadline, expire releases it then", "[files]") {
+  PartialUploads table;
+  const PartialPolicy policy{1s, 16};
+  CHECK_FALSE(table.next_expiry(policy).has_value());
+  (void)table.park(partial("old", 5), policy, kStart);
+  (void)table.park(partial("new", 6), policy, kStart + 300ms);
+  REQUIRE(table.next_expiry(policy) == kStart + 1s);
+  CHECK(table.expire(policy, kStart + 999ms).empty());
+  const auto released = table.expire(policy, kStart + 1s);  // at its deadline exactly: a timer's time
+  REQUIRE(released.size() == 1);
+  CHECK(released.front().name == "old");
+  CHECK(table.next_expiry(policy) == kStart + 1300ms);
+  CHECK(table.counters().expired == 1);
+  CHECK(table.counters().held == 1);
+  CHECK(table.expire(policy, kStart + 1300ms).size() == 1);
+  CHECK_FALSE(table.next_expiry(policy).has_value());
+  CHECK(table.counters().held == 0);
+}
+
 TEST_CASE("partial uploads: a policy that keeps none hands the upload back", "[files]") {
   PartialUploads table;
   for (const PartialPolicy policy : {PartialPolicy{0s, 16}, PartialPolicy{10min, 0}}) {
