@@ -42,7 +42,9 @@ bool RequestPipeline::replies_full() const noexcept {
 bool RequestPipeline::wants_input() const noexcept {
   // A stream takes its next request only once every deferred one before it
   // has answered, so requests take effect in order (a pipelined `delete`
-  // then `get` of one name never races in the worker pool). A datagram
+  // then `get` of one name never races in the worker pool); a command that
+  // took effect before deferring its answer (defer_answer) does not hold
+  // them back. A datagram
   // endpoint serves many peers whose datagrams are independent: it does not
   // wait.
   return !broken_ && !replies_full() && !(body_ && body_->behind) && (datagram_ || deferred_ == 0);
@@ -162,13 +164,15 @@ std::size_t RequestPipeline::handle_frame(const codec::DecodeResult& frame, simd
     return frame.frame_size - frame.body.size();
   }
   commands::ReplyRoute route{requester_, sequence};
-  if (dispatcher_.run(origin_, *command, request_, reply_, route)) {
+  const Dispatcher::RunOutcome outcome = dispatcher_.run(origin_, *command, request_, reply_, route);
+  if (outcome == Dispatcher::RunOutcome::answered) {
     answered(reply_, sequence);
   } else {
     Slot& slot = push_slot();
     slot.sequence = sequence;
     slot.id_json = reply_.id_json;
-    ++deferred_;
+    slot.holds_order = outcome == Dispatcher::RunOutcome::deferred;
+    if (slot.holds_order) ++deferred_;
   }
   // The request's views point into the frame: consumed only now.
   return frame.frame_size;
@@ -416,7 +420,7 @@ void RequestPipeline::deliver(const commands::ReplyRoute& route, proto::Reply& r
     return candidate.sequence == route.sequence && !candidate.ready;
   });
   if (slot == slots_.end()) return;
-  --deferred_;
+  if (slot->holds_order) --deferred_;
   reply.id_json = slot->id_json;
   ++origin_.listener.stats->replies_out;
   if (reply.body_source && !datagram_) {

@@ -166,6 +166,12 @@ class TestHost final : public commands::CommandHost, public server::StreamConnec
   void on_connection_closed(server::StreamConnection&) override { closed = true; }
   void on_timeout(server::TimeoutKind) override {}
   void on_slow_consumer(server::StreamConnection&) override { ++slow_consumers; }
+  // As the shard does: at the end of the loop iteration, if it is still there.
+  void flush_soon(server::StreamConnection&) override {
+    reactor_.defer([this] {
+      if (connection != nullptr) connection->flush_events();
+    });
+  }
 
   std::span<commands::CommandStats> command_stats() { return stats_; }
 
