@@ -383,8 +383,16 @@ void RequestPipeline::write_all_events() {
   event_bytes_ = 0;
 }
 
-bool RequestPipeline::push_event(SharedFrame frame) {
+bool RequestPipeline::push_event(const SharedFrame& frame) {
   if (slow_consumer_ || datagram_) return false;
+  if ((!events_ || events_->empty()) && !streaming_reply() && !output_.output_full()) {
+    // Nothing queued before it and room in the output: what write_events()
+    // would do at once, without queueing it first (the common case of a
+    // fan-out to subscribers that keep up).
+    output_.frames().append(*frame);
+    output_.flush_frames();
+    return true;
+  }
   if (!events_) events_ = std::make_unique<std::deque<SharedFrame>>();
   if (event_bytes_ + frame->size() > limits_.max_event_backlog) {
     slow_consumer_ = true;
@@ -392,15 +400,14 @@ bool RequestPipeline::push_event(SharedFrame frame) {
     events_->clear();
     buffer::ByteBuffer dropped(128);
     encoder_.encode_event(kSlowConsumerEvent, {}, dropped);
-    frame = std::make_shared<const std::string>(dropped.readable());
-    events_->push_back(frame);
-    event_bytes_ = frame->size();
+    events_->push_back(std::make_shared<const std::string>(dropped.readable()));
+    event_bytes_ = events_->back()->size();
     write_events();
     output_.flush_frames();
     return false;
   }
   event_bytes_ += frame->size();
-  events_->push_back(std::move(frame));
+  events_->push_back(frame);
   write_events();
   output_.flush_frames();
   return true;

@@ -109,7 +109,7 @@ class RequestPipeline {
   // Queues an event frame. False: the requester is a slow consumer (its
   // backlog would pass max_event_backlog): its queued events are dropped, it
   // is sent a `dropped` event and it stops taking requests (broken()).
-  bool push_event(SharedFrame frame);
+  bool push_event(const SharedFrame& frame);
   // An error the carrier found (header_timeout): answered, then the stream
   // is broken.
   void fail(proto::ErrorCode code, std::string_view message);

@@ -54,7 +54,8 @@ class Subscriber {
   [[nodiscard]] virtual codec::WireFormat event_format() const noexcept = 0;
   // Queues one event. False: the subscriber is too slow (it has been told
   // and is closing) and takes nothing more.
-  virtual bool push_event(pipeline::SharedFrame frame) = 0;
+  // The frame is copied (a reference count) only when it has to wait.
+  virtual bool push_event(const pipeline::SharedFrame& frame) = 0;
 
  protected:
   ~Subscriber() = default;

@@ -79,7 +79,7 @@ class StreamConnection final : public transport::StreamTransport::Handler,
   // pubsub::Subscriber: events (pub/sub, exec output) for this client;
   // false: it is too slow (or was already), and is closing.
   [[nodiscard]] codec::WireFormat event_format() const noexcept override { return listener_->format; }
-  bool push_event(pipeline::SharedFrame frame) override;
+  bool push_event(const pipeline::SharedFrame& frame) override;
   // Sends the events queued since flush_soon() (see flush_frames()).
   void flush_events() {
     flush_queued_ = false;
