@@ -385,10 +385,11 @@ void RequestPipeline::write_all_events() {
 
 bool RequestPipeline::push_event(const SharedFrame& frame) {
   if (slow_consumer_ || datagram_) return false;
-  if ((!events_ || events_->empty()) && !streaming_reply() && !output_.output_full()) {
-    // Nothing queued before it and room in the output: what write_events()
-    // would do at once, without queueing it first (the common case of a
-    // fan-out to subscribers that keep up).
+  if ((!events_ || events_->empty()) && frame->size() <= limits_.max_event_backlog && !streaming_reply() &&
+      !output_.output_full()) {
+    // Nothing queued before it, within the backlog, and room in the output:
+    // what the queue and write_events() would do at once, without queueing
+    // it first (the common case of a fan-out to subscribers that keep up).
     output_.frames().append(*frame);
     output_.flush_frames();
     return true;
