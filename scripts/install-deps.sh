@@ -3,6 +3,7 @@
 # packages. Does nothing (and needs no network) when all is already there.
 #   scripts/install-deps.sh               # building and every test
 #   scripts/install-deps.sh --build-only  # building the daemon (run.sh, install.sh)
+#   scripts/install-deps.sh --bench       # every test, and Redis for bench/run.sh and bench/fanout.sh
 set -euo pipefail
 
 packages=(
@@ -10,6 +11,10 @@ packages=(
   liburing-dev libspdlog-dev libtomlplusplus-dev libsimdjson-dev libssl-dev libhttp-parser-dev
   libcli11-dev   # framectl's command line
 )
+# Benchmarks are not run in CI: the server they compare with is asked for.
+# (On a systemd machine the package also starts a Redis on 6379; the
+# benchmarks start their own on 16379.)
+[ "${1:-}" = --bench ] && packages+=(redis-server)
 [ "${1:-}" = --build-only ] || packages+=(
   catch2 python3 python3-pytest socat procps
   # the units' tests: systemd-analyze verify and security

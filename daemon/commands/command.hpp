@@ -130,6 +130,7 @@ struct CommandContext {
   const server::ListenerSettings& listener;
   ReplyRoute route;
   bool deferred = false;
+  bool holds_order = true;  // deferred: the requester waits for the answer (defer_answer: it does not)
   // The peer's identity on a Unix stream socket (SO_PEERCRED, taken when it
   // connected); null on every other transport. exec's allow_uids/allow_gids.
   const exec::PeerCredentials* peer = nullptr;
@@ -141,6 +142,16 @@ struct CommandContext {
   // the request's id itself.
   [[nodiscard]] ReplyRoute defer() noexcept {
     deferred = true;
+    return route;
+  }
+  // For a command that has taken effect already, only its answer comes
+  // later (publish: the message has its place in every subscriber's queue,
+  // `receivers` is known once they all have it). As defer(), but a stream
+  // requester goes on with its next requests meanwhile; their replies still
+  // wait behind this one.
+  [[nodiscard]] ReplyRoute defer_answer() noexcept {
+    deferred = true;
+    holds_order = false;
     return route;
   }
 };

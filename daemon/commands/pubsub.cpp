@@ -88,7 +88,9 @@ class Publish final : public Command {
       host.deliver_reply(route, later);
     });
     if (receivers) return answer_receivers(reply, simple, *receivers);
-    [[maybe_unused]] const ReplyRoute deferred = context.defer();
+    // The message is queued for every subscriber already, in publish order:
+    // the connection's next requests need not wait for the fan-out.
+    [[maybe_unused]] const ReplyRoute deferred = context.defer_answer();
   }
 };
 

@@ -77,18 +77,19 @@ const commands::RegisteredCommand* Dispatcher::prepare(const Origin& origin, sim
   return command;
 }
 
-bool Dispatcher::run(const Origin& origin, const commands::RegisteredCommand& command, const proto::Request& request,
-                     proto::Reply& reply, commands::ReplyRoute& route) {
+Dispatcher::RunOutcome Dispatcher::run(const Origin& origin, const commands::RegisteredCommand& command,
+                                       const proto::Request& request, proto::Reply& reply,
+                                       commands::ReplyRoute& route) {
   commands::CommandStats& stats = command_stats_[command.index];
   route.stats = &stats;
   route.taken_at = taken_at();
   commands::CommandContext context = this->context(origin, route);
   command.command->run(request, reply, context);
   ++stats.calls;
-  if (context.deferred) return false;
+  if (context.deferred) return context.holds_order ? RunOutcome::deferred : RunOutcome::answer_pending;
   count_immediate(command);
   count_outcome(origin, stats, reply);
-  return true;
+  return RunOutcome::answered;
 }
 
 std::unique_ptr<commands::BodySink> Dispatcher::open_body(const Origin& origin,

@@ -64,10 +64,15 @@ class Dispatcher {
                                              std::string_view payload, proto::Request& request,
                                              proto::Reply& reply);
 
-  // Runs the command. False: it deferred, and its answer arrives through
-  // the host (route). `route.stats` is filled in here.
-  bool run(const Origin& origin, const commands::RegisteredCommand& command, const proto::Request& request,
-           proto::Reply& reply, commands::ReplyRoute& route);
+  // How run() left a request: answered in `reply`; deferred (its answer
+  // arrives through the host, by route, and the requester waits for it
+  // before its next request: CommandContext::defer); or deferred with its
+  // effect taken, so the requester goes on (CommandContext::defer_answer).
+  enum class RunOutcome { answered, deferred, answer_pending };
+
+  // Runs the command. `route.stats` is filled in here.
+  RunOutcome run(const Origin& origin, const commands::RegisteredCommand& command, const proto::Request& request,
+                 proto::Reply& reply, commands::ReplyRoute& route);
 
   // A streaming command's sink for this request's body, or null with the
   // error in `reply`.

@@ -47,7 +47,9 @@ bool RequestPipeline::replies_full() const noexcept {
 bool RequestPipeline::wants_input() const noexcept {
   // A stream takes its next request only once every deferred one before it
   // has answered, so requests take effect in order (a pipelined `delete`
-  // then `get` of one name never races in the worker pool). A datagram
+  // then `get` of one name never races in the worker pool); a command that
+  // took effect before deferring its answer (defer_answer) does not hold
+  // them back. A datagram
   // endpoint serves many peers whose datagrams are independent: it does not
   // wait.
   return !broken_ && !replies_full() && !(body_ && body_->behind) && (datagram_ || deferred_ == 0);
@@ -180,13 +182,15 @@ std::size_t RequestPipeline::handle_frame(const codec::DecodeResult& frame, simd
     return frame.frame_size - frame.body.size();
   }
   commands::ReplyRoute route{requester_, sequence};
-  if (dispatcher_.run(origin_, *command, request_, reply_, route)) {
+  const Dispatcher::RunOutcome outcome = dispatcher_.run(origin_, *command, request_, reply_, route);
+  if (outcome == Dispatcher::RunOutcome::answered) {
     answered(reply_, sequence);
   } else {
     Slot& slot = push_slot();
     slot.sequence = sequence;
     slot.id_json = reply_.id_json;
-    ++deferred_;
+    slot.holds_order = outcome == Dispatcher::RunOutcome::deferred;
+    if (slot.holds_order) ++deferred_;
   }
   // The request's views point into the frame: consumed only now.
   return frame.frame_size;
@@ -397,8 +401,17 @@ void RequestPipeline::write_all_events() {
   event_bytes_ = 0;
 }
 
-bool RequestPipeline::push_event(SharedFrame frame) {
+bool RequestPipeline::push_event(const SharedFrame& frame) {
   if (slow_consumer_ || datagram_) return false;
+  if ((!events_ || events_->empty()) && frame->size() <= limits_.max_event_backlog && !streaming_reply() &&
+      !output_.output_full()) {
+    // Nothing queued before it, within the backlog, and room in the output:
+    // what the queue and write_events() would do at once, without queueing
+    // it first (the common case of a fan-out to subscribers that keep up).
+    output_.frames().append(*frame);
+    output_.flush_frames();
+    return true;
+  }
   if (!events_) events_ = std::make_unique<std::deque<SharedFrame>>();
   if (event_bytes_ + frame->size() > limits_.max_event_backlog) {
     slow_consumer_ = true;
@@ -406,15 +419,14 @@ bool RequestPipeline::push_event(SharedFrame frame) {
     events_->clear();
     buffer::ByteBuffer dropped(128);
     encoder_.encode_event(kSlowConsumerEvent, {}, dropped);
-    frame = std::make_shared<const std::string>(dropped.readable());
-    events_->push_back(frame);
-    event_bytes_ = frame->size();
+    events_->push_back(std::make_shared<const std::string>(dropped.readable()));
+    event_bytes_ = events_->back()->size();
     write_events();
     output_.flush_frames();
     return false;
   }
   event_bytes_ += frame->size();
-  events_->push_back(std::move(frame));
+  events_->push_back(frame);
   write_events();
   output_.flush_frames();
   return true;
@@ -440,7 +452,7 @@ void RequestPipeline::deliver(const commands::ReplyRoute& route, proto::Reply& r
     return candidate.sequence == route.sequence && !candidate.ready;
   });
   if (slot == slots_.end()) return;
-  --deferred_;
+  if (slot->holds_order) --deferred_;
   reply.id_json = slot->id_json;
   ++origin_.listener.stats->replies_out;
   if (reply.body_source && !datagram_) {

@@ -109,7 +109,7 @@ class RequestPipeline {
   // Queues an event frame. False: the requester is a slow consumer (its
   // backlog would pass max_event_backlog): its queued events are dropped, it
   // is sent a `dropped` event and it stops taking requests (broken()).
-  bool push_event(SharedFrame frame);
+  bool push_event(const SharedFrame& frame);
   // An error the carrier found (header_timeout): answered, then the stream
   // is broken.
   void fail(proto::ErrorCode code, std::string_view message);
@@ -162,6 +162,7 @@ class RequestPipeline {
   struct Slot {
     std::uint64_t sequence = 0;
     bool ready = false;
+    bool holds_order = true;  // not ready: the next requests wait for it (counted in deferred_)
     std::string id_json;
     buffer::ByteBuffer bytes{0};
     std::unique_ptr<proto::BodySource> source;  // ready with a streamed body
@@ -230,7 +231,8 @@ class RequestPipeline {
   std::deque<Slot> slots_;
   // reply_ends_.size() + slots_.size(), kept as one count: checked per frame.
   std::size_t pending_ = 0;
-  // Slots waiting for a deferred command's answer (wants_input).
+  // Slots waiting for a deferred command's answer that hold the next
+  // requests back (wants_input); defer_answer() slots are not counted.
   std::size_t deferred_ = 0;
   std::unique_ptr<BodyInFlight> body_;
   std::size_t input_wanted_ = 0;

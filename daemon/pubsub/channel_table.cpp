@@ -61,22 +61,40 @@ std::size_t ChannelTable::subscriptions(std::uint64_t id) const noexcept {
 }
 
 std::optional<std::size_t> ChannelTable::publish(std::string_view channel, std::string_view message, Done done) {
-  FanOut fan_out;
-  if (const auto it = channels_.find(channel); it != channels_.end()) fan_out.targets = it->second;
-  // A snapshot of the subscribers: one that leaves (or is closed by a push)
-  // meanwhile is looked up again, and skipped, when its turn comes.
-  if (fan_outs_.empty() && fan_out.targets.size() <= kFanOutBatch) {
+  const auto it = channels_.find(channel);
+  const std::vector<std::uint64_t>* targets = it == channels_.end() ? nullptr : &it->second;
+  if (fan_outs_.empty() && (targets == nullptr || targets->size() <= kFanOutBatch)) {
+    FanOut fan_out;
     fan_out.channel.assign(channel);
-    fan_out.message.assign(message);
+    // A snapshot of the subscribers: one that leaves (or is closed by a
+    // push) meanwhile is looked up again, and skipped, when its turn comes.
+    if (targets != nullptr) fan_out.targets = *targets;
+    fan_out.messages.push_back(Message{std::string(message), {}, 0, {}});
     deliver(fan_out, fan_out.targets.size());
-    return fan_out.receivers;
+    return fan_out.messages.front().receivers;
   }
+  if (FanOut* last = joinable(channel, targets)) {
+    last->messages.push_back(Message{std::string(message), {}, 0, std::move(done)});
+    return std::nullopt;
+  }
+  FanOut fan_out;
   fan_out.channel.assign(channel);
-  fan_out.message.assign(message);
-  fan_out.done = std::move(done);
+  if (targets != nullptr) fan_out.targets = *targets;
+  fan_out.messages.push_back(Message{std::string(message), {}, 0, std::move(done)});
   fan_outs_.push_back(std::move(fan_out));
   schedule();
   return std::nullopt;
+}
+
+ChannelTable::FanOut* ChannelTable::joinable(std::string_view channel, const std::vector<std::uint64_t>* targets) {
+  if (fan_outs_.empty()) return nullptr;
+  FanOut& last = fan_outs_.back();
+  // Started: the subscribers before `next` would miss the joined message.
+  if (last.next != 0 || last.messages.size() >= kMaxJoinedMessages || last.channel != channel) return nullptr;
+  // The same subscribers, in the same order: who subscribed or left since
+  // makes a fan-out of its own.
+  const bool same = targets == nullptr ? last.targets.empty() : last.targets == *targets;
+  return same ? &last : nullptr;
 }
 
 bool ChannelTable::deliver(FanOut& fan_out, std::size_t budget) {
@@ -84,24 +102,31 @@ bool ChannelTable::deliver(FanOut& fan_out, std::size_t budget) {
   for (; fan_out.next < end; ++fan_out.next) {
     const auto entry = subscribers_.find(fan_out.targets[fan_out.next]);
     if (entry == subscribers_.end()) continue;
-    Subscriber& subscriber = *entry->second.subscriber;
     // push_event may close the subscriber (and so remove it from this
-    // table): nothing of `entry` is used after it.
-    if (subscriber.push_event(frame_for(fan_out, subscriber.event_format()))) ++fan_out.receivers;
+    // table): nothing of `entry` is used after it. The subscriber object
+    // itself is destroyed later (after this loop iteration), and once it
+    // refused a message it takes no later one.
+    Subscriber& subscriber = *entry->second.subscriber;
+    const codec::WireFormat format = subscriber.event_format();
+    for (Message& message : fan_out.messages) {
+      if (!subscriber.push_event(frame_for(fan_out.channel, message, format))) break;
+      ++message.receivers;
+    }
   }
   return fan_out.next == fan_out.targets.size();
 }
 
-const pipeline::SharedFrame& ChannelTable::frame_for(FanOut& fan_out, codec::WireFormat format) {
-  for (const auto& [encoded_format, frame] : fan_out.frames) {
+const pipeline::SharedFrame& ChannelTable::frame_for(std::string_view channel, Message& message,
+                                                     codec::WireFormat format) {
+  for (const auto& [encoded_format, frame] : message.frames) {
     if (same_format(encoded_format, format)) return frame;
   }
   std::string fields = ",\"event\":\"message\",\"channel\":";
-  proto::append_json_string(fields, fan_out.channel);
-  buffer::ByteBuffer out(fields.size() + fan_out.message.size() + 64);
-  codec::ReplyEncoder(format).encode_event(fields, fan_out.message, out);
-  fan_out.frames.emplace_back(format, std::make_shared<const std::string>(out.readable()));
-  return fan_out.frames.back().second;
+  proto::append_json_string(fields, channel);
+  buffer::ByteBuffer out(fields.size() + message.text.size() + 64);
+  codec::ReplyEncoder(format).encode_event(fields, message.text, out);
+  message.frames.emplace_back(format, std::make_shared<const std::string>(out.readable()));
+  return message.frames.back().second;
 }
 
 void ChannelTable::schedule() {
@@ -125,7 +150,7 @@ void ChannelTable::run_batch() {
     if (!finished) break;
     FanOut done = std::move(front);
     fan_outs_.pop_front();
-    done.done(done.receivers);
+    for (Message& message : done.messages) message.done(message.receivers);
   }
   schedule();
 }

@@ -8,11 +8,19 @@
 //
 // A fan-out of up to kFanOutBatch subscribers is done at once. A larger one
 // is spread over loop iterations (Reactor::post, so I/O is served in
-// between), kFanOutBatch deliveries per turn; every publish on this shard
+// between), kFanOutBatch subscribers per turn; every publish on this shard
 // then queues behind the fan-outs in progress, so each subscriber gets the
 // messages of a channel in publish order. The publisher's reply waits for
 // its fan-out (its `receivers` is only known then), so a publisher's pending
 // replies (max_pending_replies) bound the fan-out work it can queue.
+//
+// A publish queued right behind another one to the same channel and the
+// same subscribers, not started yet, joins it (up to kMaxJoinedMessages):
+// each subscriber is then visited once for all of them and takes them in
+// publish order, and its connection writes them with one send (events are
+// flushed once per loop iteration). Each message keeps its own `receivers`
+// and its own reply. Only the last queued fan-out is joined, so publishes
+// to other channels in between keep their place too.
 //
 // Several reactors: each shard keeps its own table of its own subscribers
 // (subscribers are connections, which live on one reactor). A publish would
@@ -46,7 +54,8 @@ class Subscriber {
   [[nodiscard]] virtual codec::WireFormat event_format() const noexcept = 0;
   // Queues one event. False: the subscriber is too slow (it has been told
   // and is closing) and takes nothing more.
-  virtual bool push_event(pipeline::SharedFrame frame) = 0;
+  // The frame is copied (a reference count) only when it has to wait.
+  virtual bool push_event(const pipeline::SharedFrame& frame) = 0;
 
  protected:
   ~Subscriber() = default;
@@ -54,8 +63,11 @@ class Subscriber {
 
 class ChannelTable {
  public:
-  // Deliveries done at once, or per loop iteration of a larger fan-out.
+  // Subscribers served at once, or per loop iteration of a larger fan-out.
   static constexpr std::size_t kFanOutBatch = 1024;
+  // Messages a queued fan-out carries at most (so a turn pushes at most
+  // kFanOutBatch * kMaxJoinedMessages events).
+  static constexpr std::size_t kMaxJoinedMessages = 32;
 
   explicit ChannelTable(reactor::Reactor& reactor) : reactor_(reactor) {}
   ~ChannelTable();
@@ -84,21 +96,29 @@ class ChannelTable {
     Subscriber* subscriber = nullptr;
     std::vector<std::string> channels;
   };
-  // One publish on its way to its subscribers (those subscribed when it was
-  // published).
-  struct FanOut {
-    std::string channel;
-    std::string message;
-    std::vector<std::uint64_t> targets;
-    std::size_t next = 0;
-    std::size_t receivers = 0;
+  // One published message: its frames (one per wire format among its
+  // receivers), how many took it, and who is answered then.
+  struct Message {
+    std::string text;
     std::vector<std::pair<codec::WireFormat, pipeline::SharedFrame>> frames;
+    std::size_t receivers = 0;
     Done done;
   };
+  // Consecutive publishes to one channel on their way to its subscribers
+  // (those subscribed when the first was published), in publish order.
+  struct FanOut {
+    std::string channel;
+    std::vector<std::uint64_t> targets;
+    std::size_t next = 0;
+    std::vector<Message> messages;
+  };
 
-  // Offers the message to up to `budget` more targets; true when done.
+  // Offers the messages to up to `budget` more targets; true when done.
   bool deliver(FanOut& fan_out, std::size_t budget);
-  const pipeline::SharedFrame& frame_for(FanOut& fan_out, codec::WireFormat format);
+  static const pipeline::SharedFrame& frame_for(std::string_view channel, Message& message,
+                                                codec::WireFormat format);
+  // The last queued fan-out, when `message` to `channel` may join it.
+  FanOut* joinable(std::string_view channel, const std::vector<std::uint64_t>* targets);
   void schedule();
   void run_batch();
 

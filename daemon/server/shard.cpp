@@ -409,6 +409,21 @@ void Shard::on_slow_consumer(StreamConnection& connection) {
                     connection.listener_name() + " dropped as a slow subscriber (max_event_backlog)");
 }
 
+void Shard::flush_soon(StreamConnection& connection) {
+  // Deferred functions run once this iteration's completions and posted
+  // work are done, before the loop polls again.
+  if (flush_queue_.empty()) {
+    reactor_.defer([this] {
+      std::vector<std::uint64_t> due;
+      due.swap(flush_queue_);
+      for (const std::uint64_t id : due) {
+        if (const auto it = connections_.find(id); it != connections_.end()) it->second->flush_events();
+      }
+    });
+  }
+  flush_queue_.push_back(connection.id());
+}
+
 bool Shard::push_event(std::uint64_t requester, std::string_view fields, std::string_view body) {
   const auto it = connections_.find(requester);
   if (it == connections_.end()) return false;

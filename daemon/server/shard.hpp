@@ -100,6 +100,7 @@ class Shard final : public commands::CommandHost,
   void on_connection_closed(StreamConnection& connection) override;
   void on_timeout(TimeoutKind kind) override;
   void on_slow_consumer(StreamConnection& connection) override;
+  void flush_soon(StreamConnection& connection) override;
 
   // HttpConnection::Owner (stats() and on_timeout() are above)
   void on_http_connection_closed(HttpConnection& connection) override;
@@ -163,6 +164,9 @@ class Shard final : public commands::CommandHost,
   reactor::TimerId sweep_timer_ = 0;
   // At the next kept upload's resume_window (expire_partial_uploads_on_time).
   reactor::TimerId partial_expiry_timer_ = 0;
+  // Connections with events to send at the end of this loop iteration, by
+  // id: one closed meanwhile is not found, and skipped.
+  std::vector<std::uint64_t> flush_queue_;
 
   bool shutting_down_ = false;
   bool closing_http_ = false;  // the drain is over: http connections go too

@@ -30,10 +30,10 @@ StreamConnection::StreamConnection(reactor::Reactor& reactor, Owner& owner, pipe
                 pipeline::PipelineLimits{.max_pending_replies = listener_->max_pending_replies,
                                          .max_event_backlog = listener_->max_event_backlog}) {}
 
-bool StreamConnection::push_event(pipeline::SharedFrame frame) {
+bool StreamConnection::push_event(const pipeline::SharedFrame& frame) {
   if (!transport_.open()) return false;
   const bool was_slow = pipeline_.slow_consumer();
-  if (pipeline_.push_event(std::move(frame))) return true;
+  if (pipeline_.push_event(frame)) return true;
   if (!was_slow && pipeline_.slow_consumer()) {
     SPDLOG_DEBUG("connection {} from {}: slow subscriber, dropping it", id_, peer_);
     // It takes no more requests (the pipeline is broken): the next on_sent

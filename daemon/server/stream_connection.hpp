@@ -47,6 +47,9 @@ class StreamConnection final : public transport::StreamTransport::Handler,
     // Its unsent events passed max_event_backlog: it has been sent the
     // `dropped` event and is closing (once per connection).
     virtual void on_slow_consumer(StreamConnection& connection) = 0;
+    // Events were queued on it: call flush_events() once the work of this
+    // loop iteration is done (at most once per iteration per connection).
+    virtual void flush_soon(StreamConnection& connection) = 0;
 
    protected:
     ~Owner() = default;
@@ -82,7 +85,12 @@ class StreamConnection final : public transport::StreamTransport::Handler,
   // pubsub::Subscriber: events (pub/sub, exec output) for this client;
   // false: it is too slow (or was already), and is closing.
   [[nodiscard]] codec::WireFormat event_format() const noexcept override { return listener_->format; }
-  bool push_event(pipeline::SharedFrame frame) override;
+  bool push_event(const pipeline::SharedFrame& frame) override;
+  // Sends the events queued since flush_soon() (see flush_frames()).
+  void flush_events() {
+    flush_queued_ = false;
+    transport_.flush();
+  }
 
   // RequesterTarget
   void deliver(const commands::ReplyRoute& route, proto::Reply& reply) override;
@@ -102,7 +110,15 @@ class StreamConnection final : public transport::StreamTransport::Handler,
     return transport_.bytes_sent() + transport_.unsent_bytes();
   }
   void frames_ready() override { pump(); }
-  void flush_frames() override { transport_.flush(); }
+  // Events leave once per loop iteration, not one send each: a fan-out (or
+  // several publishes read together) pushing many events to this connection
+  // in one turn writes them with one send. They are in the output already,
+  // in order with the replies; only the send waits.
+  void flush_frames() override {
+    if (flush_queued_) return;
+    flush_queued_ = true;
+    owner_.flush_soon(*this);
+  }
 
   // Decodes what is buffered (when the pipeline may take it), sends, and sets
   // reading and finishing by what the pipeline says.
@@ -126,6 +142,7 @@ class StreamConnection final : public transport::StreamTransport::Handler,
   // began and are still to be read (and answered) before reading stops.
   std::size_t drain_unread_ = 0;
   bool drain_count_next_read_ = true;  // false: the recv in flight at the drain's start comes next
+  bool flush_queued_ = false;  // flush_soon() asked, flush_events() not run yet
   base::TimePoint header_started_{};  // epoch: no header in progress
   // body_timeout: the deadline of the body in progress (epoch: none), which
   // frame it belongs to, the bytes received toward its next second

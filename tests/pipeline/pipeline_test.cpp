@@ -169,6 +169,12 @@ class TestHost final : public commands::CommandHost, public server::StreamConnec
   void on_connection_closed(server::StreamConnection&) override { closed = true; }
   void on_timeout(server::TimeoutKind) override {}
   void on_slow_consumer(server::StreamConnection&) override { ++slow_consumers; }
+  // As the shard does: at the end of the loop iteration, if it is still there.
+  void flush_soon(server::StreamConnection&) override {
+    reactor_.defer([this] {
+      if (connection != nullptr) connection->flush_events();
+    });
+  }
 
   std::span<commands::CommandStats> command_stats() { return stats_; }
 
@@ -241,10 +247,11 @@ struct Fixture {
   bool client_reading = true;
   bool eof = false;
 
-  explicit Fixture(std::uint32_t max_pending_replies = 1024) {
+  explicit Fixture(std::uint32_t max_pending_replies = 1024, std::uint64_t max_event_backlog = 8ULL << 20) {
     settings->name = "test";
     settings->kind = "unix";
     settings->max_pending_replies = max_pending_replies;
+    settings->max_event_backlog = max_event_backlog;
     settings->idle_timeout = std::chrono::seconds(60);
     settings->header_timeout = std::chrono::seconds(60);
     auto pair = make_socketpair();
@@ -440,6 +447,25 @@ TEST_CASE("pipeline: a consumer past its event backlog is told and finished", "[
   const auto frames = fixture.frames();
   REQUIRE(!frames.empty());
   CHECK(frames.back().header == R"({"event":"dropped","reason":"slow_subscriber"})");
+}
+
+TEST_CASE("pipeline: one event larger than the backlog is a slow consumer, however empty the output", "[pipeline]") {
+  // An event goes straight to an output with room when nothing is queued
+  // before it; that shortcut must not let one past max_event_backlog.
+  Fixture fixture(1024, 4096);
+  const auto small = std::make_shared<const std::string>(json_frame(R"({"event":"message","total_size":4000})",
+                                                                    std::string(4000, 's')));
+  const auto large = std::make_shared<const std::string>(json_frame(R"({"event":"message","total_size":4097})",
+                                                                    std::string(4097, 'l')));
+  CHECK(fixture.connection->push_event(small));
+  reactor::testing::settle(*fixture.reactor);
+  CHECK_FALSE(fixture.connection->push_event(large));
+  CHECK(fixture.host.slow_consumers == 1);
+  REQUIRE(fixture.run([&] { return fixture.eof; }, std::chrono::seconds(20)));
+  const auto frames = fixture.frames();
+  REQUIRE(frames.size() == 2);
+  CHECK(frames[0].body == std::string(4000, 's'));
+  CHECK(frames[1].header == R"({"event":"dropped","reason":"slow_subscriber"})");
 }
 
 TEST_CASE("pipeline: events queued behind a full output leave before the reply that follows them", "[pipeline]") {
