@@ -9,6 +9,7 @@
 #include <array>
 #include <cerrno>
 #include <cstddef>
+#include <cstdio>
 #include <cstring>
 #include <exception>
 #include <memory>
@@ -37,6 +38,22 @@ constexpr std::size_t kMaxErrorSamples = 5;
 constexpr std::chrono::seconds kUnixConnectTimeout{2};
 
 std::string errno_text(int error) { return std::strerror(error); }
+
+bool ensure_fd_limit(rlim_t wanted, std::string& error) {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return true;  // cannot tell; let socket() say
+  if (limit.rlim_cur >= wanted) return true;
+  if (limit.rlim_max != RLIM_INFINITY && limit.rlim_max < wanted) {
+    error = "need " + std::to_string(wanted) + " file descriptors, the hard limit is " + std::to_string(limit.rlim_max);
+    return false;
+  }
+  limit.rlim_cur = wanted;
+  if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) {
+    error = std::string("setrlimit(RLIMIT_NOFILE): ") + std::strerror(errno);
+    return false;
+  }
+  return true;
+}
 
 // Requests in flight on one connection, oldest first. Replies come back in
 // request order (PROTOCOL.md §3, and RESP), so the front entry is always
@@ -395,7 +412,7 @@ class ClientThread final : public ReplySink {
 
 }  // namespace
 
-std::optional<Target> resolve_target(const Options& options, std::string& error) {
+std::optional<Target> resolve_target(const ServerOptions& options, std::string& error) {
   Target target;
   std::optional<net::SocketAddress> address;
   if (!options.unix_path.empty()) {
@@ -418,6 +435,14 @@ std::optional<Target> resolve_target(const Options& options, std::string& error)
   std::memcpy(&target.address, &address->storage, sizeof target.address);
   target.length = address->length;
   target.description = target.tcp ? address->to_string() : options.unix_path;
+  return target;
+}
+
+std::optional<Target> prepare_target(std::string_view program, const ServerOptions& options, rlim_t fds) {
+  std::string error;
+  std::optional<Target> target = resolve_target(options, error);
+  if (target && !ensure_fd_limit(fds, error)) target.reset();
+  if (!target) std::fprintf(stderr, "%s: %s\n", std::string(program).c_str(), error.c_str());
   return target;
 }
 

@@ -5,6 +5,7 @@
 // run except read-only inputs and the stop time; each fills its own
 // ThreadResult, which the main thread reads only after join().
 
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <atomic>
@@ -35,7 +36,13 @@ struct Target {
 
 // Resolves --host/--port (numeric or a name; the first address is used) or
 // --unix. Returns nullopt and sets `error` when it cannot.
-std::optional<Target> resolve_target(const Options& options, std::string& error);
+std::optional<Target> resolve_target(const ServerOptions& options, std::string& error);
+
+// The start-up both tools share: resolve_target(), then raise the soft
+// descriptor limit to `fds` (one per connection plus spares) rather than
+// fail at connection 1021. On failure prints why, as `program`, and
+// returns nullopt: the caller exits with kExitUsage.
+std::optional<Target> prepare_target(std::string_view program, const ServerOptions& options, rlim_t fds);
 
 // One run's time line, the same for every thread.
 struct Timeline {

@@ -24,6 +24,8 @@
 #   SIZE             message payload bytes              (64)
 #   SKIP_REDIS=1     do not measure Redis
 set -euo pipefail
+# shellcheck source=bench/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 FRAMED_BIN=${FRAMED_BIN:-build/daemon/framed}
 FANOUT_BIN=${FANOUT_BIN:-build/bench/fanout-bench}
@@ -72,17 +74,6 @@ declare -A runs=()     # "system point" -> "delivered publishes server_cpu clien
 declare -A failures=() # "system point" -> the first failure
 systems=()
 failed=0
-
-stop_server() {
-  [ -n "$server_pid" ] || return 0
-  if kill -0 "$server_pid" 2>/dev/null; then
-    kill -TERM "$server_pid" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$server_pid" 2>/dev/null || true
-  fi
-  wait "$server_pid" 2>/dev/null || true
-  server_pid=""
-}
 
 # ratio A B: A/B with two decimals, or empty when either is not a number.
 ratio() {
@@ -161,19 +152,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-wait_for_port() {
-  for _ in $(seq 100); do
-    port_in_use "$1" && return 0
-    kill -0 "$server_pid" 2>/dev/null || return 1
-    sleep 0.1
-  done
-  return 1
-}
-
-json_field() { sed -n "s/.*\"$1\":\([-0-9.]*\).*/\1/p" <<<"$2"; }
 
 # measure SYSTEM PORT PROTOCOL: one round of every point.
 measure() {

@@ -10,12 +10,9 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cerrno>
-#include <charconv>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <ctime>
 #include <fstream>
 #include <iterator>
@@ -39,8 +36,6 @@ constexpr std::chrono::seconds kDrainTime{10};
 constexpr std::chrono::seconds kHardDeadlineSlack{5};
 constexpr std::chrono::milliseconds kMainPoll{10};
 constexpr rlim_t kSpareFds = 64;
-
-enum ExitCode { kExitOk = 0, kExitFailed = 1, kExitUsage = 2, kExitDeadline = 3, kExitInterrupted = 130 };
 
 std::string usage() {
   return "usage: fanout-bench [options]\n"
@@ -66,32 +61,6 @@ std::string usage() {
          "Exit status: 0 ok; 1 errors or nothing delivered; 2 bad command line or setup; 3 hard deadline hit.\n";
 }
 
-struct ParseResult {
-  std::optional<FanoutOptions> options;
-  bool help = false;
-  std::string error;
-};
-
-template <class T>
-bool parse_integer(std::string_view text, T min, T max, T& out) {
-  std::uint64_t value = 0;
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc{} || end != text.data() + text.size() || text.empty() || value < min || value > max) {
-    return false;
-  }
-  out = static_cast<T>(value);
-  return true;
-}
-
-bool parse_seconds(std::string_view text, double min, double max, double& out) {
-  const std::string copy(text);
-  char* end = nullptr;
-  const double value = std::strtod(copy.c_str(), &end);
-  if (copy.empty() || end != copy.c_str() + copy.size() || !(value >= min && value <= max)) return false;
-  out = value;
-  return true;
-}
-
 // The channel goes into json strings and RESP bulks unescaped.
 bool plain_channel(std::string_view name) {
   return !name.empty() && name.size() <= 256 && std::all_of(name.begin(), name.end(), [](char c) {
@@ -100,120 +69,46 @@ bool plain_channel(std::string_view name) {
   });
 }
 
-ParseResult parse_options(int argc, char** argv) {
-  ParseResult result;
-  FanoutOptions options;
-  auto fail = [&result](std::string message) {
-    result.error = std::move(message);
-    return result;
-  };
-  static constexpr std::string_view kValued[] = {
-      "--host",     "--port",     "--unix",     "--protocol", "--byte-order",    "--subscribers", "--threads",
-      "--pipeline", "--size",     "--channel",  "--duration", "--warmup",        "--setup-timeout", "--server-pid"};
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view arg = argv[i];
-    std::string_view name = arg;
-    std::optional<std::string_view> inline_value;
-    if (const auto eq = arg.find('='); arg.starts_with("--") && eq != std::string_view::npos) {
-      name = arg.substr(0, eq);
-      inline_value = arg.substr(eq + 1);
-    }
-    if (name == "--help" || name == "-h") {
-      result.help = true;
-      return result;
-    }
-    if (name == "--json") {
-      if (inline_value) return fail("--json takes no value");
-      options.json_output = true;
-      continue;
-    }
-    if (std::find(std::begin(kValued), std::end(kValued), name) == std::end(kValued)) {
-      return fail("unknown option " + std::string(arg));
-    }
-    std::string_view value;
-    if (inline_value) {
-      value = *inline_value;
-    } else if (i + 1 < argc) {
-      value = argv[++i];
-    } else {
-      return fail(std::string(name) + " needs a value");
-    }
-    auto bad = [&](std::string_view what) {
-      return fail(std::string(name) + ": '" + std::string(value) + "' is not " + std::string(what));
-    };
-    if (name == "--host") {
-      if (value.empty()) return bad("a host");
-      options.host = value;
-    } else if (name == "--port") {
-      if (!parse_integer<std::uint16_t>(value, 1, 65535, options.port)) return bad("a port (1-65535)");
-    } else if (name == "--unix") {
-      if (value.empty() || value == "@") return bad("a socket path");
-      options.unix_path = value;
-    } else if (name == "--protocol") {
-      if (value == "json") {
-        options.protocol = Protocol::json;
-      } else if (value == "resp") {
-        options.protocol = Protocol::resp;
-      } else {
-        return bad("json or resp");
-      }
-    } else if (name == "--byte-order") {
-      if (value == "big") {
-        options.byte_order = ByteOrder::big;
-      } else if (value == "little") {
-        options.byte_order = ByteOrder::little;
-      } else {
-        return bad("big or little");
-      }
-    } else if (name == "--subscribers") {
-      if (!parse_integer(value, 1U, kMaxSubscribers, options.subscribers)) {
-        return bad("a subscriber count (1-" + std::to_string(kMaxSubscribers) + ")");
-      }
-    } else if (name == "--threads") {
-      if (!parse_integer(value, 1U, kMaxThreads, options.threads)) {
-        return bad("a thread count (1-" + std::to_string(kMaxThreads) + ")");
-      }
-    } else if (name == "--pipeline") {
-      if (!parse_integer(value, 1U, kMaxPipeline, options.pipeline)) {
-        return bad("a pipeline depth (1-" + std::to_string(kMaxPipeline) + ")");
-      }
-    } else if (name == "--size") {
-      if (!parse_integer(value, static_cast<std::uint32_t>(kSequenceDigits), kMaxSize, options.size)) {
-        return bad("a payload size (16 B to 16 MiB)");
-      }
-    } else if (name == "--channel") {
-      if (!plain_channel(value)) return bad("a channel (1-256 of A-Z a-z 0-9 . _ - :)");
-      options.channel = value;
-    } else if (name == "--duration") {
-      if (!parse_seconds(value, 0.001, 86400.0, options.duration_s)) return bad("a duration (0.001-86400 s)");
-    } else if (name == "--warmup") {
-      if (!parse_seconds(value, 0.0, 3600.0, options.warmup_s)) return bad("a warmup (0-3600 s)");
-    } else if (name == "--setup-timeout") {
-      if (!parse_seconds(value, 0.1, 3600.0, options.setup_timeout_s)) return bad("a timeout (0.1-3600 s)");
-    } else if (name == "--server-pid") {
-      unsigned pid = 0;
-      if (!parse_integer(value, 1U, 1U << 30, pid)) return bad("a process id");
-      options.server_pid = static_cast<int>(pid);
-    }
-  }
+CommandLine parse_options(int argc, char** argv, FanoutOptions& options) {
+  CommandLine result = walk_command_line(
+      argc, argv,
+      {"--subscribers", "--threads", "--pipeline", "--size", "--channel", "--duration", "--warmup", "--setup-timeout",
+       "--server-pid"},
+      options, [&options](std::string_view name, std::string_view value) -> Verdict {
+        if (name == "--subscribers") {
+          if (!parse_integer(value, 1U, kMaxSubscribers, options.subscribers)) {
+            return "a subscriber count (1-" + std::to_string(kMaxSubscribers) + ")";
+          }
+        } else if (name == "--threads") {
+          if (!parse_integer(value, 1U, kMaxThreads, options.threads)) {
+            return "a thread count (1-" + std::to_string(kMaxThreads) + ")";
+          }
+        } else if (name == "--pipeline") {
+          if (!parse_integer(value, 1U, kMaxPipeline, options.pipeline)) {
+            return "a pipeline depth (1-" + std::to_string(kMaxPipeline) + ")";
+          }
+        } else if (name == "--size") {
+          if (!parse_integer(value, static_cast<std::uint32_t>(kSequenceDigits), kMaxSize, options.size)) {
+            return "a payload size (16 B to 16 MiB)";
+          }
+        } else if (name == "--channel") {
+          if (!plain_channel(value)) return "a channel (1-256 of A-Z a-z 0-9 . _ - :)";
+          options.channel = value;
+        } else if (name == "--duration") {
+          if (!parse_seconds(value, 0.001, 86400.0, options.duration_s)) return "a duration (0.001-86400 s)";
+        } else if (name == "--warmup") {
+          if (!parse_seconds(value, 0.0, 3600.0, options.warmup_s)) return "a warmup (0-3600 s)";
+        } else if (name == "--setup-timeout") {
+          if (!parse_seconds(value, 0.1, 3600.0, options.setup_timeout_s)) return "a timeout (0.1-3600 s)";
+        } else if (name == "--server-pid") {
+          unsigned pid = 0;
+          if (!parse_integer(value, 1U, 1U << 30, pid)) return "a process id";
+          options.server_pid = static_cast<int>(pid);
+        }
+        return std::nullopt;
+      });
   options.threads = std::min(options.threads, options.subscribers);
-  result.options = std::move(options);
   return result;
-}
-
-bool ensure_fd_limit(rlim_t wanted, std::string& error) {
-  rlimit limit{};
-  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= wanted) return true;
-  if (limit.rlim_max != RLIM_INFINITY && limit.rlim_max < wanted) {
-    error = "need " + std::to_string(wanted) + " file descriptors, the hard limit is " + std::to_string(limit.rlim_max);
-    return false;
-  }
-  limit.rlim_cur = wanted;
-  if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) {
-    error = std::string("setrlimit(RLIMIT_NOFILE): ") + std::strerror(errno);
-    return false;
-  }
-  return true;
 }
 
 // CPU seconds (user + system) of this process, or of `pid` from /proc.
@@ -319,31 +214,12 @@ void print_json(const FanoutOptions& options, const Target& target, const Summar
 }
 
 int run(int argc, char** argv) {
-  ParseResult parsed = parse_options(argc, argv);
-  if (parsed.help) {
-    std::fputs(usage().c_str(), stdout);
-    return kExitOk;
+  FanoutOptions options;
+  if (const auto exit_code = finish_command_line("fanout-bench", parse_options(argc, argv, options), usage())) {
+    return *exit_code;
   }
-  if (!parsed.options) {
-    std::fprintf(stderr, "fanout-bench: %s\n(see fanout-bench --help)\n", parsed.error.c_str());
-    return kExitUsage;
-  }
-  const FanoutOptions options = std::move(*parsed.options);
-
-  std::string error;
-  Options address;  // resolve_target() reads the address fields only
-  address.host = options.host;
-  address.port = options.port;
-  address.unix_path = options.unix_path;
-  const auto target = resolve_target(address, error);
-  if (!target) {
-    std::fprintf(stderr, "fanout-bench: %s\n", error.c_str());
-    return kExitUsage;
-  }
-  if (!ensure_fd_limit(options.subscribers + options.threads + kSpareFds, error)) {
-    std::fprintf(stderr, "fanout-bench: %s\n", error.c_str());
-    return kExitUsage;
-  }
+  const auto target = prepare_target("fanout-bench", options, options.subscribers + options.threads + kSpareFds);
+  if (!target) return kExitUsage;
 
   sigset_t signals;
   sigemptyset(&signals);

@@ -22,12 +22,7 @@
 
 namespace framed::bench {
 
-struct FanoutOptions {
-  std::string host = "127.0.0.1";
-  std::uint16_t port = 9000;
-  std::string unix_path;
-  Protocol protocol = Protocol::json;
-  ByteOrder byte_order = ByteOrder::big;
+struct FanoutOptions : ServerOptions {
   unsigned subscribers = 1;
   unsigned threads = 1;     // subscriber threads; the publisher has its own
   unsigned pipeline = 16;   // publishes in flight
@@ -37,7 +32,6 @@ struct FanoutOptions {
   double warmup_s = 1.0;
   double setup_timeout_s = 60.0;  // connecting and subscribing everyone
   int server_pid = 0;             // > 0: its CPU time over the window is reported
-  bool json_output = false;
 };
 
 // A message's payload starts with its sequence number, 16 hex digits, so

@@ -6,11 +6,9 @@
 #include <sys/resource.h>
 
 #include <atomic>
-#include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <ctime>
 #include <string>
 #include <thread>
@@ -33,26 +31,6 @@ constexpr std::chrono::seconds kHardDeadlineSlack{3};
 constexpr std::chrono::milliseconds kMainPoll{50};
 // Descriptors besides the connections: epoll per thread, stdio, slack.
 constexpr rlim_t kSpareFds = 64;
-
-enum ExitCode { kExitOk = 0, kExitFailed = 1, kExitUsage = 2, kExitDeadline = 3, kExitInterrupted = 130 };
-
-// The connections need one fd each; raise the soft limit toward the hard
-// one rather than fail at connection 1021.
-bool ensure_fd_limit(rlim_t wanted, std::string& error) {
-  rlimit limit{};
-  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return true;  // cannot tell; let socket() say
-  if (limit.rlim_cur >= wanted) return true;
-  if (limit.rlim_max != RLIM_INFINITY && limit.rlim_max < wanted) {
-    error = "need " + std::to_string(wanted) + " file descriptors, the hard limit is " + std::to_string(limit.rlim_max);
-    return false;
-  }
-  limit.rlim_cur = wanted;
-  if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) {
-    error = std::string("setrlimit(RLIMIT_NOFILE): ") + std::strerror(errno);
-    return false;
-  }
-  return true;
-}
 
 std::string json_escape(std::string_view text) {
   std::string out;
@@ -137,27 +115,12 @@ timespec to_timespec(Clock::duration duration) {
 }
 
 int run(int argc, char** argv) {
-  ParseResult parsed = parse_options(argc, argv);
-  if (parsed.help) {
-    std::fputs(usage().c_str(), stdout);
-    return kExitOk;
+  Options options;
+  if (const auto exit_code = finish_command_line("framed-bench", parse_options(argc, argv, options), usage())) {
+    return *exit_code;
   }
-  if (!parsed.options) {
-    std::fprintf(stderr, "framed-bench: %s\n(see framed-bench --help)\n", parsed.error.c_str());
-    return kExitUsage;
-  }
-  const Options options = std::move(*parsed.options);
-
-  std::string error;
-  const auto target = resolve_target(options, error);
-  if (!target) {
-    std::fprintf(stderr, "framed-bench: %s\n", error.c_str());
-    return kExitUsage;
-  }
-  if (!ensure_fd_limit(options.connections + options.threads + kSpareFds, error)) {
-    std::fprintf(stderr, "framed-bench: %s\n", error.c_str());
-    return kExitUsage;
-  }
+  const auto target = prepare_target("framed-bench", options, options.connections + options.threads + kSpareFds);
+  if (!target) return kExitUsage;
   const std::vector<char> body = make_body(options.command == Command::echo ? options.size : 0);
 
   // Ctrl-C / SIGTERM go to this thread's sigtimedwait() only: blocked here,

@@ -175,6 +175,18 @@ def row(server, idle, times, cpu, size):
             f"{p99(times) * 1e6:,.0f} | {cpu * 1e6:,.0f} | {size:,} |").replace(",", "\u202f")
 
 
+def time_with_idle(args, rows, label, fetch, pid, port, idle, counted, what):
+    """Appends a row for `fetch` timed with no idle connections, then one with
+    args.connections idle connections to `port` open (kept in `idle`, for the
+    caller to close), once `counted(extra)` says the server counts them."""
+    for extra in (0, args.connections):
+        if extra:
+            idle.extend(open_idle(port, extra))
+            wait_until(lambda: counted(extra), f"{extra} {what}")
+        times, cpu, size = time_requests(fetch, args.requests, pid)
+        rows.append(row(label, extra, times, cpu, size))
+
+
 def measure_framed(args, backend, rows, work):
     tcp_port, http_port = free_port(), free_port()
     config = os.path.join(work, "framed.toml")
@@ -192,13 +204,9 @@ def measure_framed(args, backend, rows, work):
         scraper = socket.create_connection(("127.0.0.1", http_port), timeout=IO_TIMEOUT_S)
         reader = Reader(scraper)
         scrape = lambda: http_get(scraper, reader, "/metrics")  # noqa: E731
-        for extra in (0, args.connections):
-            if extra:
-                idle = open_idle(tcp_port, extra)
-                wait_until(lambda: active_connections(scrape().decode(), "json") == extra,
-                           f"{extra} connections to show in framed_connections_active")
-            times, cpu, size = time_requests(scrape, args.requests, process.pid)
-            rows.append(row(f"framed {backend} /metrics", extra, times, cpu, size))
+        time_with_idle(args, rows, f"framed {backend} /metrics", scrape, process.pid, tcp_port, idle,
+                       lambda extra: active_connections(scrape().decode(), "json") == extra,
+                       "connections to show in framed_connections_active")
         scraper.close()
     finally:
         for sock in idle:
@@ -220,13 +228,9 @@ def measure_redis(args, rows, work):
         reader = Reader(client)
         info = lambda: redis_info(client, reader)  # noqa: E731
         version = re.search(rb"redis_version:([0-9.]+)", info()).group(1).decode()
-        for extra in (0, args.connections):
-            if extra:
-                idle = open_idle(port, extra)
-                wait_until(lambda: re.search(rb"connected_clients:(\d+)", info()).group(1) == str(extra + 1).encode(),
-                           f"{extra} clients to show in connected_clients")
-            times, cpu, size = time_requests(info, args.requests, process.pid)
-            rows.append(row(f"redis {version} INFO", extra, times, cpu, size))
+        time_with_idle(args, rows, f"redis {version} INFO", info, process.pid, port, idle,
+                       lambda extra: re.search(rb"connected_clients:(\d+)", info()).group(1) == str(extra + 1).encode(),
+                       "clients to show in connected_clients")
         client.close()
     finally:
         for sock in idle:

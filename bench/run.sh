@@ -15,6 +15,8 @@
 #   THREADS          client threads                     (1)
 #   SKIP_REDIS=1     do not measure Redis
 set -euo pipefail
+# shellcheck source=bench/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 FRAMED_BIN=${FRAMED_BIN:-build/daemon/framed}
 BENCH_BIN=${BENCH_BIN:-build/bench/framed-bench}
@@ -34,18 +36,6 @@ die() { printf 'run.sh: %s\n' "$*" >&2; exit 2; }
 work=$(mktemp -d "${TMPDIR:-/tmp}/framed-bench.XXXXXX")
 server_pid=""
 
-stop_server() {
-  [ -n "$server_pid" ] || return 0
-  if kill -0 "$server_pid" 2>/dev/null; then
-    kill -TERM "$server_pid" 2>/dev/null || true
-    # framed finishes in-flight requests on SIGTERM; do not wait forever.
-    for _ in $(seq 50); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$server_pid" 2>/dev/null || true
-  fi
-  wait "$server_pid" 2>/dev/null || true
-  server_pid=""
-}
-
 rows=()
 failed=0
 
@@ -64,21 +54,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM  # runs the EXIT trap too
-
-port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-# Waits until the server started as $server_pid accepts on port $1.
-wait_for_port() {
-  for _ in $(seq 100); do  # 10 s: start-up is milliseconds; this is for slow CI boxes
-    port_in_use "$1" && return 0
-    kill -0 "$server_pid" 2>/dev/null || return 1
-    sleep 0.1
-  done
-  return 1
-}
-
-# json_field NAME JSON: the number after "NAME": in the client's --json line.
-json_field() { sed -n "s/.*\"$1\":\([0-9.]*\).*/\1/p" <<<"$2"; }
 
 # measure SERVER_LABEL PORT PROTOCOL
 measure() {

@@ -1,0 +1,31 @@
+# shellcheck shell=bash
+# Helpers that bench/run.sh and bench/fanout.sh share, sourced by both.
+# The sourcing script sets server_pid when it starts a server.
+
+# Stops the server started as $server_pid, if any: SIGTERM (framed finishes
+# in-flight requests on it), up to 5 s, then SIGKILL.
+stop_server() {
+  [ -n "$server_pid" ] || return 0
+  if kill -0 "$server_pid" 2>/dev/null; then
+    kill -TERM "$server_pid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$server_pid" 2>/dev/null || true
+  fi
+  wait "$server_pid" 2>/dev/null || true
+  server_pid=""
+}
+
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# Waits until the server started as $server_pid accepts on port $1.
+wait_for_port() {
+  for _ in $(seq 100); do  # 10 s: start-up is milliseconds; this is for slow CI boxes
+    port_in_use "$1" && return 0
+    kill -0 "$server_pid" 2>/dev/null || return 1
+    sleep 0.1
+  done
+  return 1
+}
+
+# json_field NAME JSON: the number after "NAME": in a client's --json line.
+json_field() { sed -n "s/.*\"$1\":\([-0-9.]*\).*/\1/p" <<<"$2"; }
