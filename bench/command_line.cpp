@@ -24,21 +24,10 @@ Verdict parse_server_option(std::string_view name, std::string_view value, Serve
     if (value.empty() || value == "@") return "a socket path";
     server.unix_path = value;
   } else if (name == "--protocol") {
-    if (value == "json") {
-      server.protocol = Protocol::json;
-    } else if (value == "resp") {
-      server.protocol = Protocol::resp;
-    } else {
-      return "json or resp";
-    }
+    return parse_choice(value, {{"json", Protocol::json}, {"resp", Protocol::resp}}, server.protocol, "json or resp");
   } else if (name == "--byte-order") {
-    if (value == "big") {
-      server.byte_order = ByteOrder::big;
-    } else if (value == "little") {
-      server.byte_order = ByteOrder::little;
-    } else {
-      return "big or little";
-    }
+    return parse_choice(value, {{"big", ByteOrder::big}, {"little", ByteOrder::little}}, server.byte_order,
+                        "big or little");
   }
   return std::nullopt;
 }
@@ -58,6 +47,13 @@ bool parse_seconds(std::string_view text, double min, double max, double& out) {
   if (value < min || value > max) return false;
   out = value;
   return true;
+}
+
+Verdict parse_count(std::string_view value, unsigned max, unsigned& out, std::string_view what) {
+  if (parse_integer(value, 1U, max, out)) return std::nullopt;
+  std::string verdict(what);
+  verdict.append(" (1-").append(std::to_string(max)).append(")");
+  return verdict;
 }
 
 CommandLine walk_command_line(int argc, char** argv, std::initializer_list<std::string_view> valued,

@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace framed::bench {
 
@@ -50,6 +51,22 @@ bool parse_seconds(std::string_view text, double min, double max, double& out);
 // else what the value should have been ("a port (1-65535)").
 using Verdict = std::optional<std::string>;
 using OptionHandler = std::function<Verdict(std::string_view name, std::string_view value)>;
+
+// A count in [1, max]; else "<what> (1-max)".
+Verdict parse_count(std::string_view value, unsigned max, unsigned& out, std::string_view what);
+
+// One of the named `choices`; else `what` ("json or resp").
+template <class T>
+Verdict parse_choice(std::string_view value, std::initializer_list<std::pair<std::string_view, T>> choices, T& out,
+                     std::string_view what) {
+  for (const auto& [name, choice] : choices) {
+    if (value == name) {
+      out = choice;
+      return std::nullopt;
+    }
+  }
+  return std::string(what);
+}
 
 struct CommandLine {
   bool help = false;

@@ -75,19 +75,10 @@ CommandLine parse_options(int argc, char** argv, FanoutOptions& options) {
       {"--subscribers", "--threads", "--pipeline", "--size", "--channel", "--duration", "--warmup", "--setup-timeout",
        "--server-pid"},
       options, [&options](std::string_view name, std::string_view value) -> Verdict {
-        if (name == "--subscribers") {
-          if (!parse_integer(value, 1U, kMaxSubscribers, options.subscribers)) {
-            return "a subscriber count (1-" + std::to_string(kMaxSubscribers) + ")";
-          }
-        } else if (name == "--threads") {
-          if (!parse_integer(value, 1U, kMaxThreads, options.threads)) {
-            return "a thread count (1-" + std::to_string(kMaxThreads) + ")";
-          }
-        } else if (name == "--pipeline") {
-          if (!parse_integer(value, 1U, kMaxPipeline, options.pipeline)) {
-            return "a pipeline depth (1-" + std::to_string(kMaxPipeline) + ")";
-          }
-        } else if (name == "--size") {
+        if (name == "--subscribers") return parse_count(value, kMaxSubscribers, options.subscribers, "a subscriber count");
+        if (name == "--threads") return parse_count(value, kMaxThreads, options.threads, "a thread count");
+        if (name == "--pipeline") return parse_count(value, kMaxPipeline, options.pipeline, "a pipeline depth");
+        if (name == "--size") {
           if (!parse_integer(value, static_cast<std::uint32_t>(kSequenceDigits), kMaxSize, options.size)) {
             return "a payload size (16 B to 16 MiB)";
           }

@@ -53,19 +53,13 @@ CommandLine parse_options(int argc, char** argv, Options& options) {
   CommandLine result = walk_command_line(
       argc, argv, {"--connections", "--pipeline", "--threads", "--duration", "--warmup", "--size", "--command"},
       options, [&options](std::string_view name, std::string_view value) -> Verdict {
-        if (name == "--connections") {
-          if (!parse_integer(value, 1U, kMaxConnections, options.connections)) {
-            return "a connection count (1-" + std::to_string(kMaxConnections) + ")";
-          }
-        } else if (name == "--pipeline") {
-          if (!parse_integer(value, 1U, kMaxPipeline, options.pipeline)) {
-            return "a pipeline depth (1-" + std::to_string(kMaxPipeline) + ")";
-          }
-        } else if (name == "--threads") {
-          if (!parse_integer(value, 1U, kMaxThreads, options.threads)) {
-            return "a thread count (1-" + std::to_string(kMaxThreads) + ")";
-          }
-        } else if (name == "--duration") {
+        if (name == "--connections") return parse_count(value, kMaxConnections, options.connections, "a connection count");
+        if (name == "--pipeline") return parse_count(value, kMaxPipeline, options.pipeline, "a pipeline depth");
+        if (name == "--threads") return parse_count(value, kMaxThreads, options.threads, "a thread count");
+        if (name == "--command") {
+          return parse_choice(value, {{"ping", Command::ping}, {"echo", Command::echo}}, options.command, "ping or echo");
+        }
+        if (name == "--duration") {
           // Zero would divide the request count by nothing.
           if (!parse_seconds(value, 0.001, kMaxDurationS, options.duration_s)) return "a duration (0.001-86400 s)";
         } else if (name == "--warmup") {
@@ -73,14 +67,6 @@ CommandLine parse_options(int argc, char** argv, Options& options) {
         } else if (name == "--size") {
           if (!parse_integer<std::uint32_t>(value, 0, kMaxSize, options.size)) {
             return "a size (0-" + std::to_string(kMaxSize) + " bytes)";
-          }
-        } else if (name == "--command") {
-          if (value == "ping") {
-            options.command = Command::ping;
-          } else if (value == "echo") {
-            options.command = Command::echo;
-          } else {
-            return "ping or echo";
           }
         }
         return std::nullopt;
