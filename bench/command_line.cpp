@@ -82,7 +82,7 @@ CommandLine walk_command_line(int argc, char** argv, std::initializer_list<std::
     }
     const bool server_option = is_server_option(name);
     if (!server_option && std::find(valued.begin(), valued.end(), name) == valued.end()) {
-      return fail("unknown option " + std::string(arg));
+      return fail(std::string("unknown option ").append(arg));
     }
     std::string_view value;
     if (inline_value) {

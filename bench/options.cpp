@@ -66,7 +66,7 @@ CommandLine parse_options(int argc, char** argv, Options& options) {
           if (!parse_seconds(value, 0.0, kMaxWarmupS, options.warmup_s)) return "a warmup (0-3600 s)";
         } else if (name == "--size") {
           if (!parse_integer<std::uint32_t>(value, 0, kMaxSize, options.size)) {
-            return "a size (0-" + std::to_string(kMaxSize) + " bytes)";
+            return std::string("a size (0-").append(std::to_string(kMaxSize)).append(" bytes)");
           }
         }
         return std::nullopt;
