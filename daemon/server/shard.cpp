@@ -485,8 +485,9 @@ StatsSnapshot Shard::stats() const {
       std::chrono::duration_cast<std::chrono::seconds>(daemon_.config_loaded_at().time_since_epoch()).count();
   snapshot.counters_since_unix =
       std::chrono::duration_cast<std::chrono::seconds>(daemon_.counters_since().time_since_epoch()).count();
-  for (const auto& [id, connection] : connections_) snapshot.bytes_buffered += connection->buffered_bytes();
-  for (const auto& [id, connection] : http_connections_) snapshot.bytes_buffered += connection->buffered_bytes();
+  // The connections' share as the last sweep found it (at most
+  // kSweepInterval old): a scrape never walks 10,000 connections.
+  if (!connections_.empty() || !http_connections_.empty()) snapshot.bytes_buffered = connection_bytes_buffered_;
   const auto add_endpoint = [&snapshot](const ServedListener& served) {
     if (served.datagram) snapshot.bytes_buffered += served.datagram->buffered_bytes();
   };
@@ -566,8 +567,17 @@ void Shard::sweep() {
   const base::TimePoint now = reactor_.now();
   // check_timeouts may close a connection; destruction is deferred, so the
   // map is not modified while it is walked.
-  for (auto& [id, connection] : connections_) connection->check_timeouts(now);
-  for (auto& [id, connection] : http_connections_) connection->check_timeouts(now);
+  // The same walk samples what the connections hold, for stats' bytes_buffered.
+  std::uint64_t buffered = 0;
+  for (auto& [id, connection] : connections_) {
+    connection->check_timeouts(now);
+    buffered += connection->buffered_bytes();
+  }
+  for (auto& [id, connection] : http_connections_) {
+    connection->check_timeouts(now);
+    buffered += connection->buffered_bytes();
+  }
+  connection_bytes_buffered_ = buffered;
   release_retired();
 }
 

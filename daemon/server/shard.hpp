@@ -162,6 +162,8 @@ class Shard final : public commands::CommandHost,
   // http clients apart: they do not hold up a shutdown.
   std::unordered_map<std::uint64_t, std::unique_ptr<HttpConnection>> http_connections_;
   reactor::TimerId sweep_timer_ = 0;
+  // What the connections held at the last sweep (stats' bytes_buffered).
+  std::uint64_t connection_bytes_buffered_ = 0;
   // At the next kept upload's resume_window (expire_partial_uploads_on_time).
   reactor::TimerId partial_expiry_timer_ = 0;
   // Connections with events to send at the end of this loop iteration, by

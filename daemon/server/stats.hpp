@@ -80,8 +80,9 @@ struct StatsSnapshot {
   std::uint64_t config_generation = 0;    // 1 at start, +1 per applied reload
   std::int64_t config_loaded_unix = 0;    // when the running config was loaded (Unix seconds)
   std::int64_t counters_since_unix = 0;   // start, or the last `stats` reset (Unix seconds)
-  // Request and reply bytes held in memory now: received and not yet
-  // consumed, encoded and not yet sent, replies and events waiting.
+  // Request and reply bytes held in memory: received and not yet consumed,
+  // encoded and not yet sent, replies and events waiting (the connections'
+  // share sampled by the shard's 100 ms sweep).
   std::uint64_t bytes_buffered = 0;
   unsigned workers = 0;
   unsigned workers_busy = 0;

@@ -60,7 +60,7 @@ def test_a_deferred_command_is_timed_until_its_reply(daemon):
 
 def test_bytes_buffered_counts_a_body_in_progress(daemon):
     with daemon.connect("tcp") as idle:
-        # The stats request itself is held while it is answered: a few bytes.
+        # Sampled every 100 ms: at most the few bytes of a stats request.
         baseline = stats_of(idle)["bytes_buffered"]
         assert baseline < 100
         family, address = daemon.address("tcp")
