@@ -60,13 +60,17 @@ std::size_t DatagramEndpoint::buffered_bytes() const noexcept {
   return held;
 }
 
+std::size_t DatagramEndpoint::capacity() const noexcept {
+  return std::max<std::uint32_t>(settings_->max_pending_replies, 1);
+}
+
 DatagramExchange* DatagramEndpoint::free_exchange() {
   if (!free_.empty()) {
     DatagramExchange* exchange = free_.back();
     free_.pop_back();
     return exchange;
   }
-  if (exchanges_.size() >= std::max<std::uint32_t>(settings_->max_pending_replies, 1)) return nullptr;
+  if (exchanges_.size() >= capacity()) return nullptr;
   exchanges_.push_back(std::make_unique<DatagramExchange>(*this, dispatcher_, parser_, *settings_, datagram_limit_));
   return exchanges_.back().get();
 }
@@ -75,7 +79,7 @@ void DatagramEndpoint::arm_recv() {
   if (stopping_ || recv_in_flight_) return;
   // Every exchange busy: the next datagram waits in the socket's queue
   // until a reply has left.
-  if (free_.empty() && exchanges_.size() >= std::max<std::uint32_t>(settings_->max_pending_replies, 1)) return;
+  if (free_.empty() && exchanges_.size() >= capacity()) return;
   in_.clear();
   recv_iov_.iov_base = in_.write_ptr();
   recv_iov_.iov_len = in_.writable_size();
@@ -112,7 +116,6 @@ void DatagramEndpoint::on_datagram(std::size_t size, int msg_flags) {
   ++settings_->stats->datagrams_in;
   settings_->stats->bytes_in += size;
   DatagramExchange* exchange = free_exchange();  // arm_recv made sure there is one
-  ++busy_;
   if (exchange->take(in_.readable(), (msg_flags & MSG_TRUNC) != 0, sender_, recv_msg_.msg_namelen)) {
     queue_reply(*exchange);
   }
@@ -167,7 +170,6 @@ void DatagramEndpoint::on_sent(std::int32_t result) {
 
 void DatagramEndpoint::release(DatagramExchange& exchange) {
   exchange.sent();
-  --busy_;
   free_.push_back(&exchange);
   if (stopping_) return close_if_idle();
   arm_recv();
@@ -184,7 +186,7 @@ void DatagramEndpoint::stop() {
 }
 
 void DatagramEndpoint::close_if_idle() {
-  if (recv_in_flight_ || send_in_flight_ || busy_ != 0 || !fd_) return;
+  if (recv_in_flight_ || send_in_flight_ || free_.size() != exchanges_.size() || !fd_) return;
   reactor_.close(fd_);
   owner_.on_endpoint_stopped();
 }

@@ -71,7 +71,9 @@ class DatagramEndpoint final : public reactor::IoHandler, public DatagramExchang
   // file handed over with it, so that stopping this one unlinks nothing.
   [[nodiscard]] base::UniqueFd duplicate_socket() const noexcept;
   [[nodiscard]] net::SocketFile take_socket_file() noexcept { return std::move(socket_file_); }
-  [[nodiscard]] bool stopped() const noexcept { return !fd_ && !recv_in_flight_ && !send_in_flight_ && busy_ == 0; }
+  [[nodiscard]] bool stopped() const noexcept {
+    return !fd_ && !recv_in_flight_ && !send_in_flight_ && free_.size() == exchanges_.size();
+  }
   [[nodiscard]] const std::shared_ptr<const ListenerSettings>& settings() const noexcept { return settings_; }
   [[nodiscard]] const net::SocketAddress& address() const noexcept { return address_; }
   // Reply bytes held in memory now (the receive buffers are reused storage,
@@ -90,8 +92,10 @@ class DatagramEndpoint final : public reactor::IoHandler, public DatagramExchang
 
   void arm_recv();
   void on_datagram(std::size_t size, int msg_flags);
-  // A free exchange (made while fewer than max_pending_replies exist), or
-  // null when every one is busy.
+  // Exchanges this endpoint may have: the listener's max_pending_replies.
+  [[nodiscard]] std::size_t capacity() const noexcept;
+  // A free exchange (made while fewer than capacity() exist), or null when
+  // every one is busy.
   [[nodiscard]] DatagramExchange* free_exchange();
   // A complete reply joins the send queue (or, unanswerable, is dropped).
   void queue_reply(DatagramExchange& exchange);
@@ -125,7 +129,6 @@ class DatagramEndpoint final : public reactor::IoHandler, public DatagramExchang
   std::vector<std::unique_ptr<DatagramExchange>> exchanges_;
   std::vector<DatagramExchange*> free_;
   std::deque<DatagramExchange*> to_send_;
-  std::size_t busy_ = 0;  // exchanges taken and not yet released
   iovec send_iov_{};
   msghdr send_msg_{};
 };

@@ -352,8 +352,7 @@ std::uint64_t Shard::open_connections() const noexcept {
   // Each listener counts its own; the shard's figure is their sum, not a
   // second counter kept alongside.
   std::uint64_t open = 0;
-  for (const auto& served : listeners_) open += served->settings()->stats->connections_active;
-  for (const auto& served : retired_) open += served->settings()->stats->connections_active;
+  for_each_served([&open](const ServedListener& served) { open += served.settings()->stats->connections_active; });
   return open;
 }
 
@@ -488,22 +487,18 @@ StatsSnapshot Shard::stats() const {
   // The connections' share as the last sweep found it (at most
   // kSweepInterval old): a scrape never walks 10,000 connections.
   if (!connections_.empty() || !http_connections_.empty()) snapshot.bytes_buffered = connection_bytes_buffered_;
-  const auto add_endpoint = [&snapshot](const ServedListener& served) {
+  for_each_served([&snapshot](const ServedListener& served) {
     if (served.datagram) snapshot.bytes_buffered += served.datagram->buffered_bytes();
-  };
-  for (const auto& served : listeners_) add_endpoint(*served);
-  for (const auto& served : retired_) add_endpoint(*served);
+  });
   exec::WorkerPool& pool = daemon_.worker_pool();
   snapshot.workers = pool.threads();
   snapshot.workers_busy = pool.busy();
   snapshot.jobs_queued = pool.queued();
-  const auto add_listener = [&snapshot](const ListenerSettings& settings) {
+  for_each_served([&snapshot](const ServedListener& served) {
+    const ListenerSettings& settings = *served.settings();
     snapshot.listeners.push_back(ListenerSnapshot{settings.name, settings.kind, *settings.stats});
     snapshot.total += *settings.stats;
-  };
-  for (const auto& served : listeners_) add_listener(*served->settings());
-  // Removed by a reload, still finishing their connections.
-  for (const auto& served : retired_) add_listener(*served->settings());
+  });
   for (const auto& command : daemon_.commands().all()) {
     snapshot.commands.emplace_back(command->command->name(), command_stats_[command->index]);
   }
@@ -514,13 +509,12 @@ StatsSnapshot Shard::stats() const {
 }
 
 void Shard::reset_stats() {
-  const auto reset_listener = [](const ListenerSettings& settings) {
-    const std::uint64_t active = settings.stats->connections_active;
-    *settings.stats = TrafficStats{};
-    settings.stats->connections_active = active;
-  };
-  for (const auto& served : listeners_) reset_listener(*served->settings());
-  for (const auto& served : retired_) reset_listener(*served->settings());
+  for_each_served([](const ServedListener& served) {
+    TrafficStats& stats = *served.settings()->stats;
+    const std::uint64_t active = stats.connections_active;
+    stats = TrafficStats{};
+    stats.connections_active = active;
+  });
   shard_stats_ = ShardStats{};
   for (commands::CommandStats& command : command_stats_) command = commands::CommandStats{};
   for (auto& [name, exec] : exec_stats_) {
@@ -630,11 +624,9 @@ void Shard::maybe_finish_shutdown() {
 
 std::uint64_t Shard::replies_out() const noexcept {
   std::uint64_t replies = 0;
-  for (const auto* list : {&listeners_, &retired_}) {
-    for (const auto& served : *list) {
-      if (!served->settings()->speaks_http) replies += served->settings()->stats->replies_out;
-    }
-  }
+  for_each_served([&replies](const ServedListener& served) {
+    if (!served.settings()->speaks_http) replies += served.settings()->stats->replies_out;
+  });
   return replies;
 }
 

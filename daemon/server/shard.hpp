@@ -128,6 +128,13 @@ class Shard final : public commands::CommandHost,
   void schedule_sweep();
   void sweep();
   void maybe_finish_shutdown();
+  // Every listener: the configured ones, then those a reload removed that
+  // still finish their connections.
+  template <typename Fn>
+  void for_each_served(Fn&& fn) const {
+    for (const auto& served : listeners_) fn(*served);
+    for (const auto& served : retired_) fn(*served);
+  }
   // Replies sent over every non-http listener of this shard (the drain's log line).
   [[nodiscard]] std::uint64_t replies_out() const noexcept;
   // Stream and http connections open now, over every listener of this shard.
