@@ -17,6 +17,7 @@
 
 #include "base/errno_text.hpp"
 #include "config/config.hpp"
+#include "config/exposure.hpp"
 #include "config_reloader.hpp"
 #include "framed_build_config.hpp"
 #include "logging.hpp"
@@ -106,6 +107,7 @@ void apply_reload(framed::config::LoadResult loaded, framed::server::Daemon& dae
   std::string limits_text;
   SPDLOG_INFO("reload: config generation {} applied from {}; limits: {}", daemon.config_generation(),
               daemon.config().source, describe_limits(daemon.config().limits, limits_text));
+  for (const auto& warning : config::exposure_warnings(daemon.config())) SPDLOG_WARN("{}", warning);
 }
 
 int run(const framed::config::Config& config) {
@@ -216,10 +218,13 @@ int main(int argc, char** argv) {
     for (const auto& error : loaded.errors) std::cerr << error.to_string() << "\n";
     return 1;
   }
+  const auto warnings = framed::config::exposure_warnings(*loaded.config);
   if (options.check_config) {
+    for (const auto& warning : warnings) std::cerr << "warning: " << warning << "\n";
     std::cout << "ok\n";
     return 0;
   }
   framed::setup_logging();
+  for (const auto& warning : warnings) SPDLOG_WARN("{}", warning);
   return run(*loaded.config);
 }

@@ -7,6 +7,8 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <fstream>
 #include <optional>
 #include <string>
 #include <vector>
@@ -26,7 +28,25 @@ struct GlobalOptions {
   std::string framing;
   double timeout_seconds = 30;
   bool json = false;
+  std::string token_file;
 };
+
+// The token for auth = "token" listeners: from a file (its first line) or
+// $FRAMED_TOKEN, never from the command line, where every user's `ps`
+// would show it.
+std::optional<std::string> read_token(const GlobalOptions& options) {
+  if (options.token_file.empty()) {
+    const char* from_env = std::getenv("FRAMED_TOKEN");
+    if (from_env == nullptr || *from_env == '\0') return std::nullopt;
+    return std::string(from_env);
+  }
+  std::ifstream file(options.token_file);
+  std::string token;
+  if (!file || !std::getline(file, token)) fail_usage(concat("cannot read a token from ", options.token_file));
+  if (!token.empty() && token.back() == '\r') token.pop_back();
+  if (token.empty()) fail_usage(concat(options.token_file, ": the first line is empty; it should hold the token"));
+  return token;
+}
 
 Session make_session(const GlobalOptions& options) {
   const int given = !options.tcp.empty() + !options.unix_path.empty() + !options.udp.empty();
@@ -52,7 +72,15 @@ Session make_session(const GlobalOptions& options) {
     fail_usage("--timeout is a number of seconds above 0 (at most 86400)");
   }
   const auto timeout = static_cast<TimeoutMs>(std::ceil(options.timeout_seconds * 1000));
-  return Session(std::move(target), framing, timeout, options.json);
+  Session session(std::move(target), framing, timeout, options.json);
+  // UDP has no connection to authenticate: --token-file with --udp is a
+  // mistake, a $FRAMED_TOKEN in the environment is simply not used.
+  if (session.target().transport == Transport::udp) {
+    if (!options.token_file.empty()) fail_usage("--token-file is for stream sockets (--tcp, --unix)");
+  } else if (auto token = read_token(options)) {
+    session.set_token(std::move(*token));
+  }
+  return session;
 }
 
 int run(int argc, char** argv) {
@@ -75,6 +103,9 @@ int run(int argc, char** argv) {
   app.add_option("--timeout", options.timeout_seconds, "seconds to wait for the daemon (default 30)")
       ->type_name("SECONDS");
   app.add_flag("--json", options.json, "machine-readable output: one JSON object per reply");
+  app.add_option("--token-file", options.token_file,
+                 "authenticate with the token on the first line of FILE (default: $FRAMED_TOKEN)")
+      ->type_name("FILE");
 
   // What the subcommands' options and positionals are parsed into.
   struct Arguments {

@@ -18,7 +18,29 @@ void Session::require_json_framing(std::string_view command) const {
 }
 
 std::unique_ptr<StreamConnection> Session::connect() const {
-  return std::make_unique<StreamConnection>(target_, framing_, timeout_);
+  auto connection = std::make_unique<StreamConnection>(target_, framing_, timeout_);
+  if (token_) authenticate(*connection);
+  return connection;
+}
+
+void Session::authenticate(StreamConnection& connection) const {
+  if (simple_mode()) {
+    std::string payload("auth ");
+    payload.append(*token_);
+    connection.send_all(simple_frame(framing_, payload));
+    const std::string reply = connection.read_payload();
+    if (!reply.starts_with("ERR ")) return;
+    const std::string_view rest = std::string_view(reply).substr(4);
+    const auto space = rest.find(' ');
+    std::string message(space == std::string_view::npos ? std::string_view("(no message)") : rest.substr(space + 1));
+    while (!message.empty() && (message.back() == '\n' || message.back() == '\r')) message.pop_back();
+    throw Failure(ExitStatus::error_reply, std::string(rest.substr(0, space)), message);
+  }
+  connection.send_all(JsonRequest("auth").field("token", *token_).head(0));
+  ReplyHead head;
+  connection.read_head(head);
+  [[maybe_unused]] const std::string body = connection.read_body_string(kMaxHeldBody);
+  check_ok(head);
 }
 
 std::unique_ptr<Answer> Session::request(const JsonRequest& request, std::string_view body) const {

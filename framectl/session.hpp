@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -30,6 +31,9 @@ class Session {
   Session(Target target, codec::Framing framing, TimeoutMs timeout, bool json)
       : target_(std::move(target)), framing_(framing), timeout_(timeout), json_(json) {}
 
+  // A listener with auth = "token": every connection authenticates first.
+  void set_token(std::string token) { token_ = std::move(token); }
+
   [[nodiscard]] const Target& target() const noexcept { return target_; }
   [[nodiscard]] codec::Framing framing() const noexcept { return framing_; }
   [[nodiscard]] TimeoutMs timeout() const noexcept { return timeout_; }
@@ -41,6 +45,8 @@ class Session {
   // A usage failure unless this session speaks the json framing.
   void require_json_framing(std::string_view command) const;
 
+  // A connection to the target, authenticated when a token was given (an
+  // error reply to `auth` is a Failure, as any other).
   [[nodiscard]] std::unique_ptr<StreamConnection> connect() const;
 
   // Sends one request with `body` on a new connection and reads the whole
@@ -56,6 +62,9 @@ class Session {
   codec::Framing framing_;
   TimeoutMs timeout_;
   bool json_;
+  std::optional<std::string> token_;
+
+  void authenticate(StreamConnection& connection) const;
 };
 
 // All of stdin, up to kMaxHeldBody bytes (a request body's size goes in its

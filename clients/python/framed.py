@@ -254,7 +254,8 @@ def _parse_host_port(netloc: str, url: str) -> Tuple[str, int]:
 
 
 def connect(url: str, *, timeout: Optional[float] = DEFAULT_TIMEOUT, byte_order: str = "big",
-            payload: str = "text", framing: str = "json") -> Union["Client", "SimpleClient", "DatagramClient"]:
+            payload: str = "text", framing: str = "json",
+            token: Optional[str] = None) -> Union["Client", "SimpleClient", "DatagramClient"]:
     """A client for an address written as a URL.
 
     ``tcp://HOST:PORT`` (``tcp://[::1]:9000`` for IPv6) and ``unix:///PATH``
@@ -262,9 +263,14 @@ def connect(url: str, *, timeout: Optional[float] = DEFAULT_TIMEOUT, byte_order:
     ``unix-dgram:///PATH`` give a `DatagramClient` with ``payload`` "text" or
     "json". A stream listener in the ``length`` or ``line`` framing takes
     ``framing="length"`` or ``"line"``: a `SimpleClient`. ``byte_order``
-    ("big" or "little") must match the listener's.
+    ("big" or "little") must match the listener's. ``token``: a stream
+    connection authenticates with it first (listeners with ``auth =
+    "token"``), raising `ForbiddenError` for a wrong one.
     """
     parts = urlsplit(url)
+    if token is not None and parts.scheme not in ("tcp", "unix"):
+        raise ValueError("a token is for stream connections (tcp://, unix://): a datagram has none to authenticate")
+    stream: Any = None
     if framing not in ("json", "length", "line"):
         raise ValueError('framing must be "json", "length" or "line"')
     stream_options: Dict[str, Any] = {"timeout": timeout, "byte_order": byte_order}
@@ -274,9 +280,17 @@ def connect(url: str, *, timeout: Optional[float] = DEFAULT_TIMEOUT, byte_order:
         stream_options["framing"] = framing
     if parts.scheme == "tcp":
         host, port = _parse_host_port(parts.netloc, url)
-        return stream_class.tcp(host, port, **stream_options)
-    if parts.scheme == "unix":
-        return stream_class.unix(unquote(parts.netloc + parts.path), **stream_options)
+        stream = stream_class.tcp(host, port, **stream_options)
+    elif parts.scheme == "unix":
+        stream = stream_class.unix(unquote(parts.netloc + parts.path), **stream_options)
+    if stream is not None:
+        if token is not None:
+            try:
+                stream.auth(token)
+            except BaseException:
+                stream.close()
+                raise
+        return stream
     if parts.scheme == "udp":
         host, port = _parse_host_port(parts.netloc, url)
         return DatagramClient.udp(host, port, timeout=timeout, payload=payload, byte_order=byte_order)
@@ -523,6 +537,12 @@ class Client(_StreamConnection):
     def ping(self) -> bool:
         """True when the daemon answers pong."""
         return self.request("ping").header.get("pong") is True
+
+    def auth(self, token: str) -> str:
+        """Authenticates this connection (a listener with ``auth = "token"``);
+        returns the principal's name. A wrong token raises `ForbiddenError`,
+        answered late by design."""
+        return str(self.request("auth", token=token).header.get("principal", ""))
 
     def echo(self, data: Bytes) -> bytes:
         return self.request("echo", data).body
@@ -987,6 +1007,13 @@ class SimpleClient(_StreamConnection):
 
     def ping(self) -> bool:
         return self.command("ping") == b"pong"
+
+    def auth(self, token: str) -> str:
+        """Authenticates this connection; returns the principal's name."""
+        if any(c in token for c in " \n\r"):
+            raise ValueError("a simple-mode token cannot hold spaces or line breaks: use the json framing")
+        answer = self.command("auth " + token).decode("utf-8", "replace")
+        return answer[3:] if answer.startswith("ok ") else answer
 
     def echo(self, data: Bytes) -> bytes:
         return self.command(b"echo " + bytes(data))

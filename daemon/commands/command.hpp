@@ -27,7 +27,13 @@ struct StatsSnapshot;
 }  // namespace framed::server
 namespace framed::config {
 struct Config;
+struct Principal;
 }  // namespace framed::config
+namespace framed::auth {
+class ClientSession;
+class PrincipalTable;
+class RateBuckets;
+}  // namespace framed::auth
 namespace framed::exec {
 struct PeerCredentials;
 class WorkerPool;
@@ -118,6 +124,13 @@ class CommandHost {
   // A warning that may repeat in a tight loop: logged at most every few
   // seconds, with the count of those suppressed.
   virtual void warn_rate_limited(const std::string& message) = 0;
+  // Runs fn on the reactor thread at `deadline` (auth: a wrong token's
+  // answer is held back).
+  virtual void run_at(base::TimePoint deadline, std::function<void()> fn) = 0;
+  // The [principals] of the running config (a reload replaces the table).
+  [[nodiscard]] virtual const std::shared_ptr<const auth::PrincipalTable>& principals() const noexcept = 0;
+  // Each principal's request rate, on this reactor.
+  [[nodiscard]] virtual auth::RateBuckets& rate_buckets() noexcept = 0;
 
  protected:
   ~CommandHost() = default;
@@ -134,6 +147,13 @@ struct CommandContext {
   // The peer's identity on a Unix stream socket (SO_PEERCRED, taken when it
   // connected); null on every other transport. exec's allow_uids/allow_gids.
   const exec::PeerCredentials* peer = nullptr;
+  // Who the client is (stream connections; null for datagrams): `auth`
+  // changes it, exec and pub/sub read the principal's permissions.
+  auth::ClientSession* session = nullptr;
+
+  // The principal the client is, or null: none (the listener's own
+  // permissions apply).
+  [[nodiscard]] const config::Principal* principal() const noexcept;
 
   // For a command whose answer comes later (from the worker pool): it leaves
   // `reply` alone and, on the reactor thread, exactly once, hands the answer
@@ -172,6 +192,12 @@ class BodySink {
   virtual void finish(proto::Reply& reply, CommandContext& context) = 0;
 };
 
+// What a command touches, for the checks the dispatcher makes before it
+// runs (a principal's `files`; before `auth`, nothing but auth itself).
+// Exec names and channels are the commands' own to check: they are in the
+// request.
+enum class Permission : std::uint8_t { anyone, before_auth, read_files, write_files };
+
 class Command {
  public:
   virtual ~Command() = default;
@@ -187,6 +213,7 @@ class Command {
   // arrives, in pieces, however large (json framing; other framings hand the
   // whole body to the sink at once).
   [[nodiscard]] virtual bool streams_body() const noexcept { return false; }
+  [[nodiscard]] virtual Permission permission() const noexcept { return Permission::anyone; }
   // Called with the request's header (request.body is empty) before any of
   // the body. Returns the sink, or null after filling `reply` with an error:
   // the body is then skipped and the error answered. The request's views
@@ -204,6 +231,7 @@ struct RegisteredCommand {
   std::size_t index = 0;
   // command->streams_body(), asked once: the pipeline looks at it per request.
   bool streams_body = false;
+  Permission permission = Permission::anyone;  // command->permission(), asked once
 };
 
 // Every command, by name. Built once at start-up and read-only afterwards,
@@ -231,5 +259,7 @@ void register_basic_commands(CommandRegistry& registry);
 void register_introspection_commands(CommandRegistry& registry);
 // Registers publish, subscribe, unsubscribe (pubsub.cpp).
 void register_pubsub_commands(CommandRegistry& registry);
+// Registers auth (auth.cpp).
+void register_auth_commands(CommandRegistry& registry);
 
 }  // namespace framed::commands

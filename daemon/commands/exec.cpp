@@ -21,6 +21,8 @@
 #include <string>
 #include <string_view>
 #include <utility>
+
+#include "auth/permissions.hpp"
 #include <vector>
 
 #include "base/clock.hpp"
@@ -239,6 +241,13 @@ void Exec::run(const proto::Request& request, proto::Reply& reply, CommandContex
       allowed && std::find(allowed->begin(), allowed->end(), command.name) == allowed->end()) {
     return refuse(proto::ErrorCode::forbidden, "exec: " + quote_client_name(command.name) + " is not allowed on listener " +
                                                    quote_client_name(context.listener.name));
+  }
+  if (const config::Principal* principal = context.principal();
+      principal != nullptr && !auth::may_exec(*principal, command.name)) {
+    std::string message("exec: ");
+    message.append(quote_client_name(command.name)).append(" is not allowed for principal '");
+    message.append(principal->name).append("'");
+    return refuse(proto::ErrorCode::forbidden, message);
   }
   if (!command.allow_uids.empty() || !command.allow_gids.empty()) {
     if (context.peer == nullptr) {

@@ -242,6 +242,7 @@ void answer(CommandHost& host, const ReplyRoute& route, GetResult& result) {
 class Get final : public Command {
  public:
   std::string_view name() const noexcept override { return "get"; }
+  Permission permission() const noexcept override { return Permission::read_files; }
   std::string_view summary() const noexcept override {
     return "sends file \"name\" (optional \"offset\", \"length\": a byte range); reply: sha256 of the whole file, size";
   }

@@ -99,6 +99,7 @@ void list_partials(const FileSettings& settings, std::string_view prefix, proto:
 class List final : public Command {
  public:
   std::string_view name() const noexcept override { return "list"; }
+  Permission permission() const noexcept override { return Permission::read_files; }
   std::string_view summary() const noexcept override {
     return "lists the files beneath the file root (optional \"prefix\"; \"partial\": true lists the failed "
            "uploads kept for resuming): JSON array of {name, size, mtime}";
@@ -171,6 +172,7 @@ std::optional<FileError> remove_file(const FileSettings& settings, const files::
 class Delete final : public Command {
  public:
   std::string_view name() const noexcept override { return "delete"; }
+  Permission permission() const noexcept override { return Permission::write_files; }
   std::string_view summary() const noexcept override { return "removes file \"name\" beneath the file root"; }
   void run(const proto::Request& request, proto::Reply& reply, CommandContext& context) override {
     auto settings = file_settings(context, reply);

@@ -452,6 +452,7 @@ bool is_lower_hex_sha256(std::string_view text) {
 class Put final : public Command {
  public:
   std::string_view name() const noexcept override { return "put"; }
+  Permission permission() const noexcept override { return Permission::write_files; }
   std::string_view summary() const noexcept override {
     return "stores the body as file \"name\" beneath the file root, atomically; optional \"sha256\" is checked, "
            "optional \"offset\" continues a failed upload; reply: sha256, size";

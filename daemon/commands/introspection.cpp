@@ -15,6 +15,10 @@ void write_traffic(proto::JsonWriter& json, const server::TrafficStats& stats) {
   json.key("connections_accepted").value(stats.connections_accepted);
   json.key("connections_active").value(stats.connections_active);
   json.key("connections_rejected").value(stats.connections_rejected);
+  json.key("connections_rejected_per_ip").value(stats.connections_rejected_per_ip);
+  json.key("auth_successes").value(stats.auth_successes);
+  json.key("auth_failures").value(stats.auth_failures);
+  json.key("rate_limited").value(stats.rate_limited);
   json.key("frames_in").value(stats.frames_in);
   json.key("replies_out").value(stats.replies_out);
   json.key("bytes_in").value(stats.bytes_in);

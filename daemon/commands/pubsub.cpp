@@ -16,7 +16,9 @@
 #include <string>
 #include <string_view>
 
+#include "auth/permissions.hpp"
 #include "commands/command.hpp"
+#include "config/config.hpp"
 #include "pubsub/channel_table.hpp"
 
 namespace framed::commands {
@@ -26,6 +28,19 @@ namespace {
 // most this much memory, and subscriptions per connection are bounded too.
 constexpr std::size_t kMaxChannelName = 256;
 constexpr std::size_t kMaxSubscriptions = 1024;
+
+// A principal may publish to and subscribe to the channels its globs match;
+// false with `reply` failed otherwise. Without a principal the listener's
+// clients may use every channel.
+bool may_use(const CommandContext& context, std::string_view command, std::string_view channel, proto::Reply& reply) {
+  const config::Principal* principal = context.principal();
+  if (principal == nullptr || auth::may_use_channel(*principal, channel)) return true;
+  std::string message(command);
+  message.append(": principal '").append(principal->name).append("' may not use channel ");
+  message.append(quote_client_name(channel));
+  reply.fail(proto::ErrorCode::forbidden, message);
+  return false;
+}
 
 // The channel of a json request, or an empty view after failing `reply`.
 std::string_view channel_of(const proto::Request& request, proto::Reply& reply, std::string_view command) {
@@ -80,6 +95,7 @@ class Publish final : public Command {
       if (channel.empty()) return;
       message = request.body;
     }
+    if (!may_use(context, "publish", channel, reply)) return;
     CommandHost& host = context.host;
     const ReplyRoute route = context.route;
     const auto receivers = host.channels().publish(channel, message, [&host, route, simple](std::size_t count) {
@@ -109,6 +125,8 @@ class Subscribe final : public Command {
     }
     const std::string_view channel = channel_of(request, reply, name());
     if (channel.empty()) return;
+    // Unsubscribing is always allowed: it can only take away.
+    if (subscribing_ && !may_use(context, name(), channel, reply)) return;
     const std::uint64_t id = context.route.requester;
     pubsub::ChannelTable& channels = context.host.channels();
     if (subscribing_) {

@@ -1,5 +1,7 @@
 #include "commands/command.hpp"
 
+#include "auth/client_session.hpp"
+
 namespace framed::commands {
 
 void CommandRegistry::add(std::unique_ptr<Command> command) {
@@ -7,6 +9,7 @@ void CommandRegistry::add(std::unique_ptr<Command> command) {
   entry->command = std::move(command);
   entry->index = commands_.size();
   entry->streams_body = entry->command->streams_body();
+  entry->permission = entry->command->permission();
   by_name_.emplace(entry->command->name(), entry.get());
   commands_.push_back(std::move(entry));
 }
@@ -18,6 +21,10 @@ std::string quote_client_name(std::string_view name) {
   if (name.size() > kMaxNameInMessage) text.append("...");
   text.push_back('\'');
   return text;
+}
+
+const config::Principal* CommandContext::principal() const noexcept {
+  return session != nullptr ? session->principal() : nullptr;
 }
 
 const RegisteredCommand* CommandRegistry::find(std::string_view name) const noexcept {

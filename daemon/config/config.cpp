@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <cerrno>
 #include <cstddef>
 #include <exception>
@@ -44,8 +45,8 @@ constexpr std::array<Named<ListenerKind>, 5> kKinds{{
 
 // The keys an http listener takes: it speaks HTTP, so none of the framing
 // keys mean anything there, and it runs no commands.
-constexpr std::array<std::string_view, 7> kHttpListenerKeys{
-    "kind", "name", "address", "backlog", "max_header", "idle_timeout", "header_timeout",
+constexpr std::array<std::string_view, 8> kHttpListenerKeys{
+    "kind", "name", "address", "backlog", "max_header", "idle_timeout", "header_timeout", "max_connections_per_ip",
 };
 constexpr std::array<Named<LogLevel>, 5> kLogLevels{{
     {"trace", LogLevel::trace},
@@ -53,6 +54,16 @@ constexpr std::array<Named<LogLevel>, 5> kLogLevels{{
     {"info", LogLevel::info},
     {"warn", LogLevel::warn},
     {"error", LogLevel::error},
+}};
+constexpr std::array<Named<ListenerAuth>, 3> kAuths{{
+    {"none", ListenerAuth::none},
+    {"token", ListenerAuth::token},
+    {"certificate", ListenerAuth::certificate},
+}};
+constexpr std::array<Named<FileAccess>, 3> kFileAccess{{
+    {"none", FileAccess::none},
+    {"read", FileAccess::read},
+    {"write", FileAccess::write},
 }};
 constexpr std::array<Named<reactor::BackendChoice>, 3> kBackends{{
     {"auto", reactor::BackendChoice::automatic},
@@ -298,6 +309,9 @@ class Validator {
   std::optional<std::uint64_t> read_cpu_seconds(const toml::node& node, std::string_view label);
   std::optional<std::vector<std::uint32_t>> read_ids(const toml::node& node,
                                                      std::string_view label);
+  std::optional<ListenerAuth> read_auth(const toml::node& node, std::string_view label);
+  std::optional<std::string> read_token_hash(const toml::node& node, std::string_view label);
+  std::optional<std::vector<std::string>> read_channel_globs(const toml::node& node, std::string_view label);
 
  private:
   void error(const toml::source_region& where, std::string message) {
@@ -326,12 +340,23 @@ class Validator {
                               const std::vector<Listener>& listeners);
   void read_commands(const toml::table& table, std::map<std::string, Command>& commands);
   void check_allowed_commands_exist(const toml::table* commands);
+  void read_principals(const toml::table& table, std::map<std::string, Principal>& principals);
+  void check_principal_credentials(const toml::table& table, const std::map<std::string, Principal>& principals);
+  void check_listener_auth(const std::map<std::string, Principal>& principals);
 
   std::string file_;
   std::vector<ConfigError> errors_;
   // Names in listeners' allow_commands, checked against [commands] once it
   // has been read (it may come later in the file).
-  std::vector<std::pair<const toml::node*, std::string>> allowed_command_refs_;
+  struct CommandRef {
+    const toml::node* node;
+    std::string name;
+    std::string label;  // "listener.allow_commands", "principals.deploy.allow_commands"
+  };
+  std::vector<CommandRef> allowed_command_refs_;
+  // Listeners with auth = "token" or "certificate" (the key's value), checked
+  // against [principals] once it has been read: nobody could ever pass them.
+  std::vector<std::pair<const toml::node*, ListenerAuth>> auth_refs_;
 };
 
 // ---------------------------------------------------------------------------
@@ -461,6 +486,9 @@ std::vector<Row<Outer>> nested(std::span<const Row<Inner>> rows, Inner Outer::*p
 
 constexpr std::int64_t kMaxU32 = std::numeric_limits<std::uint32_t>::max();
 constexpr std::uint64_t kMaxU64 = std::numeric_limits<std::uint64_t>::max();
+// Requests per second a principal may make: past a million the bucket's
+// arithmetic still holds, but the figure is a typo.
+constexpr std::int64_t kMaxRate = 1'000'000;
 
 const std::vector<Row<Daemon>>& daemon_rows() {
   static const std::vector<Row<Daemon>> rows{
@@ -501,6 +529,8 @@ const std::vector<Row<Listener>>& listener_rows() {
     std::vector<Row<Listener>> out{
         required(choice_key("kind", kKinds, &Listener::kind), one_of(kKinds)),
         string_key("name", &Listener::name),
+        custom_key("auth", ValueType::choice, &Validator::read_auth, &Listener::auth),
+        integer_key("max_connections_per_ip", 1, kMaxU32, &Listener::max_connections_per_ip),
         custom_key("address", ValueType::address, &Validator::read_address, &Listener::address),
         custom_key("path", ValueType::path, &Validator::read_unix_path, &Listener::path),
         custom_key("mode", ValueType::octal_mode, &Validator::read_mode, &Listener::mode),
@@ -557,10 +587,24 @@ const std::vector<Row<Command>>& command_rows() {
   return rows;
 }
 
+const std::vector<Row<Principal>>& principal_rows() {
+  static const std::vector<Row<Principal>> rows{
+      custom_key("token_sha256", ValueType::string, &Validator::read_token_hash, &Principal::token_sha256),
+      custom_key("certificate_subject", ValueType::string, &Validator::read_string, &Principal::certificate_subject),
+      custom_key("unix_uids", ValueType::id_list, &Validator::read_ids, &Principal::unix_uids),
+      custom_key("allow_commands", ValueType::string_list, &Validator::read_allow_commands,
+                 &Principal::allow_commands),
+      choice_key("files", kFileAccess, &Principal::files),
+      custom_key("channels", ValueType::string_list, &Validator::read_channel_globs, &Principal::channels),
+      integer_key("rate", 1, kMaxRate, &Principal::rate),
+  };
+  return rows;
+}
+
 // The top level holds tables only; each is read by hand in build(), since
 // their shapes differ ([daemon], [[listener]], [commands.NAME]).
-constexpr std::array<std::string_view, 5> kTopKeys{"daemon", "limits", "listener", "files",
-                                                   "commands"};
+constexpr std::array<std::string_view, 6> kTopKeys{"daemon", "limits", "listener", "files",
+                                                   "commands", "principals"};
 
 // ---------------------------------------------------------------------------
 // The walker.
@@ -814,7 +858,7 @@ std::optional<std::vector<std::string>> Validator::read_allow_commands(const tom
     const toml::node& item = *array->get(i);
     auto name = read_string(item, cat(label, "[", std::to_string(i), "]"));
     if (!name) continue;
-    allowed_command_refs_.emplace_back(&item, *name);
+    allowed_command_refs_.push_back(CommandRef{&item, *name, std::string(label)});
     names.push_back(std::move(*name));
   }
   return names;  // an empty array is meaningful: no exec on this listener
@@ -940,6 +984,47 @@ std::optional<std::vector<std::uint32_t>> Validator::read_ids(const toml::node& 
   return ids;
 }
 
+std::optional<ListenerAuth> Validator::read_auth(const toml::node& node, std::string_view label) {
+  auto auth = read_choice(node, label, kAuths);
+  if (auth && *auth != ListenerAuth::none) auth_refs_.emplace_back(&node, *auth);
+  return auth;
+}
+
+// The SHA-256 of a token, as `sha256sum` prints it: the file never holds the
+// token itself, so a leaked config leaks no credential.
+std::optional<std::string> Validator::read_token_hash(const toml::node& node, std::string_view label) {
+  auto hash = read_string(node, label);
+  if (!hash) return std::nullopt;
+  const bool hex = hash->size() == 64 && hash->find_first_not_of("0123456789abcdefABCDEF") == std::string::npos;
+  if (!hex) {
+    error(node, cat(label, ": expected the token's SHA-256 as 64 hex digits (printf %s TOKEN | sha256sum), got ",
+                    std::to_string(hash->size()), " characters"));
+    return std::nullopt;
+  }
+  std::transform(hash->begin(), hash->end(), hash->begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return hash;
+}
+
+// Channel globs as fnmatch(3) reads them ("builds.*", "deploy-?", "[ab]*").
+std::optional<std::vector<std::string>> Validator::read_channel_globs(const toml::node& node,
+                                                                      std::string_view label) {
+  const auto* array = node.as_array();
+  if (array == nullptr) {
+    wrong_type(node, label, "an array of channel patterns, e.g. [\"builds.*\"]");
+    return std::nullopt;
+  }
+  const std::size_t errors_before = errors_.size();
+  std::vector<std::string> globs;
+  for (std::size_t i = 0; i < array->size(); ++i) {
+    if (auto glob = read_string(*array->get(i), cat(label, "[", std::to_string(i), "]"))) {
+      globs.push_back(std::move(*glob));
+    }
+  }
+  if (errors_.size() != errors_before) return std::nullopt;
+  return globs;  // empty is meaningful: no channel
+}
+
 // argv[0] is run with execv (no PATH search, no shell), so it must be an
 // absolute path to an executable regular file; --check-config reports it.
 bool Validator::check_executable(const toml::node& node, const std::string& path,
@@ -997,7 +1082,12 @@ Config Validator::build(const toml::table& root) {
   }
   const auto* commands = as_table(lookup(root, "commands"), "commands", "[commands.NAME]");
   if (commands != nullptr) read_commands(*commands, config.commands);
+  if (const auto* principals = as_table(lookup(root, "principals"), "principals", "[principals.NAME]")) {
+    read_principals(*principals, config.principals);
+    check_principal_credentials(*principals, config.principals);
+  }
   check_allowed_commands_exist(commands);
+  check_listener_auth(config.principals);
   return config;
 }
 
@@ -1088,6 +1178,21 @@ bool Validator::check_listener_rules(const toml::table& table, const Taken& take
     if (mode && !listener.path.empty() && listener.path.front() == '@') {
       error(*mode.key, "listener.mode: an abstract socket (\"@name\") has no file to chmod");
     }
+  }
+  if (const Entry auth = lookup(table, "auth"); auth && taken.contains("auth")) {
+    if (kind != ListenerKind::tcp && kind != ListenerKind::unix_stream) {
+      error(*auth.key, cat("listener.auth: a ", kind_name,
+                           " listener has no connection to authenticate; auth applies to tcp and unix"));
+    } else if (listener.auth == ListenerAuth::certificate &&
+               (kind != ListenerKind::tcp || !lookup(table, "tls_client_ca"))) {
+      error(*auth.node, "listener.auth: \"certificate\" needs TLS with client certificates "
+                        "(tls_cert, tls_key and tls_client_ca on a tcp listener)");
+    }
+  }
+  if (const Entry per_ip = lookup(table, "max_connections_per_ip");
+      per_ip && kind != ListenerKind::tcp && kind != ListenerKind::http) {
+    error(*per_ip.key, cat("listener.max_connections_per_ip: a ", kind_name,
+                           " listener has no source addresses to count; it applies to tcp and http"));
   }
   if (backlog && !is_stream(kind)) {
     error(*backlog.key, cat("listener.backlog: a ", kind_name,
@@ -1236,9 +1341,82 @@ void Validator::read_commands(const toml::table& table, std::map<std::string, Co
 }
 
 void Validator::check_allowed_commands_exist(const toml::table* commands) {
-  for (const auto& [node, name] : allowed_command_refs_) {
+  for (const auto& [node, name, label] : allowed_command_refs_) {
     if (commands != nullptr && commands->contains(name)) continue;
-    error(*node, cat("listener.allow_commands: no [commands.", name, "] is configured"));
+    error(*node, cat(label, ": no [commands.", name, "] is configured"));
+  }
+}
+
+void Validator::read_principals(const toml::table& table, std::map<std::string, Principal>& principals) {
+  for (const auto& [key, value] : table) {
+    const std::string name(key.str());
+    const std::string label = cat("principals.", name);
+    const auto* principal_table = value.as_table();
+    if (principal_table == nullptr) {
+      error(value, cat(label, ": expected a table ([", label, "]), got ", type_phrase(value)));
+      continue;
+    }
+    // Names show in replies, logs and stats: one plain word.
+    const bool plain = is_plain_name(name);
+    if (!plain) {
+      error(key, cat(label, ": a principal name may hold only letters, digits, '_', '-' and '.'"));
+    }
+    const std::size_t errors_before = errors_.size();
+    Principal principal;
+    principal.name = name;
+    walk<Principal>(*principal_table, principal_rows(), label, cat("[", label, "]"), principal);
+    // (After an error in a credential key that key only looks absent.)
+    if (errors_.size() == errors_before && !principal.token_sha256 && !principal.certificate_subject &&
+        principal.unix_uids.empty()) {
+      error(*principal_table, cat("[", label, "]: no token_sha256, certificate_subject or unix_uids: "
+                                  "no client could ever be this principal"));
+    }
+    if (plain && errors_.size() == errors_before) principals.emplace(name, std::move(principal));
+  }
+}
+
+// A credential names one principal: the same token hash, subject or uid under
+// two would make who a client is depend on the order of the file.
+void Validator::check_principal_credentials(const toml::table& table,
+                                            const std::map<std::string, Principal>& principals) {
+  std::map<std::string, std::string_view> tokens;
+  std::map<std::string, std::string_view> subjects;
+  std::map<std::uint32_t, std::string_view> uids;
+  const auto clash = [&](const std::string& name, std::string_view key, std::string_view what,
+                         std::string_view first) {
+    const auto* principal_table = table.get(name);
+    const toml::node* node = principal_table->as_table()->get(key);
+    error(node != nullptr ? *node : *principal_table,
+          cat("principals.", name, ".", key, ": ", what, " is already principal ", quoted(first), "'s"));
+  };
+  for (const auto& [name, principal] : principals) {
+    if (principal.token_sha256) {
+      const auto [it, fresh] = tokens.try_emplace(*principal.token_sha256, name);
+      if (!fresh) clash(name, "token_sha256", "this token", it->second);
+    }
+    if (principal.certificate_subject) {
+      const auto [it, fresh] = subjects.try_emplace(*principal.certificate_subject, name);
+      if (!fresh) clash(name, "certificate_subject", "this subject", it->second);
+    }
+    for (const std::uint32_t uid : principal.unix_uids) {
+      const auto [it, fresh] = uids.try_emplace(uid, name);
+      if (!fresh) clash(name, "unix_uids", cat("uid ", std::to_string(uid)), it->second);
+    }
+  }
+}
+
+// auth = "token" with no token anywhere (or "certificate" with no subject)
+// would refuse every client: a mistake, not a policy.
+void Validator::check_listener_auth(const std::map<std::string, Principal>& principals) {
+  for (const auto& [node, auth] : auth_refs_) {
+    const bool passable = std::any_of(principals.begin(), principals.end(), [auth = auth](const auto& entry) {
+      return auth == ListenerAuth::token ? entry.second.token_sha256.has_value()
+                                         : entry.second.certificate_subject.has_value();
+    });
+    if (passable) continue;
+    error(*node, auth == ListenerAuth::token
+                     ? "listener.auth: \"token\" needs a [principals.NAME] with token_sha256"
+                     : "listener.auth: \"certificate\" needs a [principals.NAME] with certificate_subject");
   }
 }
 
@@ -1263,19 +1441,18 @@ std::vector<KeySpec> config_keys() {
   describe(listener_rows(), "listener", keys);
   describe(files_rows(), "files", keys);
   describe(command_rows(), "commands.*", keys);
+  describe(principal_rows(), "principals.*", keys);
   return keys;
 }
 
 bool key_is_reloadable(std::string_view dotted_key) {
   // "commands.date.timeout" is "commands.*.timeout": every command takes the
-  // same keys.
+  // same keys, and so does every principal.
   std::string key(dotted_key);
-  constexpr std::string_view kCommands = "commands.";
-  if (dotted_key.starts_with(kCommands)) {
-    const std::size_t name_end = dotted_key.find('.', kCommands.size());
-    if (name_end != std::string_view::npos) {
-      key = cat(kCommands, "*", dotted_key.substr(name_end));
-    }
+  for (const std::string_view table : {std::string_view("commands."), std::string_view("principals.")}) {
+    if (!dotted_key.starts_with(table)) continue;
+    const std::size_t name_end = dotted_key.find('.', table.size());
+    if (name_end != std::string_view::npos) key = cat(table, "*", dotted_key.substr(name_end));
   }
   for (const auto& spec : config_keys()) {
     if (spec.dotted_key == key) return spec.reloadable;
@@ -1285,6 +1462,8 @@ bool key_is_reloadable(std::string_view dotted_key) {
 
 std::string_view to_string(ListenerKind kind) noexcept { return name_of(kKinds, kind); }
 std::string_view to_string(LogLevel level) noexcept { return name_of(kLogLevels, level); }
+std::string_view to_string(ListenerAuth auth) noexcept { return name_of(kAuths, auth); }
+std::string_view to_string(FileAccess access) noexcept { return name_of(kFileAccess, access); }
 
 std::string ConfigError::to_string() const {
   std::string out = file;

@@ -20,6 +20,12 @@ namespace framed::config {
 // http: a TCP listener that speaks HTTP/1.1 (/metrics, /healthz, /), no framing.
 enum class ListenerKind { tcp, udp, unix_stream, unix_dgram, http };
 enum class LogLevel { trace, debug, info, warn, error };
+// How a stream listener's clients say who they are: not at all (the
+// listener's own permissions apply), with a token (`auth` first), or with a
+// client certificate (TLS).
+enum class ListenerAuth { none, token, certificate };
+// What a principal may do with [files].
+enum class FileAccess { none, read, write };
 // The wire vocabulary is the codec's (one set of names for config, codec and
 // server); codec::to_string names these.
 using Framing = codec::Framing;
@@ -31,6 +37,8 @@ using ReplyFraming = codec::ReplyFraming;
 // ...), for log lines and listener names.
 std::string_view to_string(ListenerKind kind) noexcept;
 std::string_view to_string(LogLevel level) noexcept;
+std::string_view to_string(ListenerAuth auth) noexcept;
+std::string_view to_string(FileAccess access) noexcept;
 
 struct Limits {
   std::uint64_t max_header = 65536;
@@ -66,6 +74,11 @@ struct Listener {
   // The [commands.NAME] this listener may exec; absent: every configured one.
   // Each name is known to be configured.
   std::optional<std::vector<std::string>> allow_commands;
+  // tcp and unix only: token or certificate means a client is a principal
+  // before it may do anything (auth_required).
+  ListenerAuth auth = ListenerAuth::none;
+  // tcp and http only: open connections from one source address; 0: no limit.
+  std::uint32_t max_connections_per_ip = 0;
 
   [[nodiscard]] codec::WireFormat wire_format() const noexcept {
     return {framing, payload, byte_order, reply_framing};
@@ -110,6 +123,23 @@ struct Command {
   std::vector<std::uint32_t> allow_gids;
 };
 
+// [principals.NAME]: who a client is once authenticated, and what it may do.
+// Each credential (a token's hash, a certificate subject, a uid) names at
+// most one principal.
+struct Principal {
+  std::string name;
+  std::optional<std::string> token_sha256;         // 64 lowercase hex digits
+  std::optional<std::string> certificate_subject;  // "CN=deploy", or a SAN
+  std::vector<std::uint32_t> unix_uids;            // Unix stream peers (SO_PEERCRED)
+  // Exec names; absent: the listener's. Each name is known to be configured.
+  std::optional<std::vector<std::string>> allow_commands;
+  FileAccess files = FileAccess::none;
+  std::vector<std::string> channels;  // pub/sub channel globs (fnmatch); empty: none
+  std::uint32_t rate = 0;             // requests per second; 0: no limit
+
+  bool operator==(const Principal&) const = default;
+};
+
 struct Daemon {
   unsigned workers = 0;  // 0 = number of CPUs
   std::uint32_t max_queued_jobs = 256;  // jobs waiting for a busy worker pool; past it: too_busy
@@ -126,6 +156,7 @@ struct Config {
   std::vector<Listener> listeners;
   std::optional<Files> files;           // absent: put/get/list answer forbidden
   std::map<std::string, Command> commands;  // by exec name
+  std::map<std::string, Principal> principals;  // by name
 };
 
 // One problem found in a file: rendered "FILE:LINE:COLUMN: message", or

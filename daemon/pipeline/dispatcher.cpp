@@ -1,5 +1,8 @@
 #include "pipeline/dispatcher.hpp"
 
+#include "auth/client_session.hpp"
+#include "config/config.hpp"
+
 namespace framed::pipeline {
 
 void Dispatcher::answer_error(const Origin& origin, proto::ErrorCode code, std::string_view message,
@@ -70,11 +73,49 @@ const commands::RegisteredCommand* Dispatcher::prepare(const Origin& origin, sim
     }
   }
   const commands::RegisteredCommand* command = commands_.find(request.command);
+  if (origin.session != nullptr && !admit(origin, command, reply)) return nullptr;
   if (command == nullptr) {
     answer_error(origin, proto::ErrorCode::unknown_command,
                  "unknown command " + commands::quote_client_name(request.command) + " (try help)", reply);
   }
   return command;
+}
+
+bool Dispatcher::admit(const Origin& origin, const commands::RegisteredCommand* command, proto::Reply& reply) {
+  auth::ClientSession& session = *origin.session;
+  session.refresh(host_.principals());
+  const commands::Permission permission = command != nullptr ? command->permission : commands::Permission::anyone;
+  if (!session.admitted() && permission != commands::Permission::before_auth) {
+    // Before it is somebody, a client learns nothing, not even which
+    // commands exist.
+    answer_error(origin, proto::ErrorCode::forbidden,
+                 origin.listener.auth == config::ListenerAuth::certificate
+                     ? "this listener needs a client certificate that names a principal"
+                     : "authenticate first: {\"cmd\":\"auth\",\"token\":\"...\"} (simple mode: auth TOKEN)",
+                 reply);
+    return false;
+  }
+  const config::Principal* principal = session.principal();
+  if (principal == nullptr) return true;
+  if (!session.take_request(host_.rate_buckets(), host_.now())) {
+    ++origin.listener.stats->rate_limited;
+    std::string message("principal '");
+    message.append(principal->name).append("' is past its rate of ");
+    message.append(std::to_string(principal->rate)).append(" requests a second");
+    answer_error(origin, proto::ErrorCode::too_busy, message, reply);
+    return false;
+  }
+  const bool reads = permission == commands::Permission::read_files;
+  const bool writes = permission == commands::Permission::write_files;
+  if ((reads && principal->files == config::FileAccess::none) ||
+      (writes && principal->files != config::FileAccess::write)) {
+    std::string message("principal '");
+    message.append(principal->name).append("' may not ").append(writes ? "write" : "read");
+    message.append(" files (files = \"").append(config::to_string(principal->files)).append("\")");
+    answer_error(origin, proto::ErrorCode::forbidden, message, reply);
+    return false;
+  }
+  return true;
 }
 
 Dispatcher::RunOutcome Dispatcher::run(const Origin& origin, const commands::RegisteredCommand& command,

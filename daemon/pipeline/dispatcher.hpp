@@ -24,6 +24,7 @@ namespace framed::pipeline {
 struct Origin {
   const server::ListenerSettings& listener;
   const exec::PeerCredentials* peer = nullptr;
+  auth::ClientSession* session = nullptr;  // stream connections: who the client is
 };
 
 // Latency, per command: from the reactor batch that brought the request in
@@ -101,8 +102,14 @@ class Dispatcher {
   commands::CommandContext context(const Origin& origin, const commands::ReplyRoute& route) noexcept {
     commands::CommandContext context{host_, origin.listener, route};
     context.peer = origin.peer;
+    context.session = origin.session;
     return context;
   }
+
+  // May this client make this request (`command` null: an unknown one)?
+  // False with the refusal in `reply`: not authenticated yet, past its
+  // principal's rate, or files its principal may not touch.
+  bool admit(const Origin& origin, const commands::RegisteredCommand* command, proto::Reply& reply);
 
   void begin_batch() noexcept;
   void end_batch() noexcept;

@@ -17,6 +17,8 @@ Daemon::Daemon(config::Config config)
   commands::register_exec_command(commands_);
   commands::register_pubsub_commands(commands_);
   commands::register_file_commands(commands_);
+  commands::register_auth_commands(commands_);
+  principals_ = std::make_shared<const auth::PrincipalTable>(config_->principals, config_generation_);
   size_worker_pool();
 }
 
@@ -25,6 +27,7 @@ Daemon::~Daemon() { stop_workers(); }
 void Daemon::replace_config(config::Config config) {
   config_ = std::make_unique<const config::Config>(std::move(config));
   ++config_generation_;
+  principals_ = std::make_shared<const auth::PrincipalTable>(config_->principals, config_generation_);
   config_loaded_at_ = std::chrono::system_clock::now();
   worker_pool_.set_max_queued(config_->daemon.max_queued_jobs);
   size_worker_pool();

@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "auth/principal_table.hpp"
 #include "base/clock.hpp"
 #include "commands/command.hpp"
 #include "commands/partial_uploads.hpp"
@@ -36,6 +37,8 @@ class Daemon {
 
   [[nodiscard]] const config::Config& config() const noexcept { return *config_; }
   [[nodiscard]] const commands::CommandRegistry& commands() const noexcept { return commands_; }
+  // The running config's [principals], indexed; replaced with the config.
+  [[nodiscard]] const std::shared_ptr<const auth::PrincipalTable>& principals() const noexcept { return principals_; }
   [[nodiscard]] exec::WorkerPool& worker_pool() noexcept { return worker_pool_; }
   [[nodiscard]] base::TimePoint started_at() const noexcept { return started_at_; }
   // Failed uploads kept for a resuming put, whichever shard they came through.
@@ -65,6 +68,7 @@ class Daemon {
   void size_worker_pool();
 
   std::unique_ptr<const config::Config> config_;
+  std::shared_ptr<const auth::PrincipalTable> principals_;
   commands::CommandRegistry commands_;
   base::TimePoint started_at_;
   std::uint64_t config_generation_ = 1;

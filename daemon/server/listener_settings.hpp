@@ -9,7 +9,9 @@
 #include <string>
 #include <vector>
 
+#include "auth/address_counts.hpp"
 #include "codec/frame_decoder.hpp"
+#include "config/config.hpp"
 #include "codec/framing.hpp"
 #include "server/stats.hpp"
 
@@ -30,6 +32,12 @@ struct ListenerSettings {
   std::optional<std::string> forced_command;
   // The exec commands this listener may run; absent: every configured one.
   std::optional<std::vector<std::string>> allow_commands;
+  // Token or certificate: a client is a principal before it may do anything.
+  config::ListenerAuth auth = config::ListenerAuth::none;
+  std::uint32_t max_connections_per_ip = 0;  // 0: no limit
+  // Connections open per source address (max_connections_per_ip); kept
+  // across a reload like the counters, so those open still count.
+  std::shared_ptr<auth::AddressCounts> address_counts = std::make_shared<auth::AddressCounts>();
   // Per-listener counters; shared with the listener so they outlive a
   // connection and show in stats while the listener exists.
   std::shared_ptr<TrafficStats> stats = std::make_shared<TrafficStats>();

@@ -146,6 +146,15 @@ void render_metrics(const StatsSnapshot& snapshot, std::string_view version, std
                &TrafficStats::connections_active);
   per_listener(metrics, snapshot, "framed_connections_rejected_total", "counter",
                "Connections refused because max_connections was reached.", &TrafficStats::connections_rejected);
+  per_listener(metrics, snapshot, "framed_connections_rejected_per_ip_total", "counter",
+               "Connections refused because their source address had max_connections_per_ip open.",
+               &TrafficStats::connections_rejected_per_ip);
+  per_listener(metrics, snapshot, "framed_auth_successes_total", "counter", "auth requests with a right token.",
+               &TrafficStats::auth_successes);
+  per_listener(metrics, snapshot, "framed_auth_failures_total", "counter", "auth requests with a wrong token.",
+               &TrafficStats::auth_failures);
+  per_listener(metrics, snapshot, "framed_rate_limited_total", "counter",
+               "Requests answered too_busy past their principal's rate.", &TrafficStats::rate_limited);
   per_listener(metrics, snapshot, "framed_frames_in_total", "counter",
                "Requests decoded (HTTP listeners: HTTP requests).", &TrafficStats::frames_in);
   per_listener(metrics, snapshot, "framed_replies_out_total", "counter", "Replies written.",

@@ -36,8 +36,10 @@ std::string_view kind_name(config::ListenerKind kind) {
 
 // `stats`: the counters of the listener these settings replace, so a reload
 // never resets them; null for a new listener.
+// `previous`: the settings these replace (a reload), whose counters and
+// per-address counts carry over; null for a new listener.
 std::shared_ptr<ListenerSettings> make_settings(const config::Listener& listener,
-                                                std::shared_ptr<TrafficStats> stats = nullptr) {
+                                                const ListenerSettings* previous = nullptr) {
   auto settings = std::make_shared<ListenerSettings>();
   settings->name = listener.name;
   settings->kind = std::string(kind_name(listener.kind));
@@ -52,7 +54,12 @@ std::shared_ptr<ListenerSettings> make_settings(const config::Listener& listener
   settings->max_event_backlog = listener.limits.max_event_backlog;
   settings->forced_command = listener.command;
   settings->allow_commands = listener.allow_commands;
-  if (stats) settings->stats = std::move(stats);
+  settings->auth = listener.auth;
+  settings->max_connections_per_ip = listener.max_connections_per_ip;
+  if (previous != nullptr) {
+    settings->stats = previous->stats;
+    settings->address_counts = previous->address_counts;
+  }
   return settings;
 }
 
@@ -249,6 +256,7 @@ std::vector<std::string> Shard::reload(config::Config next) {
   }
   for (const auto& [name, command] : next.commands) exec_stats_.try_emplace(name);
   daemon_.replace_config(std::move(next));
+  rate_buckets_.retain(*daemon_.principals());
   release_retired();
   return {};
 }
@@ -256,7 +264,7 @@ std::vector<std::string> Shard::reload(config::Config next) {
 void Shard::update_listener(ServedListener& served, const config::Listener& listener) {
   SPDLOG_INFO("reload: {}{} takes new settings for the connections it accepts from now on", listener.name,
               served.config.name != listener.name ? " (was " + served.config.name + ")" : std::string());
-  auto settings = make_settings(listener, served.settings()->stats);
+  auto settings = make_settings(listener, served.settings().get());
   if (served.stream) {
     if (listener.backlog != served.config.backlog) served.stream->set_backlog(listener.backlog);
     if (is_unix(listener.kind) && listener.mode != served.config.mode && !served.from_systemd &&
@@ -308,21 +316,8 @@ void Shard::on_accepted(StreamListener& listener, base::UniqueFd fd) {
   if (shutting_down_ && (!settings->speaks_http || closing_http_)) return;
   if (open_connections() >= config().daemon.max_connections) {
     ++settings->stats->connections_rejected;
-    if (settings->speaks_http) {
-      constexpr std::string_view kBusy =
-          "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 24\r\n"
-          "Connection: close\r\n\r\nmax_connections reached\n";
-      [[maybe_unused]] const auto sent = ::send(fd.get(), kBusy.data(), kBusy.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-      return;
-    }
-    // Told why, then closed. One small non-blocking send on a fresh socket
-    // never blocks; if it does not fit, the client only misses the reason.
-    proto::Reply reply;
-    reply.fail(proto::ErrorCode::too_busy, "max_connections reached, try again later");
-    settings->stats->count_error(proto::ErrorCode::too_busy);
-    buffer::ByteBuffer out(256);
-    codec::ReplyEncoder(settings->format).encode(reply, out);
-    [[maybe_unused]] const auto sent = ::send(fd.get(), out.read_ptr(), out.readable_size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    refuse_connection(*settings, fd, "max_connections reached, try again later");
+    if (settings->speaks_http) return;
     warn_rate_limited("max_connections (" + std::to_string(config().daemon.max_connections) +
                       ") reached: refusing new connections");
     return;
@@ -334,8 +329,22 @@ void Shard::on_accepted(StreamListener& listener, base::UniqueFd fd) {
   if (::getpeername(fd.get(), peer_address.get(), &peer_address.length) == 0 && peer_address.family() != AF_UNIX) {
     peer = peer_address.to_string();
   }
-  if (settings->speaks_http) return accept_http(settings, std::move(fd), std::move(peer));
   const std::uint64_t id = next_requester_id_++;
+  if (settings->max_connections_per_ip != 0) {
+    if (auto key = auth::AddressCounts::key_of(peer_address.storage)) {
+      if (!settings->address_counts->try_add(*key, settings->max_connections_per_ip)) {
+        ++settings->stats->connections_rejected_per_ip;
+        std::string reason("max_connections_per_ip (");
+        reason.append(std::to_string(settings->max_connections_per_ip)).append(") reached for ");
+        reason.append(peer.substr(0, peer.rfind(':')));
+        refuse_connection(*settings, fd, reason);
+        warn_rate_limited(reason + " on " + settings->name + ": refusing its new connections");
+        return;
+      }
+      address_slots_.emplace(id, auth::AddressSlot(settings->address_counts, std::move(*key)));
+    }
+  }
+  if (settings->speaks_http) return accept_http(settings, std::move(fd), std::move(peer), id);
   auto connection = std::make_unique<StreamConnection>(reactor_, *this, dispatcher_, json_parser_, std::move(fd),
                                                        settings, std::move(peer), id);
   SPDLOG_DEBUG("connection {} from {} on {}", id, connection->peer(), settings->name);
@@ -346,6 +355,24 @@ void Shard::on_accepted(StreamListener& listener, base::UniqueFd fd) {
   connections_.emplace(id, std::move(connection));
   started.start();
   schedule_sweep();
+}
+
+void Shard::refuse_connection(const ListenerSettings& settings, const base::UniqueFd& fd, std::string_view reason) {
+  // Told why, then closed. One small non-blocking send on a fresh socket
+  // never blocks; if it does not fit, the client only misses the reason.
+  buffer::ByteBuffer out(256);
+  if (settings.speaks_http) {
+    std::string response = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: ";
+    response.append(std::to_string(reason.size() + 1)).append("\r\nConnection: close\r\n\r\n");
+    response.append(reason).append("\n");
+    out.append(response);
+  } else {
+    proto::Reply reply;
+    reply.fail(proto::ErrorCode::too_busy, reason);
+    settings.stats->count_error(proto::ErrorCode::too_busy);
+    codec::ReplyEncoder(settings.format).encode(reply, out);
+  }
+  [[maybe_unused]] const auto sent = ::send(fd.get(), out.read_ptr(), out.readable_size(), MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
 std::uint64_t Shard::open_connections() const noexcept {
@@ -359,6 +386,7 @@ std::uint64_t Shard::open_connections() const noexcept {
 void Shard::on_connection_closed(StreamConnection& connection) {
   SPDLOG_DEBUG("connection {} from {} closed", connection.id(), connection.peer());
   --connection.listener_stats().connections_active;
+  address_slots_.erase(connection.id());
   requesters_.erase(connection.id());
   channels_.remove(connection.id());
   // Destroyed after the callback that closed it has returned.
@@ -369,8 +397,7 @@ void Shard::on_connection_closed(StreamConnection& connection) {
 }
 
 void Shard::accept_http(const std::shared_ptr<const ListenerSettings>& settings, base::UniqueFd fd,
-                        std::string peer) {
-  const std::uint64_t id = next_requester_id_++;
+                        std::string peer, std::uint64_t id) {
   auto connection = std::make_unique<HttpConnection>(reactor_, *this, std::move(fd), settings, std::move(peer), id);
   SPDLOG_DEBUG("http connection {} from {} on {}", id, connection->peer(), settings->name);
   ++settings->stats->connections_accepted;
@@ -384,6 +411,7 @@ void Shard::accept_http(const std::shared_ptr<const ListenerSettings>& settings,
 void Shard::on_http_connection_closed(HttpConnection& connection) {
   SPDLOG_DEBUG("http connection {} from {} closed", connection.id(), connection.peer());
   --connection.listener_stats().connections_active;
+  address_slots_.erase(connection.id());
   reactor_.defer([this, id = connection.id()] {
     http_connections_.erase(id);
     maybe_finish_shutdown();

@@ -22,6 +22,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "auth/address_counts.hpp"
+#include "auth/rate_buckets.hpp"
 #include "commands/command.hpp"
 #include "commands/exec.hpp"
 #include "pipeline/dispatcher.hpp"
@@ -91,6 +93,13 @@ class Shard final : public commands::CommandHost,
   void reset_stats() override;
   [[nodiscard]] base::TimePoint now() noexcept override { return reactor_.now(); }
   void warn_rate_limited(const std::string& message) override { warnings_.warn(reactor_.now(), message); }
+  void run_at(base::TimePoint deadline, std::function<void()> fn) override {
+    reactor_.add_timer(deadline, std::move(fn));
+  }
+  [[nodiscard]] const std::shared_ptr<const auth::PrincipalTable>& principals() const noexcept override {
+    return daemon_.principals();
+  }
+  [[nodiscard]] auth::RateBuckets& rate_buckets() noexcept override { return rate_buckets_; }
 
   // StreamListener::Owner
   void on_accepted(StreamListener& listener, base::UniqueFd fd) override;
@@ -139,7 +148,11 @@ class Shard final : public commands::CommandHost,
   [[nodiscard]] std::uint64_t replies_out() const noexcept;
   // Stream and http connections open now, over every listener of this shard.
   [[nodiscard]] std::uint64_t open_connections() const noexcept;
-  void accept_http(const std::shared_ptr<const ListenerSettings>& settings, base::UniqueFd fd, std::string peer);
+  void accept_http(const std::shared_ptr<const ListenerSettings>& settings, base::UniqueFd fd, std::string peer,
+                   std::uint64_t id);
+  // Tells a client it cannot be served now (too_busy, or an HTTP 503 with
+  // `reason`) before its socket is closed.
+  void refuse_connection(const ListenerSettings& settings, const base::UniqueFd& fd, std::string_view reason);
 
   reactor::Reactor& reactor_;
   Daemon& daemon_;
@@ -181,6 +194,12 @@ class Shard final : public commands::CommandHost,
   bool closing_http_ = false;  // the drain is over: http connections go too
   reactor::TimerId shutdown_timer_ = 0;
   std::uint64_t replies_before_drain_ = 0;
+
+  // Each principal's request rate on this shard.
+  auth::RateBuckets rate_buckets_;
+  // Connections' places in their listener's per-address counts
+  // (max_connections_per_ip), by connection id.
+  std::unordered_map<std::uint64_t, auth::AddressSlot> address_slots_;
 
   RateLimitedLog warnings_;
   RateLimitedLog client_errors_;

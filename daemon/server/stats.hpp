@@ -26,6 +26,10 @@ struct TrafficStats {
   std::uint64_t connections_accepted = 0;
   std::uint64_t connections_active = 0;
   std::uint64_t connections_rejected = 0;  // max_connections reached
+  std::uint64_t connections_rejected_per_ip = 0;  // max_connections_per_ip reached
+  std::uint64_t auth_successes = 0;        // right tokens
+  std::uint64_t auth_failures = 0;         // wrong tokens
+  std::uint64_t rate_limited = 0;          // requests past their principal's rate (too_busy)
   std::uint64_t frames_in = 0;             // requests decoded
   std::uint64_t replies_out = 0;
   std::uint64_t bytes_in = 0;

@@ -24,11 +24,15 @@ StreamConnection::StreamConnection(reactor::Reactor& reactor, Owner& owner, pipe
       peer_(std::move(peer)),
       id_(id),
       peer_credentials_(credentials_of(fd.get(), *listener_)),
+      session_(listener_->auth != config::ListenerAuth::none),
       transport_(reactor, std::move(fd), *this),
       pipeline_(dispatcher,
-                pipeline::Origin{*listener_, peer_credentials_ ? &*peer_credentials_ : nullptr}, id, parser, *this,
+                pipeline::Origin{*listener_, peer_credentials_ ? &*peer_credentials_ : nullptr, &session_}, id,
+                parser, *this,
                 pipeline::PipelineLimits{.max_pending_replies = listener_->max_pending_replies,
-                                         .max_event_backlog = listener_->max_event_backlog}) {}
+                                         .max_event_backlog = listener_->max_event_backlog}) {
+  if (peer_credentials_) session_.set_peer_uid(peer_credentials_->uid);
+}
 
 bool StreamConnection::push_event(const pipeline::SharedFrame& frame) {
   if (!transport_.open()) return false;

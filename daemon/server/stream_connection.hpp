@@ -18,6 +18,7 @@
 #include <optional>
 #include <string>
 
+#include "auth/client_session.hpp"
 #include "base/clock.hpp"
 #include "base/unique_fd.hpp"
 #include "exec/peer_credentials.hpp"
@@ -135,6 +136,8 @@ class StreamConnection final : public transport::StreamTransport::Handler,
   std::uint64_t id_;
   // Unix stream peers only: who connected (exec's allow_uids/allow_gids).
   std::optional<exec::PeerCredentials> peer_credentials_;
+  // Who the client is (auth, principals); before the pipeline, which points at it.
+  auth::ClientSession session_;
   transport::StreamTransport transport_;
   pipeline::RequestPipeline pipeline_;
   bool draining_ = false;

@@ -14,6 +14,8 @@
 #include <vector>
 
 #include "../reactor/reactor_test_support.hpp"
+#include "auth/principal_table.hpp"
+#include "auth/rate_buckets.hpp"
 #include "codec/byte_order.hpp"
 #include "commands/command.hpp"
 #include "commands/exec.hpp"
@@ -165,6 +167,11 @@ class TestHost final : public commands::CommandHost, public server::StreamConnec
   void reset_stats() override {}
   base::TimePoint now() noexcept override { return reactor_.now(); }
   void warn_rate_limited(const std::string&) override {}
+  void run_at(base::TimePoint deadline, std::function<void()> fn) override {
+    reactor_.add_timer(deadline, std::move(fn));
+  }
+  const std::shared_ptr<const auth::PrincipalTable>& principals() const noexcept override { return principals_; }
+  auth::RateBuckets& rate_buckets() noexcept override { return rate_buckets_; }
 
   void on_connection_closed(server::StreamConnection&) override { closed = true; }
   void on_timeout(server::TimeoutKind) override {}
@@ -192,6 +199,8 @@ class TestHost final : public commands::CommandHost, public server::StreamConnec
   std::vector<commands::CommandStats> stats_;
   commands::ExecStats exec_;
   commands::FileStats files_;
+  std::shared_ptr<const auth::PrincipalTable> principals_ = std::make_shared<const auth::PrincipalTable>();
+  auth::RateBuckets rate_buckets_;
   commands::PartialUploads partials_;
   exec::WorkerPool pool_;
 };

@@ -1139,8 +1139,8 @@ void collect_keys(const toml::table& root, std::set<std::string>& out) {
     const std::string name(section.str());
     if (const auto* listeners = value.as_array()) {
       for (const auto& element : *listeners) add_keys(element, "listener.");
-    } else if (name == "commands") {
-      for (const auto& command : *value.as_table()) add_keys(command.second, "commands.*.");
+    } else if (name == "commands" || name == "principals") {
+      for (const auto& entry : *value.as_table()) add_keys(entry.second, name + ".*.");
     } else {
       add_keys(value, name + ".");
     }
@@ -1201,6 +1201,7 @@ KeyProbe probe_for(const std::string& dotted_key) {
   if (section == "listener") {
     return {"[[listener]]\nkind = \"tcp\"\naddress = \"127.0.0.1:1\"\n", dotted_key};
   }
+  if (section == "principals.*") return {"[principals.a]\nunix_uids = [0]\n", "principals.a." + leaf};
   return {"[commands.a]\nargv = [\"/bin/true\"]\n", "commands.a." + leaf};
 }
 
@@ -1227,7 +1228,8 @@ TEST_CASE("every row is documented in config/framed.toml, every key there has a 
                                                     {"limits", "LIMITS"},
                                                     {"listener", "LISTENERS"},
                                                     {"files", "FILES"},
-                                                    {"commands", "COMMANDS"}};
+                                                    {"commands", "COMMANDS"},
+                                                    {"principals", "PRINCIPALS"}};
   for (const auto& spec : keys) {
     const std::string& key = spec.dotted_key;
     const std::string table = key.substr(0, key.find('.'));
@@ -1267,7 +1269,7 @@ TEST_CASE("integer and size rows are enforced at their bounds and one past them"
     ++probed;
   }
   // daemon 3, limits 5, listener 6, files 2, commands 4.
-  CHECK(probed == 20);
+  CHECK(probed == 22);
 }
 
 TEST_CASE("duration rows: zero where it means something, and nowhere else", "[config][schema]") {
@@ -1368,8 +1370,6 @@ TEST_CASE("keys of features that are not built are refused", "[config][schema][e
   require_error(parse("[daemon]\nreactors = 2\n"), 2, 1, "unknown key 'reactors' in [daemon]");
   require_error(parse(listener + "tls_cert = \"/etc/x.pem\"\n"), 4, 1,
                 "unknown key 'tls_cert' in [[listener]]");
-  require_error(parse("[principals.deploy]\nfiles = \"read\"\n"), 1, 2,
-                "unknown key 'principals' in the top level");
 }
 
 TEST_CASE("duplicate keys and tables are syntax errors with a position", "[config][errors]") {
@@ -1483,4 +1483,57 @@ kind = "http"
 address = "127.0.0.1:9100"
 )");
   CHECK(all_errors(clash).find("is already used") != std::string::npos);
+}
+
+TEST_CASE("principals: credentials, permissions and the listeners that need them", "[config][principals]") {
+  const std::string hash(64, 'a');
+  const std::string token_listener =
+      "[[listener]]\nkind = \"tcp\"\naddress = \"127.0.0.1:1\"\nauth = \"token\"\n";
+
+  SECTION("a complete principal") {
+    const LoadResult result = parse(token_listener + "[principals.deploy]\ntoken_sha256 = \"" +
+                                            std::string(64, 'A') + "\"\nallow_commands = [\"date\"]\n"
+                                            "files = \"write\"\nchannels = [\"builds.*\"]\nrate = 100\n"
+                                            "unix_uids = [1000]\n"
+                                            "[commands.date]\nargv = [\"/bin/date\"]\n");
+    const Config& config = require_ok(result);
+    const auto& deploy = config.principals.at("deploy");
+    CHECK(deploy.token_sha256.value_or("") == hash);  // hex is read in either case, kept lowercase
+    CHECK(deploy.files == framed::config::FileAccess::write);
+    CHECK(deploy.channels == std::vector<std::string>{"builds.*"});
+    CHECK(deploy.rate == 100);
+    CHECK(deploy.unix_uids == std::vector<std::uint32_t>{1000});
+    CHECK(config.listeners.front().auth == framed::config::ListenerAuth::token);
+  }
+  SECTION("defaults: no files, no channels, no rate; the listener's commands") {
+    const LoadResult result = parse("[principals.ops]\nunix_uids = [0]\n");
+    const Config& config = require_ok(result);
+    const auto& ops = config.principals.at("ops");
+    CHECK(ops.files == framed::config::FileAccess::none);
+    CHECK(ops.channels.empty());
+    CHECK(ops.rate == 0);
+    CHECK_FALSE(ops.allow_commands.has_value());
+  }
+  SECTION("errors") {
+    require_error(parse(token_listener), 4, 8, "\"token\" needs a [principals.NAME] with token_sha256");
+    require_error(parse("[principals.a]\ntoken_sha256 = \"abc\"\n"), 2, 16, "64 hex digits");
+    require_error(parse("[principals.a]\nfiles = \"read\"\n"), 1, 1, "no client could ever be this principal");
+    require_error(parse("[principals.a]\nunix_uids = [1]\nfiles = \"all\"\n"), 3, 9, "unknown value \"all\"");
+    require_error(parse("[principals.a]\nunix_uids = [1]\nallow_commands = [\"nope\"]\n"), 3, 19,
+                  "principals.a.allow_commands: no [commands.nope] is configured");
+    require_error(parse("[principals.a]\nunix_uids = [7]\n[principals.b]\nunix_uids = [7]\n"), 4, 13,
+                  "uid 7 is already principal \"a\"'s");
+    require_error(parse("[principals.a]\ntoken_sha256 = \"" + hash + "\"\n[principals.b]\ntoken_sha256 = \"" +
+                        hash + "\"\n"),
+                  4, 16, "this token is already principal \"a\"'s");
+    require_error(parse("[principals.\"a b\"]\nunix_uids = [1]\n"), 1, 13, "a principal name may hold only");
+    require_error(parse("[[listener]]\nkind = \"udp\"\naddress = \"127.0.0.1:1\"\nauth = \"token\"\n"
+                        "[principals.a]\ntoken_sha256 = \"" + hash + "\"\n"),
+                  4, 1, "auth applies to tcp and unix");
+    require_error(parse("[[listener]]\nkind = \"tcp\"\naddress = \"127.0.0.1:1\"\nauth = \"certificate\"\n"
+                        "[principals.a]\ncertificate_subject = \"CN=a\"\n"),
+                  4, 8, "\"certificate\" needs TLS with client certificates");
+    require_error(parse("[[listener]]\nkind = \"unix\"\npath = \"/tmp/x.sock\"\nmax_connections_per_ip = 5\n"), 4, 1,
+                  "it applies to tcp and http");
+  }
 }
