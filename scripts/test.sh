@@ -36,7 +36,13 @@ run_suite() {  # builddir, meson setup options...
   count_results "$builddir"
 }
 
-run_suite build -Dtests=true
+# unity: the libraries, the daemon and framectl are compiled eight sources
+# to a translation unit (the tests one file each: their fixtures share
+# names). It makes these two builds about 2.5 times cheaper; the release
+# build below stays one file per unit, as packagers build it, so a source
+# that does not compile on its own is still caught.
+unity=(-Dunity=on -Dunity_size=8)
+run_suite build -Dtests=true "${unity[@]}"
 # b_lundef=false: the sanitizer runtimes resolve symbols at load time.
 # quarantine_size_mb: ASan keeps freed memory in quarantine (256 MiB by
 # default), which would swamp the tests that bound the daemon's memory.
@@ -45,7 +51,7 @@ run_suite build -Dtests=true
 skip_tests=(integration-epoll)
 ASAN_OPTIONS=halt_on_error=1:abort_on_error=1:print_summary=1:detect_leaks=1:quarantine_size_mb=16 \
   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-  run_suite build-asan -Dtests=true -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
+  run_suite build-asan -Dtests=true -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug "${unity[@]}"
 skip_tests=()
 
 # The worker pool and the command runner under ThreadSanitizer: only their

@@ -18,7 +18,7 @@ bool parse_digits(std::string_view digits, std::uint64_t& out) {
   return ec == std::errc() && end == digits.data() + digits.size();
 }
 
-std::string quoted(std::string_view text) {
+std::string in_quotes(std::string_view text) {
   std::string out = "\"";
   out.append(text);
   out += '"';
@@ -31,7 +31,7 @@ UnitParse<T> fail(std::string_view kind, std::string_view text, std::string_view
   result.error = "invalid ";
   result.error.append(kind);
   result.error += ' ';
-  result.error += quoted(text);
+  result.error += in_quotes(text);
   result.error += ": ";
   result.error.append(why);
   return result;
