@@ -66,6 +66,21 @@ else
   failed=$((failed + 1))
 fi
 
+# The parsers under libFuzzer (clang's), ASan and UBSan: every framing, the
+# HTTP request parser, framed.toml and file names, each for fuzz_seconds
+# from its seeds (tests/fuzz). Only the fuzz targets are built there.
+echo "== build-fuzz: build"
+if CC=clang CXX=clang++ scripts/configure.sh build-fuzz -Dfuzz=true -Dtests=false -Dfuzz_seconds=15 \
+     -Db_sanitize=address,undefined -Db_lundef=false "${unity[@]}" &&
+   ninja -C build-fuzz fuzzers; then
+  echo "== build-fuzz: test"
+  meson test -C build-fuzz --no-rebuild --suite fuzz --print-errorlogs
+  count_results build-fuzz
+else
+  echo "== build-fuzz: BUILD FAILED"
+  failed=$((failed + 1))
+fi
+
 # What users and packagers build: -O3 inlines more, and g++ warns about what
 # it then sees (a -Wrestrict false positive once broke it). Compiled only,
 # and without the tests (the plain build compiles those with warnings as

@@ -618,8 +618,9 @@ Taken Validator::walk(const toml::table& table, std::span<const Row<Target>> row
 
   Taken taken;
   for (const auto& [key, node] : table) {
-    const auto row = std::find_if(rows.begin(), rows.end(), [&](const auto& candidate) {
-      return candidate.key == key.str();
+    const std::string_view name = key.str();  // (a structured binding cannot be captured before clang 16)
+    const auto row = std::find_if(rows.begin(), rows.end(), [name](const auto& candidate) {
+      return candidate.key == name;
     });
     if (row == rows.end()) {
       unknown_key(key, known, header);

@@ -29,7 +29,6 @@ RequestPipeline::RequestPipeline(Dispatcher& dispatcher, Origin origin, std::uin
     : dispatcher_(dispatcher),
       origin_(origin),
       requester_(requester),
-      parser_(parser),
       output_(output),
       limits_(limits),
       datagram_(origin.listener.format.framing == codec::Framing::datagram),

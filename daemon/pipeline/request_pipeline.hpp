@@ -213,7 +213,6 @@ class RequestPipeline {
   Dispatcher& dispatcher_;
   Origin origin_;
   std::uint64_t requester_;
-  simdjson::dom::parser& parser_;
   FrameOutput& output_;
   PipelineLimits limits_;
   bool datagram_;

@@ -72,14 +72,14 @@ struct ChildSetup {
 // memory, including the locks of malloc and of every other thread, so it
 // must not call anything but system calls: no allocation, no locks, no
 // sanitizer runtime (hence the attributes), no library state.
-[[noreturn, gnu::no_sanitize_address, gnu::no_sanitize_thread, gnu::no_sanitize_undefined]]
+[[noreturn]] __attribute__((no_sanitize("address", "thread", "undefined")))
 void child_fail(ChildSetup& setup, const char* step) {
   setup.error = errno;
   setup.step = step;
   for (;;) ::syscall(SYS_exit_group, 127);
 }
 
-[[gnu::no_sanitize_address, gnu::no_sanitize_thread, gnu::no_sanitize_undefined]]
+__attribute__((no_sanitize("address", "thread", "undefined")))
 int child_main(void* argument) {
   ChildSetup& setup = *static_cast<ChildSetup*>(argument);
 
