@@ -11,6 +11,7 @@
 // built and delivered in request order.
 
 #include <fmt/format.h>
+#include <unistd.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -69,6 +70,12 @@ exec::RunRequest make_run_request(const config::Command& command, std::span<cons
   run.spawn.limits.cpu_seconds = command.rlimit_cpu;
   run.spawn.limits.address_space = command.rlimit_as;
   run.spawn.limits.open_files = command.rlimit_nofile;
+  run.spawn.limits.processes = command.rlimit_nproc;
+  // Only root may change ids; a daemon that is not runs the command as
+  // itself, which exec() has checked is what the config asks.
+  if ((command.run_uid || command.run_gid) && ::geteuid() == 0) {
+    run.spawn.run_as = exec::Credentials{command.run_uid.value_or(0), command.run_gid.value_or(0)};
+  }
   run.stdin_data.assign(stdin_data);
   run.timeout = command.timeout;
   run.max_output = command.max_output;
@@ -258,6 +265,13 @@ void Exec::run(const proto::Request& request, proto::Reply& reply, CommandContex
       return refuse(proto::ErrorCode::forbidden, "exec: " + quote_client_name(command.name) + " is not allowed for uid " +
                                                      std::to_string(context.peer->uid));
     }
+  }
+  if (::geteuid() != 0 && ((command.run_uid && *command.run_uid != ::geteuid()) ||
+                            (command.run_gid && *command.run_gid != ::getegid()))) {
+    std::string message("exec: ");
+    message.append(quote_client_name(command.name));
+    message.append(" is configured to run as another user or group, which needs the daemon to run as root");
+    return refuse(proto::ErrorCode::internal, message);
   }
   if (!args.empty() && !command.allow_args) {
     return refuse(proto::ErrorCode::forbidden,

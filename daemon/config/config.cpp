@@ -1,6 +1,8 @@
 #include "config/config.hpp"
 
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <toml++/toml.h>
@@ -218,6 +220,68 @@ bool is_inet(ListenerKind kind) {
   return kind == ListenerKind::tcp || kind == ListenerKind::udp || kind == ListenerKind::http;
 }
 
+struct UserIds {
+  std::uint32_t uid;
+  std::uint32_t gid;  // the primary group
+};
+
+bool all_digits(std::string_view text) {
+  return !text.empty() && text.size() <= 10 && text.find_first_not_of("0123456789") == std::string_view::npos;
+}
+
+// The uid's primary group from the passwd database; a uid it does not list
+// gets the group of the same number.
+std::uint32_t primary_group(std::uint32_t uid) {
+  std::vector<char> buffer(1024);
+  for (;;) {
+    passwd entry{};
+    passwd* found = nullptr;
+    const int error = ::getpwuid_r(uid, &entry, buffer.data(), buffer.size(), &found);
+    if (error == ERANGE && buffer.size() < (1U << 20)) {
+      buffer.resize(buffer.size() * 2);
+      continue;
+    }
+    return found != nullptr ? found->pw_gid : uid;
+  }
+}
+
+// getpwnam_r and getgrnam_r with buffers that grow on ERANGE; a name of
+// digits that is no user is taken as a uid (as chown(1) does).
+std::optional<UserIds> lookup_user(const std::string& name) {
+  std::vector<char> buffer(1024);
+  for (;;) {
+    passwd entry{};
+    passwd* found = nullptr;
+    const int error = ::getpwnam_r(name.c_str(), &entry, buffer.data(), buffer.size(), &found);
+    if (error == ERANGE && buffer.size() < (1U << 20)) {
+      buffer.resize(buffer.size() * 2);
+      continue;
+    }
+    if (found != nullptr) return UserIds{found->pw_uid, found->pw_gid};
+    break;
+  }
+  if (!all_digits(name)) return std::nullopt;
+  const auto uid = static_cast<std::uint32_t>(std::stoull(name));
+  return UserIds{uid, primary_group(uid)};
+}
+
+std::optional<std::uint32_t> lookup_group(const std::string& name) {
+  std::vector<char> buffer(1024);
+  for (;;) {
+    group entry{};
+    group* found = nullptr;
+    const int error = ::getgrnam_r(name.c_str(), &entry, buffer.data(), buffer.size(), &found);
+    if (error == ERANGE && buffer.size() < (1U << 20)) {
+      buffer.resize(buffer.size() * 2);
+      continue;
+    }
+    if (found != nullptr) return found->gr_gid;
+    break;
+  }
+  if (!all_digits(name)) return std::nullopt;
+  return static_cast<std::uint32_t>(std::stoull(name));
+}
+
 // ---------------------------------------------------------------------------
 // Rows: one per key of a table.
 
@@ -310,6 +374,8 @@ class Validator {
   std::optional<std::vector<std::uint32_t>> read_ids(const toml::node& node,
                                                      std::string_view label);
   std::optional<ListenerAuth> read_auth(const toml::node& node, std::string_view label);
+  std::optional<std::uint32_t> read_user(const toml::node& node, std::string_view label);
+  std::optional<std::uint32_t> read_group(const toml::node& node, std::string_view label);
   std::optional<std::string> read_token_hash(const toml::node& node, std::string_view label);
   std::optional<std::vector<std::string>> read_channel_globs(const toml::node& node, std::string_view label);
 
@@ -581,6 +647,9 @@ const std::vector<Row<Command>>& command_rows() {
       size_key("rlimit_as", kMinAddressSpace, kMaxU64, "", &Command::rlimit_as),
       integer_key("rlimit_nofile", 3, kMaxOpenFiles, &Command::rlimit_nofile),
       integer_key("max_concurrent", 1, kMaxU32, &Command::max_concurrent),
+      integer_key("rlimit_nproc", 1, kMaxU32, &Command::rlimit_nproc),
+      custom_key("user", ValueType::string, &Validator::read_user, &Command::run_uid),
+      custom_key("group", ValueType::string, &Validator::read_group, &Command::run_gid),
       custom_key("allow_uids", ValueType::id_list, &Validator::read_ids, &Command::allow_uids),
       custom_key("allow_gids", ValueType::id_list, &Validator::read_ids, &Command::allow_gids),
   };
@@ -985,6 +1054,24 @@ std::optional<std::vector<std::uint32_t>> Validator::read_ids(const toml::node& 
   return ids;
 }
 
+// A user name from the passwd database (or a numeric uid), resolved now:
+// the child cannot look anything up between clone and execve.
+std::optional<std::uint32_t> Validator::read_user(const toml::node& node, std::string_view label) {
+  auto name = read_string(node, label);
+  if (!name) return std::nullopt;
+  if (const auto user = lookup_user(*name)) return user->uid;
+  error(node, cat(label, ": no user ", quoted(*name), " on this system"));
+  return std::nullopt;
+}
+
+std::optional<std::uint32_t> Validator::read_group(const toml::node& node, std::string_view label) {
+  auto name = read_string(node, label);
+  if (!name) return std::nullopt;
+  if (const auto gid = lookup_group(*name)) return gid;
+  error(node, cat(label, ": no group ", quoted(*name), " on this system"));
+  return std::nullopt;
+}
+
 std::optional<ListenerAuth> Validator::read_auth(const toml::node& node, std::string_view label) {
   auto auth = read_choice(node, label, kAuths);
   if (auth && *auth != ListenerAuth::none) auth_refs_.emplace_back(&node, *auth);
@@ -1337,6 +1424,7 @@ void Validator::read_commands(const toml::table& table, std::map<std::string, Co
     Command command;
     command.name = name;
     walk<Command>(*command_table, command_rows(), label, cat("[", label, "]"), command);
+    if (command.run_uid && !command.run_gid) command.run_gid = primary_group(*command.run_uid);
     if (plain && errors_.size() == errors_before) commands.emplace(name, std::move(command));
   }
 }

@@ -115,7 +115,13 @@ struct Command {
   std::optional<std::uint64_t> rlimit_cpu;     // seconds of CPU time
   std::optional<std::uint64_t> rlimit_as;      // bytes of address space
   std::optional<std::uint64_t> rlimit_nofile;  // open files
+  std::optional<std::uint64_t> rlimit_nproc;   // processes of the command's user
   std::uint32_t max_concurrent = 0;            // runs at once (queued or running); 0 = no limit of its own
+  // `user` / `group`, resolved when the file is read: the ids the command
+  // runs as (a daemon running as root); absent: the daemon's own. A user
+  // without a group runs with the user's primary group.
+  std::optional<std::uint32_t> run_uid;
+  std::optional<std::uint32_t> run_gid;
   // Unix-socket peers only (SO_PEERCRED), when either is non-empty: the
   // peer's uid is in allow_uids, or its primary or a supplementary group in
   // allow_gids. Empty both: anyone who can reach a listener that allows it.

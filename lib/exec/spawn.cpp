@@ -59,9 +59,12 @@ struct ChildSetup {
   char* const* envp = nullptr;
   const char* cwd = nullptr;  // null: keep the daemon's
   std::array<int, 3> stdio{-1, -1, -1};  // become fds 0, 1, 2; each is >= 3
-  std::array<LimitSetting, 3> limits{};
+  std::array<LimitSetting, 4> limits{};
   int limit_count = 0;
   pid_t parent = 0;
+  bool change_ids = false;
+  uid_t uid = 0;
+  gid_t gid = 0;
   unsigned close_limit = 0;  // for the fallback without close_range()
   // Written by the child on failure.
   int error = 0;
@@ -117,6 +120,15 @@ int child_main(void* argument) {
     const LimitSetting& limit = setup.limits[static_cast<std::size_t>(i)];
     if (::syscall(SYS_prlimit64, 0, limit.resource, &limit.value, nullptr) < 0) child_fail(setup, "setrlimit");
   }
+  // Groups before the gid before the uid: each needs the privilege the next
+  // step gives up. Real, effective and saved ids alike, so the program
+  // cannot switch back.
+  if (setup.change_ids) {
+    if (::syscall(SYS_setgroups, 1, &setup.gid) < 0) child_fail(setup, "setgroups");
+    if (::syscall(SYS_setresgid, setup.gid, setup.gid, setup.gid) < 0) child_fail(setup, "setresgid");
+    if (::syscall(SYS_setresuid, setup.uid, setup.uid, setup.uid) < 0) child_fail(setup, "setresuid");
+  }
+  if (::syscall(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) child_fail(setup, "prctl(no_new_privs)");
 
   // Last: the spawning thread blocked every signal before clone(), and the
   // program starts with none blocked.
@@ -240,6 +252,12 @@ SpawnResult spawn_child(const SpawnRequest& request) {
   add_limit(setup, RLIMIT_CPU, request.limits.cpu_seconds, 1);
   add_limit(setup, RLIMIT_AS, request.limits.address_space, 0);
   add_limit(setup, RLIMIT_NOFILE, request.limits.open_files, 0);
+  add_limit(setup, RLIMIT_NPROC, request.limits.processes, 0);
+  if (request.run_as) {
+    setup.change_ids = true;
+    setup.uid = request.run_as->uid;
+    setup.gid = request.run_as->gid;
+  }
   rlimit nofile{};
   ::getrlimit(RLIMIT_NOFILE, &nofile);
   setup.close_limit = static_cast<unsigned>(std::min<rlim_t>(nofile.rlim_cur, kMaxFdsToCloseOneByOne));

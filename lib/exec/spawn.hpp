@@ -12,7 +12,12 @@
 //  * optional cwd and resource limits, applied before execve, so there is no
 //    moment when the program runs without them;
 //  * SIGKILL if the thread that spawned it dies (PR_SET_PDEATHSIG), so a
-//    daemon that is killed does not leave its commands running unsupervised.
+//    daemon that is killed does not leave its commands running unsupervised;
+//  * no_new_privs (PR_SET_NO_NEW_PRIVS): no setuid program, no file
+//    capability gives it more than the daemon had;
+//  * optionally another user and group (a daemon running as root): groups,
+//    gid, then uid, all three ids of each, so nothing can switch back, and
+//    the kernel clears every capability when the uid leaves 0.
 //
 // How: clone(CLONE_VM | CLONE_VFORK), which is what glibc's posix_spawn does
 // inside. posix_spawn alone cannot set rlimits in the child, and prlimit()
@@ -39,6 +44,13 @@ struct ResourceLimits {
   std::optional<std::uint64_t> cpu_seconds;    // RLIMIT_CPU: SIGXCPU at the limit, SIGKILL a second later
   std::optional<std::uint64_t> address_space;  // RLIMIT_AS, bytes
   std::optional<std::uint64_t> open_files;     // RLIMIT_NOFILE
+  std::optional<std::uint64_t> processes;      // RLIMIT_NPROC: of the child's (real) user, all its processes
+};
+
+// Who the child runs as; absent: the daemon's own ids.
+struct Credentials {
+  uid_t uid = 0;
+  gid_t gid = 0;  // also its only supplementary group
 };
 
 struct SpawnRequest {
@@ -46,6 +58,7 @@ struct SpawnRequest {
   std::vector<std::string> env;   // "NAME=value" items: the child's whole environment
   std::string cwd;                // empty: the daemon's working directory
   ResourceLimits limits;          // each clamped to the daemon's own hard limit
+  std::optional<Credentials> run_as;
 };
 
 // A running (or exited, not yet reaped) child. The caller must reap `pid`

@@ -566,3 +566,62 @@ def test_shutdown_timeout_kills_what_is_left(exec_factory):
         time.sleep(0.02)
     assert not any(running(pid) for pid in children), "a command outlived the daemon"
     assert re.search(r"killing 1 command", daemon.stderr_text()), daemon.stderr_text()
+
+
+# --- who a command runs as ------------------------------------------------------
+
+IDENTITY_COMMANDS = {
+    "status": {"argv": ["/bin/grep", "-E", "^(NoNewPrivs|CapEff|CapPrm|Uid|Gid|Groups):", "/proc/self/status"]},
+    "nobody": {"argv": ["/bin/grep", "-E", "^(NoNewPrivs|CapEff|CapPrm|Uid|Gid|Groups):", "/proc/self/status"],
+               "user": "nobody"},
+    "nobodyroot": {"argv": ["/bin/sh", "-c", "id -u; id -g; id -G"], "user": "nobody", "group": "root"},
+    "nproc": {"argv": ["/bin/grep", "Max processes", "/proc/self/limits"], "rlimit_nproc": 7},
+}
+
+
+def status_fields(text):
+    return {line.split(":", 1)[0]: line.split(":", 1)[1].split() for line in text.strip().splitlines()}
+
+
+def test_every_command_runs_with_no_new_privs_and_its_process_limit(exec_factory):
+    daemon = exec_factory([{"name": "tcp", "kind": "tcp"}], IDENTITY_COMMANDS)
+    with daemon.connect("tcp") as client:
+        header, body = client.request({"cmd": "exec", "name": "status"})
+        assert_ok(header)
+        assert status_fields(body.decode())["NoNewPrivs"] == ["1"]
+        header, body = client.request({"cmd": "exec", "name": "nproc"})
+        assert_ok(header)
+        assert body.split()[2:4] == [b"7", b"7"], body  # soft and hard
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="changing a command's user needs the daemon to run as root")
+def test_a_command_runs_as_its_user_without_capabilities(exec_factory):
+    import pwd
+    nobody = pwd.getpwnam("nobody")
+    daemon = exec_factory([{"name": "tcp", "kind": "tcp"}], IDENTITY_COMMANDS)
+    with daemon.connect("tcp") as client:
+        header, body = client.request({"cmd": "exec", "name": "nobody"})
+        assert_ok(header)
+        fields = status_fields(body.decode())
+        # Real, effective, saved and filesystem ids all changed; the user's
+        # primary group is the only group; not a capability left.
+        assert fields["Uid"] == [str(nobody.pw_uid)] * 4, fields
+        assert fields["Gid"] == [str(nobody.pw_gid)] * 4, fields
+        assert fields["Groups"] == [str(nobody.pw_gid)], fields
+        assert int(fields["CapEff"][0], 16) == 0 and int(fields["CapPrm"][0], 16) == 0, fields
+        header, body = client.request({"cmd": "exec", "name": "nobodyroot"})
+        assert_ok(header)
+        assert body.decode().split() == [str(nobody.pw_uid), "0", "0"]
+        # The daemon itself is still root: the next command without a user runs as it.
+        header, body = client.request({"cmd": "exec", "name": "status"})
+        assert status_fields(body.decode())["Uid"] == ["0"] * 4
+
+
+def test_an_unknown_user_or_group_is_a_config_error(tmp_path):
+    path = tmp_path / "framed.toml"
+    path.write_text('[commands.x]\nargv = ["/bin/true"]\nuser = "no-such-user-here"\ngroup = "no-such-group-here"\n')
+    run = subprocess.run([os.environ.get("FRAMED_BIN", "build/daemon/framed"), "--config", str(path), "--check-config"],
+                         capture_output=True, text=True, timeout=10)
+    assert run.returncode == 1, run
+    assert 'commands.x.user: no user "no-such-user-here" on this system' in run.stderr, run
+    assert 'commands.x.group: no group "no-such-group-here" on this system' in run.stderr, run
