@@ -278,13 +278,14 @@ class Daemon:
         return json.loads(body)
 
 
-@pytest.fixture
-def daemon_factory(request):
-    """start(listeners=[...], daemon={...}, limits={...}, ...) -> a started Daemon."""
+def started_daemons(request, make):
+    """For a fixture: yields start(*args, **kwargs), which makes a daemon with
+    make(*args, **kwargs) and starts it; at teardown every one is stopped and
+    removed, its stderr shown when the test failed."""
     started = []
 
     def start(*args, wait_ready=True, **kwargs):
-        daemon = Daemon(*args, **kwargs)
+        daemon = make(*args, **kwargs)
         started.append(daemon)
         return daemon.start(wait_ready=wait_ready)
 
@@ -294,6 +295,12 @@ def daemon_factory(request):
         if failed:
             sys.stderr.write(daemon.stderr_text() + "\n")
         daemon.cleanup()
+
+
+@pytest.fixture
+def daemon_factory(request):
+    """start(listeners=[...], daemon={...}, limits={...}, ...) -> a started Daemon."""
+    yield from started_daemons(request, Daemon)
 
 
 @pytest.hookimpl(hookwrapper=True)

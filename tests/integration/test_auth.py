@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import Daemon, FRAMED_BIN, REPO, toml_value
+from conftest import Daemon, FRAMED_BIN, REPO, render_config, started_daemons, toml_value
 from framed_client import ConnectionClosed, assert_error, assert_ok, frame, parse_reply_stream
 
 DEPLOY_TOKEN = "s3cret-deploy-token"
@@ -48,7 +48,6 @@ class AuthDaemon(Daemon):
         self.rewrite(principals)
 
     def rewrite(self, principals):
-        from conftest import render_config
         text = render_config(list(self.listeners.values()))
         text += "\n" + render_tables("principals", principals)
         text += "\n" + render_tables("commands", self.commands)
@@ -60,21 +59,9 @@ class AuthDaemon(Daemon):
 
 
 @pytest.fixture
-def auth_factory(request, tmp_path):
-    started = []
-
-    def start(listeners, principals, **kwargs):
-        daemon = AuthDaemon(listeners, principals, **kwargs)
-        started.append(daemon)
-        return daemon.start()
-
-    yield start
-    failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
-    for daemon in started:
-        if failed:
-            import sys
-            sys.stderr.write(daemon.stderr_text() + "\n")
-        daemon.cleanup()
+def auth_factory(request):
+    """start(listeners, principals, commands=..., files_root=...) -> a started AuthDaemon."""
+    yield from started_daemons(request, AuthDaemon)
 
 
 def token_listener(**extra):

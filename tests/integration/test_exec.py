@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from conftest import Daemon, proc_status_kib, toml_value
+from conftest import Daemon, proc_status_kib, started_daemons, toml_value
 from framed_client import assert_error, assert_ok, frame, parse_reply_stream
 
 UID = os.getuid()
@@ -53,19 +53,8 @@ class ExecDaemon(Daemon):
 
 @pytest.fixture
 def exec_factory(request):
-    started = []
-
-    def start(listeners, commands, **kwargs):
-        daemon = ExecDaemon(listeners, commands, **kwargs)
-        started.append(daemon)
-        return daemon.start()
-
-    yield start
-    failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
-    for daemon in started:
-        if failed:
-            print(daemon.stderr_text())
-        daemon.cleanup()
+    """start(listeners, commands, ...) -> a started ExecDaemon."""
+    yield from started_daemons(request, ExecDaemon)
 
 
 # A command's cwd that exists when the config is checked and is removed
