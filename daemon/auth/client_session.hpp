@@ -36,11 +36,15 @@ class ClientSession {
 
   // Unix stream peers: the uid it connected with, a principal by itself when
   // a principal lists it (looked up again after every reload).
-  void set_peer_uid(std::uint32_t uid) noexcept { peer_uid_ = uid; }
+  void set_peer_uid(std::uint32_t uid) noexcept {
+    peer_uid_ = uid;
+    seen_generation_ = 0;  // looked up at the next request
+  }
   // TLS peers: the verified client certificate's subject and SANs.
   void set_certificate(std::string subject, std::vector<std::string> alt_names) {
     certificate_subject_ = std::move(subject);
     certificate_alt_names_ = std::move(alt_names);
+    seen_generation_ = 0;
   }
 
   // Looks the session's credential up in `current` when it is not the table

@@ -14,6 +14,7 @@
 #include "auth/client_session.hpp"
 #include "auth/principal_table.hpp"
 #include "commands/command.hpp"
+#include "config/config.hpp"
 #include "server/listener_settings.hpp"
 
 namespace framed::commands {
@@ -36,6 +37,10 @@ class Auth final : public Command {
   void run(const proto::Request& request, proto::Reply& reply, CommandContext& context) override {
     if (context.session == nullptr) {
       return reply.fail(proto::ErrorCode::bad_request, "auth: only stream connections authenticate");
+    }
+    // The operator chose certificates there: a token is no substitute.
+    if (context.listener.auth == config::ListenerAuth::certificate) {
+      return reply.fail(proto::ErrorCode::forbidden, "auth: this listener authenticates by client certificate");
     }
     std::string_view token;
     if (request.mode == proto::RequestMode::json) {
