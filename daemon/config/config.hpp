@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -14,6 +15,7 @@
 
 #include "codec/framing.hpp"
 #include "reactor/backend.hpp"
+#include "transport/tls_context.hpp"
 
 namespace framed::config {
 
@@ -66,6 +68,14 @@ struct Listener {
   // The [commands.NAME] this listener may exec; absent: every configured one.
   // Each name is known to be configured.
   std::optional<std::vector<std::string>> allow_commands;
+  // tcp only: TLS with this certificate chain and key (both or neither);
+  // with tls_client_ca, a client certificate signed by it is required.
+  std::optional<std::string> tls_cert;
+  std::optional<std::string> tls_key;
+  std::optional<std::string> tls_client_ca;
+  // The files above, loaded and checked when the config was read (each
+  // load, a reload's too, reads them afresh); null without TLS.
+  std::shared_ptr<const transport::TlsServerContext> tls_context;
 
   [[nodiscard]] codec::WireFormat wire_format() const noexcept {
     return {framing, payload, byte_order, reply_framing};

@@ -12,6 +12,7 @@
 #include "codec/frame_decoder.hpp"
 #include "codec/framing.hpp"
 #include "server/stats.hpp"
+#include "transport/tls_context.hpp"
 
 namespace framed::server {
 
@@ -30,6 +31,9 @@ struct ListenerSettings {
   std::optional<std::string> forced_command;
   // The exec commands this listener may run; absent: every configured one.
   std::optional<std::vector<std::string>> allow_commands;
+  // Set: connections speak TLS with this context (the one loaded when these
+  // settings were made; a reload makes new settings with a new context).
+  std::shared_ptr<const transport::TlsServerContext> tls;
   // Per-listener counters; shared with the listener so they outlive a
   // connection and show in stats while the listener exists.
   std::shared_ptr<TrafficStats> stats = std::make_shared<TrafficStats>();

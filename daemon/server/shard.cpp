@@ -52,6 +52,7 @@ std::shared_ptr<ListenerSettings> make_settings(const config::Listener& listener
   settings->max_event_backlog = listener.limits.max_event_backlog;
   settings->forced_command = listener.command;
   settings->allow_commands = listener.allow_commands;
+  settings->tls = listener.tls_context;
   if (stats) settings->stats = std::move(stats);
   return settings;
 }
@@ -193,6 +194,12 @@ std::unique_ptr<ServedListener> Shard::bind_listener(const config::Listener& lis
   SPDLOG_INFO("listening on {} {} ({}{}{})", settings->kind, address->to_string(), listener.name,
               adopted != nullptr ? ", from systemd" : "",
               listener.command ? ", command = " + *listener.command : std::string());
+  if (settings->tls) {
+    // kTLS is not used: records are encrypted and decrypted by OpenSSL here.
+    SPDLOG_INFO("{}: TLS in userspace ({}), certificate sha256 {}{}", listener.name, transport::openssl_version_text(),
+                settings->tls->fingerprint(),
+                settings->tls->requires_client_certificate() ? ", client certificates required" : "");
+  }
   auto served = std::make_unique<ServedListener>();
   served->config = listener;
   served->from_systemd = adopted != nullptr;
