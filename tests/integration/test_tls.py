@@ -398,3 +398,36 @@ def test_check_config_accepts_good_tls(pki, tmp_path):
     result = check_config(tmp_path, dict({"kind": "tcp", "name": "t", "address": "127.0.0.1:0"},
                                          **tls_keys(pki, client_ca="ca")))
     assert result.returncode == 0, result.stderr
+
+
+# --- framectl --tls -----------------------------------------------------------
+
+FRAMECTL_BIN = os.path.abspath(os.environ.get("FRAMECTL_BIN") or os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "build", "framectl", "framectl"))
+
+
+def framectl(daemon, name, *args):
+    _, (host, port) = daemon.address(name)
+    return subprocess.run([FRAMECTL_BIN, "--tcp", "%s:%d" % (host, port), "--timeout", "5", *args],
+                          capture_output=True, text=True, timeout=30)
+
+
+def test_framectl_over_tls(tls_daemon, pki):
+    result = framectl(tls_daemon, "json", "--tls", "--tls-ca", pki.path("ca.pem"), "upper", "over", "tls")
+    assert result.returncode == 0 and result.stdout == "OVER TLS\n", result
+    result = framectl(tls_daemon, "line", "--tls", "--tls-ca", pki.path("ca.pem"), "--framing", "line", "ping")
+    assert result.returncode == 0 and result.stdout.strip() == "pong", result
+    # The server's certificate is checked: against another CA it fails.
+    result = framectl(tls_daemon, "json", "--tls", "--tls-ca", pki.path("other_ca.pem"), "ping")
+    assert result.returncode == 3 and "certificate verify failed" in result.stderr, result
+    result = framectl(tls_daemon, "json", "--tls", "--tls-insecure", "ping")
+    assert result.returncode == 0, result
+
+
+def test_framectl_with_a_client_certificate(tls_daemon, pki):
+    ca = ("--tls", "--tls-ca", pki.path("ca.pem"))
+    result = framectl(tls_daemon, "mtls", *ca, "--tls-cert", pki.path("client.pem"), "--tls-key",
+                      pki.path("client.key"), "ping")
+    assert result.returncode == 0, result
+    result = framectl(tls_daemon, "mtls", *ca, "ping")
+    assert result.returncode == 3, result
