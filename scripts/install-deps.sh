@@ -23,6 +23,8 @@ packages=(
   python3-pip python3-setuptools python3-wheel
   # the HTTP listener's tests: a strict /metrics parser, a browser for the status page
   python3-prometheus-client chromium
+  # the TLS tests: certificates made at test time, and s_client as a client
+  openssl
 )
 
 missing=()
