@@ -431,3 +431,24 @@ def test_framectl_with_a_client_certificate(tls_daemon, pki):
     assert result.returncode == 0, result
     result = framectl(tls_daemon, "mtls", *ca, "ping")
     assert result.returncode == 3, result
+
+
+# --- the Python client library ------------------------------------------------
+
+def test_python_client_ssl_context(tls_daemon, pki):
+    import sys
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                                    "clients", "python"))
+    import framed
+    _, (host, port) = tls_daemon.address("json")
+    with framed.connect("tcp://%s:%d" % (host, port), ssl_context=pki.client_context()) as client:
+        assert client.upper(b"python over tls") == b"PYTHON OVER TLS"
+        with client.pipeline() as batch:
+            for i in range(500):
+                batch.request("echo", b"%d" % i)
+        assert [reply.body for reply in batch.replies] == [b"%d" % i for i in range(500)]
+    _, (host, port) = tls_daemon.address("line")
+    with framed.connect("tcp://%s:%d" % (host, port), framing="line", ssl_context=pki.client_context()) as client:
+        assert client.command("upper x") == b"X"
+    with pytest.raises(ssl.SSLError):
+        framed.connect("tcp://%s:%d" % (host, port), ssl_context=pki.client_context(ca="other_ca"))
