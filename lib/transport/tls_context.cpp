@@ -51,7 +51,11 @@ TlsServerContext::Loaded failure(std::string what, const std::string& file, cons
 TlsServerContext::Loaded TlsServerContext::load(const TlsFiles& files) {
   ERR_clear_error();
   UniqueSslCtx ctx(SSL_CTX_new(TLS_server_method()));
-  if (!ctx) return {nullptr, "cannot create a TLS context: " + take_openssl_error("out of memory")};
+  if (!ctx) {
+    std::string what = "cannot create a TLS context: ";
+    what.append(take_openssl_error("out of memory"));
+    return {nullptr, std::move(what)};
+  }
   SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
   SSL_CTX_set_options(ctx.get(), SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_TICKET |
                                      SSL_OP_CIPHER_SERVER_PREFERENCE);
