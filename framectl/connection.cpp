@@ -9,6 +9,9 @@
 #include <cstdio>
 #include <limits>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #include "base/errno_text.hpp"
 #include "failure.hpp"
 
@@ -108,6 +111,86 @@ StreamConnection::StreamConnection(const Target& target, codec::Framing framing,
       length_decoder_(kPayloadLimits, codec::ByteOrder::big),
       line_decoder_(kPayloadLimits) {
   connect_socket(fd_, target, timeout);
+  if (target.tls) start_tls(*target.tls);
+}
+
+void StreamConnection::start_tls(const TlsOptions& options) {
+  const auto fail_tls = [&](std::string what) {
+    what.append(": ");
+    what.append(transport::take_openssl_error("failed"));
+    if (tls_ && SSL_get_verify_result(tls_.get()) != X509_V_OK) {
+      what.append(" (");
+      what.append(X509_verify_cert_error_string(SSL_get_verify_result(tls_.get())));
+      what.append(")");
+    }
+    throw Failure(ExitStatus::connection, "tls", what);
+  };
+  tls_ctx_.reset(SSL_CTX_new(TLS_client_method()));
+  if (!tls_ctx_) fail_tls("cannot create a TLS context");
+  SSL_CTX_set_min_proto_version(tls_ctx_.get(), TLS1_2_VERSION);
+  SSL_CTX_set_mode(tls_ctx_.get(), SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  if (!options.insecure) {
+    const bool loaded = options.ca_file
+                            ? SSL_CTX_load_verify_locations(tls_ctx_.get(), options.ca_file->c_str(), nullptr) == 1
+                            : SSL_CTX_set_default_verify_paths(tls_ctx_.get()) == 1;
+    if (!loaded) fail_tls(concat("cannot load the CA file '", options.ca_file.value_or("(system)"), "'"));
+    SSL_CTX_set_verify(tls_ctx_.get(), SSL_VERIFY_PEER, nullptr);
+  }
+  if (options.certificate) {
+    if (SSL_CTX_use_certificate_chain_file(tls_ctx_.get(), options.certificate->c_str()) != 1) {
+      fail_tls(concat("cannot load the certificate '", *options.certificate, "'"));
+    }
+    const std::string& key = options.private_key.value_or(*options.certificate);
+    if (SSL_CTX_use_PrivateKey_file(tls_ctx_.get(), key.c_str(), SSL_FILETYPE_PEM) != 1) {
+      fail_tls(concat("cannot load the private key '", key, "'"));
+    }
+  }
+  tls_.reset(SSL_new(tls_ctx_.get()));
+  if (!tls_ || SSL_set_fd(tls_.get(), fd_.get()) != 1) fail_tls("cannot start TLS");
+  SSL_set_tlsext_host_name(tls_.get(), options.host_name.c_str());
+  if (!options.insecure) SSL_set1_host(tls_.get(), options.host_name.c_str());
+  while (true) {
+    const int result = SSL_connect(tls_.get());
+    if (result == 1) return;
+    const int error = SSL_get_error(tls_.get(), result);
+    if (error == SSL_ERROR_WANT_READ) {
+      wait(POLLIN);
+    } else if (error == SSL_ERROR_WANT_WRITE) {
+      wait(POLLOUT);
+    } else {
+      fail_tls(concat("TLS handshake with ", description_, " failed"));
+    }
+  }
+}
+
+ssize_t StreamConnection::transmit(std::string_view bytes) {
+  if (!tls_) return ::send(fd_.get(), bytes.data(), bytes.size(), MSG_NOSIGNAL);
+  const int size = static_cast<int>(std::min<std::size_t>(bytes.size(), 1U << 30));
+  const int result = SSL_write(tls_.get(), bytes.data(), size);
+  if (result > 0) return result;
+  const int error = SSL_get_error(tls_.get(), result);
+  // A write waits for room (WANT_WRITE) or, rarely, for the peer (WANT_READ): both are a poll.
+  errno = error == SSL_ERROR_WANT_WRITE || error == SSL_ERROR_WANT_READ ? EAGAIN
+          : error == SSL_ERROR_SYSCALL && errno != 0                   ? errno
+                                                                       : EPIPE;
+  ERR_clear_error();
+  return -1;
+}
+
+ssize_t StreamConnection::receive(char* into, std::size_t size) {
+  if (!tls_) return ::recv(fd_.get(), into, size, 0);
+  const int result = SSL_read(tls_.get(), into, static_cast<int>(std::min<std::size_t>(size, 1U << 30)));
+  if (result > 0) return result;
+  const int error = SSL_get_error(tls_.get(), result);
+  ERR_clear_error();
+  if (error == SSL_ERROR_ZERO_RETURN) return 0;  // close_notify
+  if (error == SSL_ERROR_WANT_READ || error == SSL_ERROR_WANT_WRITE) {
+    errno = EAGAIN;
+    return -1;
+  }
+  if (error == SSL_ERROR_SYSCALL && errno != 0) return -1;
+  errno = ECONNRESET;  // cut without close_notify, or a broken record
+  return -1;
 }
 
 short StreamConnection::wait(short events) { return poll_fd(fd_.get(), events, interrupt_fd_, timeout_, description_); }
@@ -121,7 +204,7 @@ void StreamConnection::closed_early() const {
 
 bool StreamConnection::send_all(std::string_view bytes) {
   while (!bytes.empty()) {
-    const ssize_t sent = ::send(fd_.get(), bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    const ssize_t sent = transmit(bytes);
     if (sent > 0) {
       bytes.remove_prefix(static_cast<std::size_t>(sent));
       continue;
@@ -137,7 +220,7 @@ bool StreamConnection::send_all(std::string_view bytes) {
     const short revents = wait(static_cast<short>(POLLOUT | (take_input ? POLLIN : 0)));
     if (take_input && (revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
       input_.ensure_writable(kReadChunk);
-      const ssize_t got = ::recv(fd_.get(), input_.write_ptr(), kReadChunk, 0);
+      const ssize_t got = receive(input_.write_ptr(), kReadChunk);
       if (got > 0) input_.commit(static_cast<std::size_t>(got));
       if (got == 0 || (got < 0 && errno == ECONNRESET)) {
         peer_closed_ = true;
@@ -155,9 +238,10 @@ void StreamConnection::read_more() {
 bool StreamConnection::fill() {
   if (peer_closed_) return false;
   while (true) {
-    wait(POLLIN);
+    // Plaintext OpenSSL already holds is not in the socket to wait for.
+    if (!tls_ || SSL_pending(tls_.get()) == 0) wait(POLLIN);
     input_.ensure_writable(kReadChunk);
-    const ssize_t got = ::recv(fd_.get(), input_.write_ptr(), kReadChunk, 0);
+    const ssize_t got = receive(input_.write_ptr(), kReadChunk);
     if (got > 0) {
       input_.commit(static_cast<std::size_t>(got));
       return true;

@@ -9,6 +9,7 @@
 // never sits in memory whole; and the simple-mode payloads of `length` and
 // `line`. DatagramConnection sends one text datagram and reads one back.
 // Failures throw Failure (exit status 3: connection, timeout, protocol).
+// With target.tls, the stream is TLS (OpenSSL on the socket itself).
 
 #include <simdjson.h>
 
@@ -24,6 +25,8 @@
 #include "codec/length_frame_decoder.hpp"
 #include "codec/line_frame_decoder.hpp"
 #include "reply_head.hpp"
+#include "transport/tls_context.hpp"
+#include "transport/tls_session.hpp"
 #include "target.hpp"
 
 namespace framed::framectl {
@@ -77,11 +80,18 @@ class StreamConnection {
   // Waits for `events` on the socket (and the interrupt fd).
   short wait(short events);
   [[noreturn]] void closed_early() const;
+  void start_tls(const TlsOptions& options);
+  // send(2) and recv(2), through TLS when it is on: -1 with errno EAGAIN
+  // when the socket must be waited for, 0 at the end of the stream.
+  ssize_t transmit(std::string_view bytes);
+  ssize_t receive(char* into, std::size_t size);
 
   std::string description_;
   codec::Framing framing_;
   base::UniqueFd fd_;
   TimeoutMs timeout_;
+  transport::UniqueSslCtx tls_ctx_;
+  transport::UniqueSsl tls_;
   int interrupt_fd_ = -1;
   bool peer_closed_ = false;
   buffer::ByteBuffer input_;

@@ -29,6 +29,11 @@ struct GlobalOptions {
   double timeout_seconds = 30;
   bool json = false;
   std::string token_file;
+  bool tls = false;
+  std::string tls_ca;
+  std::string tls_cert;
+  std::string tls_key;
+  bool tls_insecure = false;
 };
 
 // The token for auth = "token" listeners: from a file (its first line) or
@@ -55,6 +60,22 @@ Session make_session(const GlobalOptions& options) {
                   : !options.unix_path.empty() ? make_target(Transport::unix_stream, options.unix_path)
                   : !options.udp.empty()       ? make_target(Transport::udp, options.udp)
                                                : default_target();
+  const bool tls_options = !options.tls_ca.empty() || !options.tls_cert.empty() || !options.tls_key.empty() ||
+                           options.tls_insecure;
+  if (tls_options && !options.tls) fail_usage("--tls-ca, --tls-cert, --tls-key and --tls-insecure need --tls");
+  if (options.tls) {
+    if (target.transport != Transport::tcp) fail_usage("--tls is for TCP (--tcp HOST:PORT)");
+    if (!options.tls_key.empty() && options.tls_cert.empty()) fail_usage("--tls-key needs --tls-cert");
+    const std::string address = options.tcp.empty() ? target.description.substr(4) : options.tcp;
+    TlsOptions tls;
+    tls.host_name = address.substr(0, address.rfind(':'));
+    if (tls.host_name.size() > 2 && tls.host_name.front() == '[') tls.host_name = tls.host_name.substr(1, tls.host_name.size() - 2);
+    if (!options.tls_ca.empty()) tls.ca_file = options.tls_ca;
+    if (!options.tls_cert.empty()) tls.certificate = options.tls_cert;
+    if (!options.tls_key.empty()) tls.private_key = options.tls_key;
+    tls.insecure = options.tls_insecure;
+    target.tls = std::move(tls);
+  }
   codec::Framing framing = codec::Framing::json;
   if (!options.framing.empty()) {
     if (target.transport == Transport::udp) fail_usage("--framing is for stream sockets; UDP carries text datagrams");
@@ -98,6 +119,13 @@ int run(int argc, char** argv) {
   app.add_option("--tcp", options.tcp, "connect over TCP to HOST:PORT")->type_name("HOST:PORT");
   app.add_option("--unix", options.unix_path, "connect to the Unix stream socket PATH")->type_name("PATH");
   app.add_option("--udp", options.udp, "send text datagrams to HOST:PORT (simple mode)")->type_name("HOST:PORT");
+  app.add_flag("--tls", options.tls, "speak TLS to a tcp listener with tls_cert");
+  app.add_option("--tls-ca", options.tls_ca, "verify the daemon against this PEM CA (default: the system's)")
+      ->type_name("FILE");
+  app.add_option("--tls-cert", options.tls_cert, "present this PEM client certificate")->type_name("FILE");
+  app.add_option("--tls-key", options.tls_key, "the client certificate's PEM key (default: in --tls-cert)")
+      ->type_name("FILE");
+  app.add_flag("--tls-insecure", options.tls_insecure, "do not verify the daemon's certificate (testing only)");
   app.add_option("--framing", options.framing, "json (default), length or line (simple mode)")
       ->type_name("FRAMING");
   app.add_option("--timeout", options.timeout_seconds, "seconds to wait for the daemon (default 30)")

@@ -14,10 +14,21 @@ namespace framed::framectl {
 
 enum class Transport { tcp, unix_stream, udp };
 
+// --tls and its options: the server is verified against ca_file (absent:
+// the system's store) under host_name, unless insecure.
+struct TlsOptions {
+  std::string host_name;  // the HOST of --tcp HOST:PORT: SNI and the name checked
+  std::optional<std::string> ca_file;
+  std::optional<std::string> certificate;  // a client certificate (PEM) and its key
+  std::optional<std::string> private_key;
+  bool insecure = false;
+};
+
 struct Target {
   Transport transport = Transport::tcp;
   net::SocketAddress address;
   std::string description;  // "tcp:127.0.0.1:9000", "unix:/run/framed/framed.sock"
+  std::optional<TlsOptions> tls;  // tcp only
 };
 
 // The Unix socket tried first when no address is given: where the example

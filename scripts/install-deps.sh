@@ -25,6 +25,8 @@ packages=(
   python3-prometheus-client chromium
   # the fuzz targets: libFuzzer is clang's (its runtime is only recommended by clang)
   clang libclang-rt-14-dev
+  # the TLS tests: certificates made at test time, and s_client as a client
+  openssl
 )
 
 missing=()

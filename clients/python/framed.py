@@ -29,6 +29,7 @@ import os
 import selectors
 import shutil
 import socket
+import ssl
 import stat
 import struct
 import tempfile
@@ -255,6 +256,7 @@ def _parse_host_port(netloc: str, url: str) -> Tuple[str, int]:
 
 def connect(url: str, *, timeout: Optional[float] = DEFAULT_TIMEOUT, byte_order: str = "big",
             payload: str = "text", framing: str = "json",
+            ssl_context: Optional[ssl.SSLContext] = None,
             token: Optional[str] = None) -> Union["Client", "SimpleClient", "DatagramClient"]:
     """A client for an address written as a URL.
 
@@ -263,7 +265,9 @@ def connect(url: str, *, timeout: Optional[float] = DEFAULT_TIMEOUT, byte_order:
     ``unix-dgram:///PATH`` give a `DatagramClient` with ``payload`` "text" or
     "json". A stream listener in the ``length`` or ``line`` framing takes
     ``framing="length"`` or ``"line"``: a `SimpleClient`. ``byte_order``
-    ("big" or "little") must match the listener's. ``token``: a stream
+    ("big" or "little") must match the listener's. ``ssl_context`` (tcp
+    only) speaks TLS to a listener with ``tls_cert``, e.g.
+    ``ssl.create_default_context(cafile="ca.pem")``. ``token``: a stream
     connection authenticates with it first (listeners with ``auth =
     "token"``), raising `ForbiddenError` for a wrong one.
     """
@@ -278,9 +282,11 @@ def connect(url: str, *, timeout: Optional[float] = DEFAULT_TIMEOUT, byte_order:
     if framing != "json":
         stream_class = SimpleClient
         stream_options["framing"] = framing
+    if ssl_context is not None and parts.scheme != "tcp":
+        raise ValueError("ssl_context is for tcp:// addresses")
     if parts.scheme == "tcp":
         host, port = _parse_host_port(parts.netloc, url)
-        stream = stream_class.tcp(host, port, **stream_options)
+        stream = stream_class.tcp(host, port, ssl_context=ssl_context, **stream_options)
     elif parts.scheme == "unix":
         stream = stream_class.unix(unquote(parts.netloc + parts.path), **stream_options)
     if stream is not None:
@@ -365,10 +371,18 @@ class _StreamConnection:
 
     @classmethod
     def tcp(cls, host: str = "127.0.0.1", port: int = 9000, *, timeout: Optional[float] = DEFAULT_TIMEOUT,
-            **options: Any) -> Any:
-        """Connects to a TCP listener (IPv4, IPv6 or a host name)."""
+            ssl_context: Optional[ssl.SSLContext] = None, **options: Any) -> Any:
+        """Connects to a TCP listener (IPv4, IPv6 or a host name); with
+        ``ssl_context``, over TLS, the server's certificate checked for
+        ``host``."""
         sock = socket.create_connection((host, port), timeout=timeout)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if ssl_context is not None:
+            try:
+                sock = ssl_context.wrap_socket(sock, server_hostname=host)
+            except BaseException:
+                sock.close()
+                raise
         return cls(sock, timeout=timeout, **options)
 
     @classmethod
@@ -879,7 +893,7 @@ class Pipeline:
                 if mask & selectors.EVENT_WRITE:
                     try:
                         sent = sock.send(out[:CHUNK_SIZE])
-                    except (BlockingIOError, InterruptedError):
+                    except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
                         sent = 0
                     except OSError as error:
                         client._break(ConnectionClosedError("pipeline: send failed: %s" % error))
@@ -889,7 +903,7 @@ class Pipeline:
                 if mask & selectors.EVENT_READ:
                     try:
                         data = sock.recv(CHUNK_SIZE)
-                    except (BlockingIOError, InterruptedError):
+                    except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
                         continue
                     except OSError as error:
                         client._break(ConnectionClosedError("pipeline: receive failed: %s" % error))

@@ -25,6 +25,8 @@ void write_traffic(proto::JsonWriter& json, const server::TrafficStats& stats) {
   json.key("bytes_out").value(stats.bytes_out);
   json.key("datagrams_in").value(stats.datagrams_in);
   json.key("datagrams_out").value(stats.datagrams_out);
+  json.key("tls_handshakes").value(stats.tls_handshakes);
+  json.key("tls_handshake_failures").value(stats.tls_handshake_failures);
   std::uint64_t errors = 0;
   for (std::size_t i = 0; i < proto::kErrorCodeCount; ++i) errors += stats.errors[i];
   json.key("errors").value(errors);

@@ -370,6 +370,7 @@ class Validator {
   std::optional<std::map<std::string, std::string>> read_env(const toml::node& node,
                                                              std::string_view label);
   std::optional<std::string> read_directory(const toml::node& node, std::string_view label);
+  std::optional<std::string> read_tls_file(const toml::node& node, std::string_view label);
   std::optional<std::uint64_t> read_cpu_seconds(const toml::node& node, std::string_view label);
   std::optional<std::vector<std::uint32_t>> read_ids(const toml::node& node,
                                                      std::string_view label);
@@ -402,6 +403,7 @@ class Validator {
                       std::vector<Listener>& listeners);
   std::optional<Listener> read_listener(const toml::table& table, const Limits& base);
   bool check_listener_rules(const toml::table& table, const Taken& taken, Listener& listener);
+  void check_listener_tls(const toml::table& table, Listener& listener);
   void check_listener_clashes(const std::vector<const toml::table*>& tables,
                               const std::vector<Listener>& listeners);
   void read_commands(const toml::table& table, std::map<std::string, Command>& commands);
@@ -609,6 +611,9 @@ const std::vector<Row<Listener>>& listener_rows() {
         integer_key("backlog", 1, kMaxBacklog, &Listener::backlog),
         custom_key("allow_commands", ValueType::string_list, &Validator::read_allow_commands,
                    &Listener::allow_commands),
+        custom_key("tls_cert", ValueType::path, &Validator::read_tls_file, &Listener::tls_cert),
+        custom_key("tls_key", ValueType::path, &Validator::read_tls_file, &Listener::tls_key),
+        custom_key("tls_client_ca", ValueType::path, &Validator::read_tls_file, &Listener::tls_client_ca),
     };
     // Each listener may override any key of [limits].
     for (auto& row : nested<Listener, Limits>(limit_rows(), &Listener::limits)) {
@@ -998,6 +1003,19 @@ std::optional<std::map<std::string, std::string>> Validator::read_env(const toml
   return env;
 }
 
+// A certificate, key or CA file: an absolute path (the daemon's working
+// directory is no place to look). Whether it reads as PEM is checked when
+// the listener's TLS context is loaded.
+std::optional<std::string> Validator::read_tls_file(const toml::node& node, std::string_view label) {
+  auto path = read_string(node, label);
+  if (!path) return std::nullopt;
+  if (path->front() != '/') {
+    error(node, cat(label, ": must be an absolute path, got ", quoted(*path)));
+    return std::nullopt;
+  }
+  return path;
+}
+
 // An absolute path to a directory the daemon can enter.
 std::optional<std::string> Validator::read_directory(const toml::node& node,
                                                      std::string_view label) {
@@ -1234,8 +1252,9 @@ bool Validator::check_listener_rules(const toml::table& table, const Taken& take
     for (const auto& [key, value] : table) {
       const std::string_view name = key.str();
       if (std::find(kHttpListenerKeys.begin(), kHttpListenerKeys.end(), name) != kHttpListenerKeys.end()) continue;
-      // Unknown keys are reported already; path and mode by the address rules below.
-      if (!taken.contains(name) || name == "path" || name == "mode") continue;
+      // Unknown keys are reported already; path and mode by the address rules
+      // below, the tls keys by check_listener_tls.
+      if (!taken.contains(name) || name == "path" || name == "mode" || name.starts_with("tls_")) continue;
       error(key, cat("listener.", name,
                      ": an http listener speaks HTTP, not a framing; it takes only address, name, "
                      "backlog, max_header, idle_timeout and header_timeout"));
@@ -1342,7 +1361,47 @@ bool Validator::check_listener_rules(const toml::table& table, const Taken& take
   if (!lookup(table, "name")) {
     listener.name = cat(kind_name, ":", is_inet(kind) ? listener.address : listener.path);
   }
+  if (errors_.size() == errors_before) check_listener_tls(table, listener);
   return errors_.size() == errors_before;
+}
+
+// tls_cert and tls_key go together, tls_client_ca only with them, all on
+// tcp listeners only; then the files are loaded, so an unreadable or
+// mismatched one is a config error (at start, in --check-config, and a
+// rejected reload) instead of a listener that fails every handshake.
+void Validator::check_listener_tls(const toml::table& table, Listener& listener) {
+  const Entry cert = lookup(table, "tls_cert");
+  const Entry key = lookup(table, "tls_key");
+  const Entry client_ca = lookup(table, "tls_client_ca");
+  if (!cert && !key && !client_ca) return;
+  if (listener.kind != ListenerKind::tcp) {
+    for (const Entry& entry : {cert, key, client_ca}) {
+      if (!entry) continue;
+      error(*entry.key, cat("listener.", entry.key->str(), ": TLS applies only to tcp listeners, not ",
+                            to_string(listener.kind)));
+    }
+    return;
+  }
+  if (cert && !key) {
+    error(*cert.key, "listener.tls_cert: needs tls_key, the certificate's private key");
+    return;
+  }
+  if (key && !cert) {
+    error(*key.key, "listener.tls_key: needs tls_cert, the certificate chain it belongs to");
+    return;
+  }
+  if (client_ca && !cert) {
+    error(*client_ca.key, "listener.tls_client_ca: needs tls_cert and tls_key (the server's own certificate)");
+    return;
+  }
+  if (!listener.tls_cert || !listener.tls_key) return;  // a value was wrong: reported already
+  auto loaded = transport::TlsServerContext::load(
+      transport::TlsFiles{*listener.tls_cert, *listener.tls_key, listener.tls_client_ca});
+  if (!loaded.context) {
+    error(*cert.node, cat("listener.tls_cert: ", loaded.error));
+    return;
+  }
+  listener.tls_context = std::move(loaded.context);
 }
 
 // Two listeners may not share a name, nor an endpoint: the same kind on the

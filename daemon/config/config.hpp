@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -14,6 +15,7 @@
 
 #include "codec/framing.hpp"
 #include "reactor/backend.hpp"
+#include "transport/tls_context.hpp"
 
 namespace framed::config {
 
@@ -79,6 +81,14 @@ struct Listener {
   ListenerAuth auth = ListenerAuth::none;
   // tcp and http only: open connections from one source address; 0: no limit.
   std::uint32_t max_connections_per_ip = 0;
+  // tcp only: TLS with this certificate chain and key (both or neither);
+  // with tls_client_ca, a client certificate signed by it is required.
+  std::optional<std::string> tls_cert;
+  std::optional<std::string> tls_key;
+  std::optional<std::string> tls_client_ca;
+  // The files above, loaded and checked when the config was read (each
+  // load, a reload's too, reads them afresh); null without TLS.
+  std::shared_ptr<const transport::TlsServerContext> tls_context;
 
   [[nodiscard]] codec::WireFormat wire_format() const noexcept {
     return {framing, payload, byte_order, reply_framing};

@@ -14,6 +14,7 @@
 #include "config/config.hpp"
 #include "codec/framing.hpp"
 #include "server/stats.hpp"
+#include "transport/tls_context.hpp"
 
 namespace framed::server {
 
@@ -38,6 +39,9 @@ struct ListenerSettings {
   // Connections open per source address (max_connections_per_ip); kept
   // across a reload like the counters, so those open still count.
   std::shared_ptr<auth::AddressCounts> address_counts = std::make_shared<auth::AddressCounts>();
+  // Set: connections speak TLS with this context (the one loaded when these
+  // settings were made; a reload makes new settings with a new context).
+  std::shared_ptr<const transport::TlsServerContext> tls;
   // Per-listener counters; shared with the listener so they outlive a
   // connection and show in stats while the listener exists.
   std::shared_ptr<TrafficStats> stats = std::make_shared<TrafficStats>();

@@ -165,6 +165,10 @@ void render_metrics(const StatsSnapshot& snapshot, std::string_view version, std
                &TrafficStats::datagrams_in);
   per_listener(metrics, snapshot, "framed_datagrams_out_total", "counter", "Datagrams sent.",
                &TrafficStats::datagrams_out);
+  per_listener(metrics, snapshot, "framed_tls_handshakes_total", "counter", "TLS handshakes completed.",
+               &TrafficStats::tls_handshakes);
+  per_listener(metrics, snapshot, "framed_tls_handshake_failures_total", "counter",
+               "TLS connections closed before their handshake completed.", &TrafficStats::tls_handshake_failures);
 
   metrics.family("framed_errors_total", "counter", "Error replies, by listener and error code.");
   for (const ListenerSnapshot& listener : snapshot.listeners) {

@@ -56,6 +56,7 @@ std::shared_ptr<ListenerSettings> make_settings(const config::Listener& listener
   settings->allow_commands = listener.allow_commands;
   settings->auth = listener.auth;
   settings->max_connections_per_ip = listener.max_connections_per_ip;
+  settings->tls = listener.tls_context;
   if (previous != nullptr) {
     settings->stats = previous->stats;
     settings->address_counts = previous->address_counts;
@@ -200,6 +201,12 @@ std::unique_ptr<ServedListener> Shard::bind_listener(const config::Listener& lis
   SPDLOG_INFO("listening on {} {} ({}{}{})", settings->kind, address->to_string(), listener.name,
               adopted != nullptr ? ", from systemd" : "",
               listener.command ? ", command = " + *listener.command : std::string());
+  if (settings->tls) {
+    // kTLS is not used: records are encrypted and decrypted by OpenSSL here.
+    SPDLOG_INFO("{}: TLS in userspace ({}), certificate sha256 {}{}", listener.name, transport::openssl_version_text(),
+                settings->tls->fingerprint(),
+                settings->tls->requires_client_certificate() ? ", client certificates required" : "");
+  }
   auto served = std::make_unique<ServedListener>();
   served->config = listener;
   served->from_systemd = adopted != nullptr;

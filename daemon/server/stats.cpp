@@ -55,6 +55,8 @@ TrafficStats& TrafficStats::operator+=(const TrafficStats& other) noexcept {
   bytes_out += other.bytes_out;
   datagrams_in += other.datagrams_in;
   datagrams_out += other.datagrams_out;
+  tls_handshakes += other.tls_handshakes;
+  tls_handshake_failures += other.tls_handshake_failures;
   for (std::size_t i = 0; i < errors.size(); ++i) errors[i] += other.errors[i];
   return *this;
 }

@@ -36,6 +36,8 @@ struct TrafficStats {
   std::uint64_t bytes_out = 0;
   std::uint64_t datagrams_in = 0;
   std::uint64_t datagrams_out = 0;
+  std::uint64_t tls_handshakes = 0;          // TLS listeners: handshakes completed
+  std::uint64_t tls_handshake_failures = 0;  // closed before one completed (refused, broken, timed out)
   std::array<std::uint64_t, proto::kErrorCodeCount> errors{};  // replies by error code
 
   void count_error(proto::ErrorCode code) noexcept { ++errors[static_cast<std::size_t>(code)]; }

@@ -25,13 +25,33 @@ StreamConnection::StreamConnection(reactor::Reactor& reactor, Owner& owner, pipe
       id_(id),
       peer_credentials_(credentials_of(fd.get(), *listener_)),
       session_(listener_->auth != config::ListenerAuth::none),
-      transport_(reactor, std::move(fd), *this),
+      transport_(reactor, std::move(fd), *this, transport::StreamTransportOptions{}, listener_->tls.get()),
       pipeline_(dispatcher,
                 pipeline::Origin{*listener_, peer_credentials_ ? &*peer_credentials_ : nullptr, &session_}, id,
                 parser, *this,
                 pipeline::PipelineLimits{.max_pending_replies = listener_->max_pending_replies,
-                                         .max_event_backlog = listener_->max_event_backlog}) {
+                                         .max_event_backlog = listener_->max_event_backlog}),
+      accepted_at_(reactor.now()) {
   if (peer_credentials_) session_.set_peer_uid(peer_credentials_->uid);
+}
+
+void StreamConnection::count_handshake(bool closed) {
+  if (handshake_counted_ || !transport_.tls()) return;
+  const transport::TlsSession& session = *transport_.tls_session();
+  if (session.handshake_done()) {
+    handshake_counted_ = true;
+    ++listener_->stats->tls_handshakes;
+  } else if (closed || session.failed()) {
+    handshake_counted_ = true;
+    ++listener_->stats->tls_handshake_failures;
+    SPDLOG_DEBUG("connection {} from {}: TLS handshake failed: {}", id_, peer_,
+                 session.failed() ? session.failure() : std::string("closed before it completed"));
+  }
+}
+
+void StreamConnection::on_closed() {
+  count_handshake(true);
+  owner_.on_connection_closed(*this);
 }
 
 bool StreamConnection::push_event(const pipeline::SharedFrame& frame) {
@@ -49,6 +69,7 @@ bool StreamConnection::push_event(const pipeline::SharedFrame& frame) {
 }
 
 void StreamConnection::on_input(std::size_t bytes) {
+  count_handshake(false);
   listener_->stats->bytes_in += bytes;
   if (drain_unread_ != 0) {
     if (drain_count_next_read_) drain_unread_ -= std::min(drain_unread_, bytes);
@@ -174,6 +195,15 @@ void StreamConnection::check_timeouts(base::TimePoint now) {
     case transport::StreamTransport::State::closing: return;
     case transport::StreamTransport::State::lingering: return transport_.check_linger(now);
     case transport::StreamTransport::State::open: break;
+  }
+  count_handshake(false);
+  if (transport_.tls_handshaking() && now - accepted_at_ >= listener_->header_timeout) {
+    // Counted like a frame header that never completed: the client has
+    // not begun to speak the protocol.
+    owner_.on_timeout(TimeoutKind::header);
+    SPDLOG_DEBUG("connection {} from {}: TLS handshake not complete within header_timeout", id_, peer_);
+    transport_.close();
+    return;
   }
   if (header_started_ != base::TimePoint{} && now - header_started_ >= listener_->header_timeout) {
     owner_.on_timeout(TimeoutKind::header);

@@ -78,6 +78,10 @@ class StreamConnection final : public transport::StreamTransport::Handler,
   [[nodiscard]] const std::string& listener_name() const noexcept { return listener_->name; }
   [[nodiscard]] TrafficStats& listener_stats() const noexcept { return *listener_->stats; }
   [[nodiscard]] bool open() const noexcept { return transport_.open(); }
+  // A TLS listener's connection: who the client's certificate says it is
+  // (verified against tls_client_ca); null on a plain connection, empty
+  // while the handshake is under way or when no certificate is required.
+  [[nodiscard]] const transport::TlsPeerIdentity* tls_peer() const noexcept { return transport_.tls_peer(); }
   // Request and reply bytes held in memory for this client now.
   [[nodiscard]] std::size_t buffered_bytes() const noexcept {
     return transport_.buffered_bytes() + pipeline_.held_bytes();
@@ -102,7 +106,7 @@ class StreamConnection final : public transport::StreamTransport::Handler,
   void on_input(std::size_t bytes) override;
   void on_peer_closed() override;
   void on_sent(std::size_t bytes) override;
-  void on_closed() override { owner_.on_connection_closed(*this); }
+  void on_closed() override;
 
   // pipeline::FrameOutput
   [[nodiscard]] buffer::ByteBuffer& frames() noexcept override { return transport_.output(); }
@@ -120,6 +124,10 @@ class StreamConnection final : public transport::StreamTransport::Handler,
     flush_queued_ = true;
     owner_.flush_soon(*this);
   }
+
+  // TLS: counts the handshake once its outcome is known (done, failed, or
+  // the connection closed before it completed).
+  void count_handshake(bool closed);
 
   // Decodes what is buffered (when the pipeline may take it), sends, and sets
   // reading and finishing by what the pipeline says.
@@ -147,6 +155,10 @@ class StreamConnection final : public transport::StreamTransport::Handler,
   bool drain_count_next_read_ = true;  // false: the recv in flight at the drain's start comes next
   bool flush_queued_ = false;  // flush_soon() asked, flush_events() not run yet
   base::TimePoint header_started_{};  // epoch: no header in progress
+  // TLS: when the handshake began (accept), bounded by header_timeout, and
+  // whether its outcome was counted.
+  base::TimePoint accepted_at_{};
+  bool handshake_counted_ = false;
   // body_timeout: the deadline of the body in progress (epoch: none), which
   // frame it belongs to, the bytes received toward its next second
   // (min_body_rate), and since when the daemon itself has held the body back

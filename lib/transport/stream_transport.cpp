@@ -6,16 +6,31 @@
 #include <cerrno>
 
 namespace framed::transport {
+namespace {
+
+// Plaintext encrypted at once: a large reply goes out as several batches,
+// so its ciphertext copy never holds more than this beside the plaintext.
+constexpr std::size_t kTlsBatch = 256 * 1024;
+// What a TLS recv brings at most: one buffer, emptied into the session at
+// once, so the plaintext a recv yields is bounded by it too.
+constexpr std::size_t kTlsRecvSize = 32 * 1024;
+
+}  // namespace
 
 StreamTransport::StreamTransport(reactor::Reactor& reactor, base::UniqueFd fd, Handler& handler,
-                                 const StreamTransportOptions& options)
+                                 const StreamTransportOptions& options, const TlsServerContext* tls)
     : reactor_(reactor),
       fd_(std::move(fd)),
       handler_(handler),
       options_(options),
       input_(options.initial_input_capacity),
       output_(options.initial_output_capacity),
-      sending_(options.initial_output_capacity) {
+      sending_(options.initial_output_capacity),
+      tls_input_(tls != nullptr ? kTlsRecvSize : 0) {
+  if (tls != nullptr) {
+    tls_ = std::make_unique<TlsSession>(tls->get(), TlsSession::Role::server);
+    if (!tls_->valid()) state_ = State::closing;  // out of memory: start() closes it
+  }
   token_ = reactor_.register_handler(*this);
   last_activity_ = reactor_.now();
 }
@@ -46,6 +61,7 @@ void StreamTransport::resume_reading() {
 
 void StreamTransport::arm_recv() {
   if (recv_in_flight_ || !fd_) return;
+  if (tls_ && state_ == State::closing) return finalize_if_idle();
   if (state_ == State::open) {
     if (reading_paused_ || reading_stopped_) return;
     if (input_.empty() && input_.capacity() > options_.shrink_above) {
@@ -58,6 +74,12 @@ void StreamTransport::arm_recv() {
     return;
   }
   recv_in_flight_ = true;
+  if (tls_ && state_ == State::open) {
+    tls_input_.clear();
+    tls_input_.ensure_writable(kTlsRecvSize);
+    reactor_.recv(token_, kRecv, fd_.get(), tls_input_.write_ptr(), kTlsRecvSize);
+    return;
+  }
   reactor_.recv(token_, kRecv, fd_.get(), input_.write_ptr(), input_.writable_size());
 }
 
@@ -87,6 +109,8 @@ void StreamTransport::on_recv(std::int32_t result) {
     peer_closed_ = true;
     reading_stopped_ = true;
     handler_.on_peer_closed();
+  } else if (tls_) {
+    on_tls_recv(static_cast<std::size_t>(result));
   } else {
     input_.commit(static_cast<std::size_t>(result));
     handler_.on_input(static_cast<std::size_t>(result));
@@ -96,9 +120,34 @@ void StreamTransport::on_recv(std::int32_t result) {
   arm_recv();
 }
 
+void StreamTransport::on_tls_recv(std::size_t bytes) {
+  tls_input_.commit(bytes);
+  tls_->receive(tls_input_.readable());
+  tls_input_.clear();
+  std::size_t produced = 0;
+  const TlsSession::Status status = tls_->decrypt(input_, produced);
+  if (status == TlsSession::Status::failed) {
+    // The alert OpenSSL wrote goes out (best effort), then the socket closes.
+    reading_stopped_ = true;
+    output_.clear();
+    flush();
+    if (!send_in_flight_) close();
+    return;
+  }
+  if (produced != 0) handler_.on_input(produced);
+  if (status == TlsSession::Status::peer_closed && state_ == State::open) {
+    peer_closed_ = true;
+    reading_stopped_ = true;
+    handler_.on_peer_closed();
+  }
+}
+
 void StreamTransport::flush() {
   if (send_in_flight_ || !fd_ || state_ != State::open) return;
-  if (sending_.empty()) {
+  if (sending_.empty() && tls_) {
+    fill_tls_sending();
+    if (sending_.empty()) return;
+  } else if (sending_.empty()) {
     if (output_.empty()) return;
     std::swap(sending_, output_);
   }
@@ -111,6 +160,19 @@ void StreamTransport::flush() {
   reactor_.sendmsg(token_, kSend, fd_.get(), &send_msg_);
 }
 
+void StreamTransport::fill_tls_sending() {
+  if (!output_.empty() && tls_->handshake_done() && !tls_->failed() && !tls_->close_notify_queued()) {
+    const std::size_t taken = tls_->encrypt(output_.readable().substr(0, kTlsBatch));
+    output_.consume(taken);
+    sending_plaintext_ += taken;
+    if (output_.empty() && output_.capacity() > options_.shrink_above) {
+      output_.shrink_if_idle(options_.initial_output_capacity);
+    }
+  }
+  if (tls_->failed()) output_.clear();  // nothing more can be encrypted
+  tls_->take_ciphertext(sending_);
+}
+
 void StreamTransport::on_send(std::int32_t result) {
   if (result == -EAGAIN || result == -EINTR) return flush();  // nothing was sent; the socket is still good
   if (result < 0) {
@@ -118,11 +180,20 @@ void StreamTransport::on_send(std::int32_t result) {
     return close();
   }
   last_activity_ = reactor_.now();
-  const auto sent = static_cast<std::size_t>(result);
+  auto sent = static_cast<std::size_t>(result);
   sending_.consume(sent);
+  if (tls_) {
+    // Plaintext counts as sent once all of its batch's ciphertext is.
+    sent = sending_.empty() ? std::exchange(sending_plaintext_, 0) : 0;
+  }
   bytes_sent_ += sent;
   if (sending_.empty() && sending_.capacity() > options_.shrink_above) {
     sending_.shrink_if_idle(options_.initial_output_capacity);
+  }
+  if (tls_ && tls_->failed()) {
+    flush();  // the rest of the alert
+    if (!send_in_flight_) close();
+    return;
   }
   handler_.on_sent(sent);
   if (state_ != State::open) return;
@@ -134,6 +205,12 @@ void StreamTransport::finish() {
   if (state_ != State::open) return;
   reading_stopped_ = true;
   if (send_in_flight_ || unsent_bytes() != 0) return;  // again from on_sent
+  if (tls_ && tls_->handshake_done() && !tls_->close_notify_queued()) {
+    // The peer learns the stream ended here, not that it was cut.
+    tls_->close_notify();
+    flush();
+    if (send_in_flight_) return;  // again from on_sent
+  }
   if (peer_closed_) return close();
   start_lingering();
 }

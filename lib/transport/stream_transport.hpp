@@ -22,11 +22,21 @@
 // collects bytes while sending_ is in the kernel's hands, and the two swap
 // when sending_ is done — the memory a send points at never moves under it.
 //
+// TLS (optional, given at construction): the recv brings ciphertext into
+// tls_input_, the session decrypts it into input_; what the handler appends
+// to output_ is plaintext, encrypted into sending_ when sending_ is free.
+// Above the transport nothing changes: input(), output(), bytes_sent(),
+// unsent_bytes() and output_full() count plaintext (bytes_sent() advances
+// when a batch's ciphertext has all been sent), finish() sends close_notify
+// before shutting the write side, and a handshake or record failure sends
+// OpenSSL's alert and closes. kernel_queued_input() counts ciphertext.
+//
 // Reactor thread only.
 
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -35,6 +45,8 @@
 #include "base/unique_fd.hpp"
 #include "buffer/byte_buffer.hpp"
 #include "reactor/reactor.hpp"
+#include "transport/tls_context.hpp"
+#include "transport/tls_session.hpp"
 
 namespace framed::transport {
 
@@ -77,8 +89,9 @@ class StreamTransport final : public reactor::IoHandler {
 
   enum class State : std::uint8_t { open, lingering, closing };
 
+  // `tls`: this connection speaks TLS as the server of that context.
   StreamTransport(reactor::Reactor& reactor, base::UniqueFd fd, Handler& handler,
-                  const StreamTransportOptions& options = {});
+                  const StreamTransportOptions& options = {}, const TlsServerContext* tls = nullptr);
   ~StreamTransport();
 
   StreamTransport(const StreamTransport&) = delete;
@@ -124,7 +137,7 @@ class StreamTransport final : public reactor::IoHandler {
   [[nodiscard]] bool open() const noexcept { return state_ == State::open; }
   [[nodiscard]] bool peer_closed() const noexcept { return peer_closed_; }
   [[nodiscard]] std::size_t unsent_bytes() const noexcept {
-    return output_.readable_size() + sending_.readable_size();
+    return output_.readable_size() + (tls_ ? sending_plaintext_ : sending_.readable_size());
   }
   [[nodiscard]] bool output_full() const noexcept { return unsent_bytes() >= options_.output_high_water; }
   // Bytes the kernel holds in this socket's receive queue now (FIONREAD),
@@ -134,6 +147,13 @@ class StreamTransport final : public reactor::IoHandler {
   // connection holds of its peer's data now (stats' bytes_buffered).
   [[nodiscard]] std::size_t buffered_bytes() const noexcept { return input_.readable_size() + unsent_bytes(); }
   [[nodiscard]] std::uint64_t bytes_sent() const noexcept { return bytes_sent_; }
+  // TLS: whether this connection speaks it, whether its handshake is still
+  // under way (the handler's deadline), and who the peer proved to be.
+  [[nodiscard]] bool tls() const noexcept { return tls_ != nullptr; }
+  [[nodiscard]] bool tls_handshaking() const noexcept { return tls_ && !tls_->handshake_done() && !tls_->failed(); }
+  [[nodiscard]] bool tls_failed() const noexcept { return tls_ && tls_->failed(); }
+  [[nodiscard]] const TlsPeerIdentity* tls_peer() const noexcept { return tls_ ? &tls_->peer() : nullptr; }
+  [[nodiscard]] const TlsSession* tls_session() const noexcept { return tls_.get(); }
   // The last time bytes moved either way.
   [[nodiscard]] base::TimePoint last_activity() const noexcept { return last_activity_; }
 
@@ -146,6 +166,10 @@ class StreamTransport final : public reactor::IoHandler {
   void on_recv(std::int32_t result);
   void on_send(std::int32_t result);
   void start_lingering();
+  void on_tls_recv(std::size_t bytes);
+  // Moves plaintext from output_ through the session, and whatever
+  // ciphertext it holds, into the free sending_.
+  void fill_tls_sending();
   void finalize_if_idle();
 
   reactor::Reactor& reactor_;
@@ -167,6 +191,10 @@ class StreamTransport final : public reactor::IoHandler {
   iovec send_iov_{};
   msghdr send_msg_{};
   std::uint64_t bytes_sent_ = 0;
+
+  std::unique_ptr<TlsSession> tls_;
+  buffer::ByteBuffer tls_input_;          // ciphertext as received; emptied into the session at once
+  std::size_t sending_plaintext_ = 0;     // plaintext bytes whose ciphertext is in sending_
 
   base::TimePoint last_activity_;
   base::TimePoint linger_deadline_{};

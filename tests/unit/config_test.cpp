@@ -1366,10 +1366,19 @@ TEST_CASE("which keys a reload may change", "[config][schema]") {
 TEST_CASE("keys of features that are not built are refused", "[config][schema][errors]") {
   // A key that does nothing must not be accepted (CONFIG.md lists these for
   // later versions).
-  const std::string listener = "[[listener]]\nkind = \"tcp\"\naddress = \"127.0.0.1:1\"\n";
   require_error(parse("[daemon]\nreactors = 2\n"), 2, 1, "unknown key 'reactors' in [daemon]");
-  require_error(parse(listener + "tls_cert = \"/etc/x.pem\"\n"), 4, 1,
-                "unknown key 'tls_cert' in [[listener]]");
+}
+
+TEST_CASE("tls keys: pairs, kinds and files", "[config][errors]") {
+  const std::string tcp = "[[listener]]\nkind = \"tcp\"\naddress = \"127.0.0.1:1\"\n";
+  require_error(parse(tcp + "tls_cert = \"/etc/x.pem\"\n"), 4, 1, "listener.tls_cert: needs tls_key");
+  require_error(parse(tcp + "tls_key = \"/etc/x.key\"\n"), 4, 1, "listener.tls_key: needs tls_cert");
+  require_error(parse(tcp + "tls_client_ca = \"/etc/ca.pem\"\n"), 4, 1, "listener.tls_client_ca: needs tls_cert");
+  require_error(parse(tcp + "tls_cert = \"x.pem\"\ntls_key = \"/etc/x.key\"\n"), 4, 12,
+                "listener.tls_cert: must be an absolute path");
+  require_error(parse(tcp + "tls_cert = \"/nonexistent/x.pem\"\ntls_key = \"/nonexistent/x.key\"\n"), 4, 12,
+                "cannot load the certificate chain \"/nonexistent/x.pem\"");
+  require_error(parse("[[listener]]\nkind = \"unix\"\npath = \"/tmp/x.sock\"\ntls_cert = \"/a.pem\"\n"), 4, 1, "listener.tls_cert: TLS applies only to tcp listeners, not unix");
 }
 
 TEST_CASE("duplicate keys and tables are syntax errors with a position", "[config][errors]") {
