@@ -34,9 +34,17 @@ bool reaches_exec(const Config& config, const Listener& listener) {
 std::vector<std::string> exposure_warnings(const Config& config) {
   std::vector<std::string> warnings;
   for (const Listener& listener : config.listeners) {
-    if (listener.kind != ListenerKind::tcp || listener.auth != ListenerAuth::none) continue;
+    if (listener.kind != ListenerKind::tcp) continue;
     const AddressParse parsed = parse_address(listener.address);
     if (!parsed.value || is_loopback(*parsed.value)) continue;
+    if (listener.auth == ListenerAuth::token && !listener.tls_cert) {
+      std::string warning("listener ");
+      warning.append(listener.name).append(" on ").append(listener.address);
+      warning.append(" takes tokens without TLS: anyone on the path can read them; set tls_cert and tls_key");
+      warnings.push_back(std::move(warning));
+      continue;
+    }
+    if (listener.auth != ListenerAuth::none) continue;
     const bool exec = reaches_exec(config, listener);
     const bool files = config.files.has_value();
     if (!exec && !files) continue;

@@ -41,6 +41,14 @@ void StreamConnection::count_handshake(bool closed) {
   if (session.handshake_done()) {
     handshake_counted_ = true;
     ++listener_->stats->tls_handshakes;
+    // A verified client certificate says who the client is (auth =
+    // "certificate", or any principal whose certificate_subject it names).
+    if (const transport::TlsPeerIdentity& peer = session.peer(); !peer.empty()) {
+      std::vector<std::string> alt_names = peer.dns_names;
+      alt_names.insert(alt_names.end(), peer.emails.begin(), peer.emails.end());
+      alt_names.insert(alt_names.end(), peer.uris.begin(), peer.uris.end());
+      session_.set_certificate(peer.subject, std::move(alt_names));
+    }
   } else if (closed || session.failed()) {
     handshake_counted_ = true;
     ++listener_->stats->tls_handshake_failures;

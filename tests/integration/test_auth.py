@@ -300,11 +300,13 @@ def test_check_config_warns_of_exec_open_to_the_network(tmp_path):
     assert "warning: listener tcp:0.0.0.0:9100" in run.stderr and "auth" in run.stderr, run
     # Loopback, or auth, or no exec through it: nothing to warn about.
     for text in (exposed.replace("0.0.0.0", "127.0.0.5"),
-                 exposed.replace('"0.0.0.0:9100"\n', '"0.0.0.0:9100"\nallow_commands = []\n'),
-                 exposed.replace('"0.0.0.0:9100"\n', '"0.0.0.0:9100"\nauth = "token"\n') +
-                 '[principals.a]\ntoken_sha256 = "%s"\n' % sha256_hex("a")):
+                 exposed.replace('"0.0.0.0:9100"\n', '"0.0.0.0:9100"\nallow_commands = []\n')):
         run = check_config(tmp_path, text)
         assert run.returncode == 0 and run.stderr == "", (text, run)
+    # Tokens without TLS travel in clear.
+    run = check_config(tmp_path, exposed.replace('"0.0.0.0:9100"\n', '"0.0.0.0:9100"\nauth = "token"\n') +
+                       '[principals.a]\ntoken_sha256 = "%s"\n' % sha256_hex("a"))
+    assert run.returncode == 0 and "takes tokens without TLS" in run.stderr, run
 
 
 def test_check_config_refuses_principals_nobody_could_be(tmp_path):

@@ -59,6 +59,8 @@ class Pki:
         client_ext = "subjectAltName=DNS:deploy.example,email:deploy@example.org\nextendedKeyUsage=clientAuth"
         make_leaf(self.dir, "client", "ca", "/CN=deploy", client_ext)
         make_leaf(self.dir, "stranger", "other_ca", "/CN=stranger", client_ext)
+        make_leaf(self.dir, "robot", "ca", "/CN=robot-7", "subjectAltName=DNS:robot.example\nextendedKeyUsage=clientAuth")
+        make_leaf(self.dir, "unmapped", "ca", "/CN=unmapped", "extendedKeyUsage=clientAuth")
 
     def path(self, name):
         return os.path.join(self.dir, name)
@@ -481,3 +483,61 @@ def test_stop_answers_what_was_queued_over_tls_then_closes(pki):
         assert daemon.wait(10) == 0
     finally:
         daemon.cleanup()
+
+
+# --- principals from certificates, and tokens over TLS ------------------------------
+
+def test_a_client_certificate_names_its_principal(pki, tmp_path):
+    keys = tls_keys(pki, client_ca="ca")
+    token = "t0ken-over-tls"
+    extra = """
+[principals.deploy]
+certificate_subject = "CN=deploy"
+files = "none"
+channels = ["builds.*"]
+
+[principals.robot]
+certificate_subject = "robot.example"
+
+[principals.tokened]
+token_sha256 = "%s"
+""" % hashlib.sha256(token.encode()).hexdigest()
+    specs = [dict({"kind": "tcp", "name": "certs", "auth": "certificate"}, **keys),
+             dict({"kind": "tcp", "name": "tokens", "auth": "token"}, **tls_keys(pki))]
+    daemon = Daemon(specs)
+    with open(daemon.config_path, "a") as config:
+        config.write(extra)
+    daemon.start()
+    try:
+        # The subject names deploy: its permissions apply from the first request.
+        with TlsConn(daemon, "certs", pki.client_context("client")) as conn:
+            reply, _ = conn.json_request({"cmd": "ping"})
+            assert reply["ok"] is True, reply
+            reply, _ = conn.json_request({"cmd": "subscribe", "channel": "builds.x"})
+            assert reply["ok"] is True, reply
+            reply, _ = conn.json_request({"cmd": "subscribe", "channel": "other"})
+            assert reply["error"]["code"] == "forbidden", reply
+            # A token is no substitute on a certificate listener.
+            reply, _ = conn.json_request({"cmd": "auth", "token": token})
+            assert reply["error"]["code"] == "forbidden", reply
+        # A subjectAltName names robot.
+        with TlsConn(daemon, "certs", pki.client_context("robot")) as conn:
+            reply, _ = conn.json_request({"cmd": "ping"})
+            assert reply["ok"] is True, reply
+        # Signed by the CA, but no principal's: verified, and still refused everything.
+        with TlsConn(daemon, "certs", pki.client_context("unmapped")) as conn:
+            reply, _ = conn.json_request({"cmd": "ping"})
+            assert reply["error"]["code"] == "forbidden", reply
+            assert "client certificate that names a principal" in reply["error"]["message"]
+        # A token over TLS.
+        with TlsConn(daemon, "tokens", pki.client_context()) as conn:
+            reply, _ = conn.json_request({"cmd": "ping"})
+            assert reply["error"]["code"] == "forbidden", reply
+            reply, _ = conn.json_request({"cmd": "auth", "token": token})
+            assert reply["ok"] is True and reply["principal"] == "tokened", reply
+            reply, _ = conn.json_request({"cmd": "ping"})
+            assert reply["ok"] is True, reply
+    finally:
+        text = daemon.stderr_text()
+        daemon.cleanup()
+    assert "Sanitizer" not in text and "runtime error" not in text, text
