@@ -88,4 +88,16 @@ std::string simple_frame(codec::Framing framing, std::string_view payload) {
   return frame;
 }
 
+std::optional<SimpleError> simple_error(std::string_view reply) {
+  if (!reply.starts_with("ERR ")) return std::nullopt;
+  const std::string_view rest = reply.substr(4);
+  const auto space = rest.find(' ');
+  SimpleError error{std::string(rest.substr(0, space)),
+                    std::string(space == std::string_view::npos ? std::string_view("(no message)") : rest.substr(space + 1))};
+  while (!error.message.empty() && (error.message.back() == '\n' || error.message.back() == '\r')) {
+    error.message.pop_back();
+  }
+  return error;
+}
+
 }  // namespace framed::framectl

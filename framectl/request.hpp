@@ -6,6 +6,7 @@
 // line framing, or as one datagram.
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -37,5 +38,14 @@ class JsonRequest {
 // One simple-mode request in a stream framing (length or line). A line
 // payload cannot hold a newline: that is a usage failure.
 std::string simple_frame(codec::Framing framing, std::string_view payload);
+
+// A simple-mode reply that is an error, "ERR CODE MESSAGE" (line endings
+// dropped from the message). A command's output that itself starts so (an
+// echo of "ERR x y") cannot be told apart: simple mode has no header.
+struct SimpleError {
+  std::string code;
+  std::string message;
+};
+std::optional<SimpleError> simple_error(std::string_view reply);
 
 }  // namespace framed::framectl

@@ -28,13 +28,10 @@ void Session::authenticate(StreamConnection& connection) const {
     std::string payload("auth ");
     payload.append(*token_);
     connection.send_all(simple_frame(framing_, payload));
-    const std::string reply = connection.read_payload();
-    if (!reply.starts_with("ERR ")) return;
-    const std::string_view rest = std::string_view(reply).substr(4);
-    const auto space = rest.find(' ');
-    std::string message(space == std::string_view::npos ? std::string_view("(no message)") : rest.substr(space + 1));
-    while (!message.empty() && (message.back() == '\n' || message.back() == '\r')) message.pop_back();
-    throw Failure(ExitStatus::error_reply, std::string(rest.substr(0, space)), message);
+    if (auto error = simple_error(connection.read_payload())) {
+      throw Failure(ExitStatus::error_reply, std::move(error->code), std::move(error->message));
+    }
+    return;
   }
   connection.send_all(JsonRequest("auth").field("token", *token_).head(0));
   ReplyHead head;

@@ -31,14 +31,9 @@ int run_simple(const Session& session, const std::string& command, const std::st
   }
   const std::string reply = send_simple(session, payload);
 
-  // "ERR CODE MESSAGE". A command's output that itself starts so (an echo
-  // of "ERR x y") cannot be told apart: simple mode has no header.
-  if (reply.starts_with("ERR ")) {
-    const std::string_view rest = std::string_view(reply).substr(4);
-    const auto space = rest.find(' ');
-    const std::string code(rest.substr(0, space));
-    std::string message(space == std::string_view::npos ? std::string_view("(no message)") : rest.substr(space + 1));
-    while (!message.empty() && (message.back() == '\n' || message.back() == '\r')) message.pop_back();
+  if (auto error = simple_error(reply)) {
+    const std::string& code = error->code;
+    const std::string& message = error->message;
     if (session.json()) {
       std::string line = "{\"ok\":false,\"error\":{\"code\":";
       proto::append_json_string(line, code);

@@ -58,7 +58,6 @@ class ClientSession {
   [[nodiscard]] Credential credential() const noexcept { return credential_; }
   // May the client do anything at all (besides `auth`)?
   [[nodiscard]] bool admitted() const noexcept { return principal_ != nullptr || !auth_required_; }
-  [[nodiscard]] bool auth_required() const noexcept { return auth_required_; }
 
   // A wrong token: the count so far, including this one.
   std::uint32_t count_failure() noexcept { return ++failures_; }

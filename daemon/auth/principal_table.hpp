@@ -23,7 +23,6 @@ class PrincipalTable {
   PrincipalTable(const std::map<std::string, config::Principal>& principals, std::uint64_t generation);
 
   [[nodiscard]] std::uint64_t generation() const noexcept { return generation_; }
-  [[nodiscard]] bool empty() const noexcept { return by_name_.empty(); }
 
   [[nodiscard]] const config::Principal* by_name(std::string_view name) const noexcept;
   // `token`: what the client sent; hashed here and looked up by its hash.

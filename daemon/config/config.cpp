@@ -225,61 +225,60 @@ struct UserIds {
   std::uint32_t gid;  // the primary group
 };
 
-bool all_digits(std::string_view text) {
-  return !text.empty() && text.size() <= 10 && text.find_first_not_of("0123456789") == std::string_view::npos;
+// Runs a getpwnam_r-style lookup, `lookup(buffer, size)` returning its
+// error number, with a buffer that grows while the entry does not fit.
+template <typename Lookup>
+void with_entry_buffer(Lookup lookup) {
+  std::vector<char> buffer(1024);
+  while (lookup(buffer.data(), buffer.size()) == ERANGE && buffer.size() < (1U << 20)) buffer.resize(buffer.size() * 2);
 }
 
 // The uid's primary group from the passwd database; a uid it does not list
 // gets the group of the same number.
 std::uint32_t primary_group(std::uint32_t uid) {
-  std::vector<char> buffer(1024);
-  for (;;) {
+  std::uint32_t gid = uid;
+  with_entry_buffer([&](char* buffer, std::size_t size) {
     passwd entry{};
     passwd* found = nullptr;
-    const int error = ::getpwuid_r(uid, &entry, buffer.data(), buffer.size(), &found);
-    if (error == ERANGE && buffer.size() < (1U << 20)) {
-      buffer.resize(buffer.size() * 2);
-      continue;
-    }
-    return found != nullptr ? found->pw_gid : uid;
-  }
+    const int error = ::getpwuid_r(uid, &entry, buffer, size, &found);
+    if (found != nullptr) gid = found->pw_gid;
+    return error;
+  });
+  return gid;
 }
 
-// getpwnam_r and getgrnam_r with buffers that grow on ERANGE; a name of
-// digits that is no user is taken as a uid (as chown(1) does).
+// A user or group name, or (as chown(1) takes it) a number that names none.
+std::optional<std::uint32_t> numeric_id(const std::string& name) {
+  if (name.empty() || name.size() > 10 || name.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
+  const std::uint64_t id = std::stoull(name);
+  if (id > std::numeric_limits<std::uint32_t>::max()) return std::nullopt;
+  return static_cast<std::uint32_t>(id);
+}
+
 std::optional<UserIds> lookup_user(const std::string& name) {
-  std::vector<char> buffer(1024);
-  for (;;) {
+  std::optional<UserIds> ids;
+  with_entry_buffer([&](char* buffer, std::size_t size) {
     passwd entry{};
     passwd* found = nullptr;
-    const int error = ::getpwnam_r(name.c_str(), &entry, buffer.data(), buffer.size(), &found);
-    if (error == ERANGE && buffer.size() < (1U << 20)) {
-      buffer.resize(buffer.size() * 2);
-      continue;
-    }
-    if (found != nullptr) return UserIds{found->pw_uid, found->pw_gid};
-    break;
-  }
-  if (!all_digits(name)) return std::nullopt;
-  const auto uid = static_cast<std::uint32_t>(std::stoull(name));
-  return UserIds{uid, primary_group(uid)};
+    const int error = ::getpwnam_r(name.c_str(), &entry, buffer, size, &found);
+    if (found != nullptr) ids = UserIds{found->pw_uid, found->pw_gid};
+    return error;
+  });
+  if (ids) return ids;
+  if (const auto uid = numeric_id(name)) return UserIds{*uid, primary_group(*uid)};
+  return std::nullopt;
 }
 
 std::optional<std::uint32_t> lookup_group(const std::string& name) {
-  std::vector<char> buffer(1024);
-  for (;;) {
+  std::optional<std::uint32_t> gid;
+  with_entry_buffer([&](char* buffer, std::size_t size) {
     group entry{};
     group* found = nullptr;
-    const int error = ::getgrnam_r(name.c_str(), &entry, buffer.data(), buffer.size(), &found);
-    if (error == ERANGE && buffer.size() < (1U << 20)) {
-      buffer.resize(buffer.size() * 2);
-      continue;
-    }
-    if (found != nullptr) return found->gr_gid;
-    break;
-  }
-  if (!all_digits(name)) return std::nullopt;
-  return static_cast<std::uint32_t>(std::stoull(name));
+    const int error = ::getgrnam_r(name.c_str(), &entry, buffer, size, &found);
+    if (found != nullptr) gid = found->gr_gid;
+    return error;
+  });
+  return gid ? gid : numeric_id(name);
 }
 
 // ---------------------------------------------------------------------------

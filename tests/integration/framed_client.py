@@ -86,13 +86,16 @@ def _body_size(header):
 class Client:
     """One stream connection (TCP or Unix) speaking json framing."""
 
-    def __init__(self, address, family=socket.AF_INET, timeout=DEFAULT_TIMEOUT, nodelay=True):
+    def __init__(self, address, family=socket.AF_INET, timeout=DEFAULT_TIMEOUT, nodelay=True, source=None):
+        """`source`: the local (host, port) to connect from, e.g. ("127.0.0.2", 0)."""
         self.sock = socket.socket(family, socket.SOCK_STREAM)
         self.sock.settimeout(timeout)
         self.timeout = timeout
         if family in (socket.AF_INET, socket.AF_INET6) and nodelay:
             self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
+            if source is not None:
+                self.sock.bind(source)
             self.sock.connect(address)
         except BaseException:
             self.sock.close()

@@ -10,14 +10,13 @@ import hashlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 
 import pytest
 
 from conftest import Daemon, FRAMED_BIN, REPO, render_config, started_daemons, toml_value
-from framed_client import ConnectionClosed, assert_error, assert_ok, frame, parse_reply_stream
+from framed_client import Client, ConnectionClosed, assert_error, assert_ok, frame
 
 DEPLOY_TOKEN = "s3cret-deploy-token"
 READER_TOKEN = "reader-token-42"
@@ -231,15 +230,19 @@ def test_connections_per_address_are_bounded(auth_factory):
             refused += 1
         assert refused == 150
         # Another address of the loopback is another source.
-        family, (host, port) = daemon.address("tcp")
-        other = socket.create_connection((host, port), source_address=("127.0.0.2", 0), timeout=5)
-        other.sendall(frame({"cmd": "ping"}))
-        assert b'"pong":true' in other.recv(4096)
-        other.close()
-        # A closed connection gives its place back.
-        for client in clients[:1]:
-            client.close()
-        time.sleep(0.2)
+        family, address = daemon.address("tcp")
+        with Client(address, family, source=("127.0.0.2", 0)) as other:
+            assert_ok(other.request({"cmd": "ping"})[0])
+            # A closed connection gives its place back, once the daemon has
+            # seen it go: 49 from 127.0.0.1 and this one open.
+            clients[0].close()
+            deadline = time.monotonic() + 10
+            while True:
+                header, body = other.request({"cmd": "stats"})
+                if json.loads(body)["listeners"]["tcp"]["connections_active"] == 50:
+                    break
+                assert time.monotonic() < deadline, "the closed connection is still counted"
+                time.sleep(0.02)
         with daemon.connect("tcp") as client:
             assert_ok(client.request({"cmd": "ping"})[0])
     finally:
