@@ -105,6 +105,8 @@ class Stats final : public Command {
     json.key("config_loaded_unix").value(stats.config_loaded_unix);
     json.key("counters_since_unix").value(stats.counters_since_unix);
     json.key("bytes_buffered").value(stats.bytes_buffered);
+    json.key("buffer_memory").value(stats.buffer_memory);
+    json.key("max_buffered_total").value(stats.max_buffered_total);
     write_traffic(json, stats.total);
     json.key("idle_timeouts").value(stats.shard.idle_timeouts);
     json.key("header_timeouts").value(stats.shard.header_timeouts);
@@ -112,6 +114,8 @@ class Stats final : public Command {
     json.key("accept_errors").value(stats.shard.accept_errors);
     json.key("accept_fd_exhausted").value(stats.shard.accept_fd_exhausted);
     json.key("slow_subscribers").value(stats.shard.slow_subscribers);
+    json.key("connections_shed_for_memory").value(stats.shard.connections_shed_for_memory);
+    json.key("allocation_failures").value(stats.shard.allocation_failures);
     json.key("reload_failures").value(stats.reload_failures);
     json.key("workers").value(stats.workers);
     json.key("workers_busy").value(stats.workers_busy);

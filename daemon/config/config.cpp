@@ -587,6 +587,9 @@ const std::vector<Row<Limits>>& limit_rows() {
       // At least one event of a typical size: below it every subscriber of
       // a busy channel would be dropped at once.
       size_key("max_event_backlog", 4096, kMaxU64, "", &Limits::max_event_backlog),
+      // Daemon-wide: a listener may not set it (listener_rows).
+      // At least what one connection's buffers take at once.
+      size_key("max_buffered_total", 1ULL << 20, kMaxU64, "", &Limits::max_buffered_total),
   };
   return rows;
 }
@@ -614,9 +617,10 @@ const std::vector<Row<Listener>>& listener_rows() {
         custom_key("tls_key", ValueType::path, &Validator::read_tls_file, &Listener::tls_key),
         custom_key("tls_client_ca", ValueType::path, &Validator::read_tls_file, &Listener::tls_client_ca),
     };
-    // Each listener may override any key of [limits].
+    // Each listener may override any key of [limits] but the daemon-wide
+    // budget, which every listener shares.
     for (auto& row : nested<Listener, Limits>(limit_rows(), &Listener::limits)) {
-      out.push_back(std::move(row));
+      if (row.key != "max_buffered_total") out.push_back(std::move(row));
     }
     return out;
   }();

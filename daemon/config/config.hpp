@@ -56,6 +56,9 @@ struct Limits {
   // Unsent events (pub/sub messages, exec output) past which a stream
   // connection is dropped as a slow subscriber.
   std::uint64_t max_event_backlog = 8ULL << 20;
+  // Request and reply bytes the whole daemon holds in its buffers; [limits]
+  // only (a listener's copy is [limits]'s).
+  std::uint64_t max_buffered_total = 1ULL << 30;
 
   bool operator==(const Limits&) const = default;
 };

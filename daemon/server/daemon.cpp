@@ -11,6 +11,7 @@ Daemon::Daemon(config::Config config)
     : config_(std::make_unique<const config::Config>(std::move(config))),
       started_at_(base::Clock::now()),
       config_loaded_at_(std::chrono::system_clock::now()),
+      buffer_budget_(config_->limits.max_buffered_total),
       worker_pool_(config_->daemon.max_queued_jobs) {
   commands::register_basic_commands(commands_);
   commands::register_introspection_commands(commands_);
@@ -29,6 +30,7 @@ void Daemon::replace_config(config::Config config) {
   ++config_generation_;
   principals_ = std::make_shared<const auth::PrincipalTable>(config_->principals, config_generation_);
   config_loaded_at_ = std::chrono::system_clock::now();
+  buffer_budget_.set_limit(config_->limits.max_buffered_total);
   worker_pool_.set_max_queued(config_->daemon.max_queued_jobs);
   size_worker_pool();
 }

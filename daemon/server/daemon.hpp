@@ -19,6 +19,7 @@
 
 #include "auth/principal_table.hpp"
 #include "base/clock.hpp"
+#include "buffer/memory_budget.hpp"
 #include "commands/command.hpp"
 #include "commands/partial_uploads.hpp"
 #include "config/config.hpp"
@@ -43,6 +44,8 @@ class Daemon {
   [[nodiscard]] base::TimePoint started_at() const noexcept { return started_at_; }
   // Failed uploads kept for a resuming put, whichever shard they came through.
   [[nodiscard]] commands::PartialUploads& partial_uploads() noexcept { return partial_uploads_; }
+  // limits.max_buffered_total: every connection's buffers count in it.
+  [[nodiscard]] buffer::MemoryBudget& buffer_budget() noexcept { return buffer_budget_; }
   [[nodiscard]] std::uint64_t reload_failures() const noexcept { return reload_failures_.load(); }
   // 1 for the config the daemon started with, one more per applied reload.
   [[nodiscard]] std::uint64_t config_generation() const noexcept { return config_generation_; }
@@ -74,6 +77,7 @@ class Daemon {
   std::uint64_t config_generation_ = 1;
   std::chrono::system_clock::time_point config_loaded_at_;
   std::atomic<std::uint64_t> reload_failures_{0};
+  buffer::MemoryBudget buffer_budget_;
   std::chrono::system_clock::time_point counters_since_ = std::chrono::system_clock::now();
   // Before the pool: a job still holding a kept upload ends before it goes.
   commands::PartialUploads partial_uploads_;

@@ -193,11 +193,23 @@ void render_metrics(const StatsSnapshot& snapshot, std::string_view version, std
       .family("framed_accept_fd_exhausted_total", "counter",
               "Times accepting paused because descriptors or kernel memory ran out (EMFILE and friends).")
       .sample("framed_accept_fd_exhausted_total", {}, snapshot.shard.accept_fd_exhausted);
+  metrics
+      .family("framed_connections_shed_for_memory_total", "counter",
+              "Connections closed to give memory back once limits.max_buffered_total was reached.")
+      .sample("framed_connections_shed_for_memory_total", {}, snapshot.shard.connections_shed_for_memory);
+  metrics
+      .family("framed_allocation_failures_total", "counter",
+              "Allocations that failed; each cost one connection or one piece of work, not the process.")
+      .sample("framed_allocation_failures_total", {}, snapshot.shard.allocation_failures);
   metrics.family("framed_reload_failures_total", "counter", "Configuration reloads rejected.")
       .sample("framed_reload_failures_total", {}, snapshot.reload_failures);
   metrics.family("framed_bytes_buffered", "gauge",
                  "Request and reply bytes held in memory now (received and not consumed, unsent, waiting).")
       .sample("framed_bytes_buffered", {}, snapshot.bytes_buffered);
+  metrics.family("framed_buffer_memory_bytes", "gauge", "Memory the connections' buffers take now.")
+      .sample("framed_buffer_memory_bytes", {}, snapshot.buffer_memory);
+  metrics.family("framed_buffer_memory_limit_bytes", "gauge", "limits.max_buffered_total.")
+      .sample("framed_buffer_memory_limit_bytes", {}, snapshot.max_buffered_total);
   metrics
       .family("framed_counters_reset_timestamp_seconds", "gauge",
               "When counting began: the start, or the last stats reset (Unix time).")

@@ -353,7 +353,7 @@ void Shard::on_accepted(StreamListener& listener, base::UniqueFd fd) {
   }
   if (settings->speaks_http) return accept_http(settings, std::move(fd), std::move(peer), id);
   auto connection = std::make_unique<StreamConnection>(reactor_, *this, dispatcher_, json_parser_, std::move(fd),
-                                                       settings, std::move(peer), id);
+                                                       settings, std::move(peer), id, daemon_.buffer_budget());
   SPDLOG_DEBUG("connection {} from {} on {}", id, connection->peer(), settings->name);
   ++settings->stats->connections_accepted;
   ++settings->stats->connections_active;
@@ -513,6 +513,9 @@ StatsSnapshot Shard::stats() const {
   snapshot.process = read_process_stats();
   snapshot.config_path = daemon_.config().source;
   snapshot.shard = shard_stats_;
+  snapshot.shard.allocation_failures = reactor_.allocation_failures() - allocation_failures_before_reset_;
+  snapshot.buffer_memory = daemon_.buffer_budget().held();
+  snapshot.max_buffered_total = daemon_.buffer_budget().limit();
   snapshot.reload_failures = daemon_.reload_failures();
   snapshot.config_generation = daemon_.config_generation();
   snapshot.config_loaded_unix =
@@ -551,6 +554,7 @@ void Shard::reset_stats() {
     stats.connections_active = active;
   });
   shard_stats_ = ShardStats{};
+  allocation_failures_before_reset_ = reactor_.allocation_failures();
   for (commands::CommandStats& command : command_stats_) command = commands::CommandStats{};
   for (auto& [name, exec] : exec_stats_) {
     const std::uint32_t active = exec.active;
@@ -607,7 +611,38 @@ void Shard::sweep() {
     buffered += connection->buffered_bytes();
   }
   connection_bytes_buffered_ = buffered;
+  enforce_buffer_budget();
   release_retired();
+}
+
+void Shard::enforce_buffer_budget() {
+  buffer::MemoryBudget& budget = daemon_.buffer_budget();
+  if (!budget.exhausted()) {
+    for (auto& [id, connection] : connections_) {
+      if (connection->budget_stalled()) connection->retry_reading();
+    }
+    return;
+  }
+  // Spent for a whole sweep interval: the connections that cannot go on
+  // without more memory (a partial request waiting for room, replies their
+  // client does not read) give theirs back, the largest first, until what
+  // is left fits. Those that can go on keep going: they need nothing new.
+  std::vector<std::pair<std::size_t, StreamConnection*>> stuck;
+  for (auto& [id, connection] : connections_) {
+    if (connection->open() && (connection->budget_stalled() || connection->replies_unread())) {
+      stuck.emplace_back(connection->allocated_bytes(), connection.get());
+    }
+  }
+  std::sort(stuck.begin(), stuck.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  std::size_t held = budget.held();
+  for (const auto& [bytes, connection] : stuck) {
+    if (held < budget.limit()) break;
+    held -= std::min(held, bytes);
+    ++shard_stats_.connections_shed_for_memory;
+    SPDLOG_WARN("limits.max_buffered_total ({} bytes) reached: closing connection {} from {}, which holds {} bytes",
+                budget.limit(), connection->id(), connection->peer(), bytes);
+    connection->shed_for_memory();
+  }
 }
 
 void Shard::begin_shutdown() {

@@ -136,6 +136,10 @@ class Shard final : public commands::CommandHost,
   void release_retired();
   void schedule_sweep();
   void sweep();
+  // limits.max_buffered_total, once per sweep: lets stalled connections read
+  // again when there is room, and sheds the largest stuck ones when there
+  // is not.
+  void enforce_buffer_budget();
   void maybe_finish_shutdown();
   // Every listener: the configured ones, then those a reload removed that
   // still finish their connections.
@@ -162,6 +166,8 @@ class Shard final : public commands::CommandHost,
   commands::ExecStatsTable exec_stats_;
   commands::FileStats file_stats_;
   ShardStats shard_stats_;
+  // The reactor's allocation-failure count when the stats were last reset.
+  std::uint64_t allocation_failures_before_reset_ = 0;
   simdjson::dom::parser json_parser_;  // shared by every decoder of this thread
   pipeline::Dispatcher dispatcher_;
   // Who is subscribed to what, on this shard (daemon/pubsub). Before the

@@ -52,6 +52,11 @@ struct ShardStats {
   std::uint64_t accept_errors = 0;        // accept failures other than fd exhaustion
   std::uint64_t accept_fd_exhausted = 0;  // EMFILE/ENFILE/ENOBUFS/ENOMEM: accepting paused
   std::uint64_t slow_subscribers = 0;     // dropped past max_event_backlog of unsent events
+  // limits.max_buffered_total: connections closed to give their memory back.
+  std::uint64_t connections_shed_for_memory = 0;
+  // Allocations that failed (std::bad_alloc): each cost a connection or
+  // the work at hand, never the process.
+  std::uint64_t allocation_failures = 0;
 
 };
 
@@ -90,6 +95,10 @@ struct StatsSnapshot {
   // encoded and not yet sent, replies and events waiting (the connections'
   // share sampled by the shard's 100 ms sweep).
   std::uint64_t bytes_buffered = 0;
+  // Memory the connections' buffers take now, exact (what
+  // limits.max_buffered_total bounds), and that limit.
+  std::uint64_t buffer_memory = 0;
+  std::uint64_t max_buffered_total = 0;
   unsigned workers = 0;
   unsigned workers_busy = 0;
   std::uint64_t jobs_queued = 0;

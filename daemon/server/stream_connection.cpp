@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <new>
 
 namespace framed::server {
 namespace {
@@ -17,7 +18,7 @@ std::optional<exec::PeerCredentials> credentials_of(int fd, const ListenerSettin
 StreamConnection::StreamConnection(reactor::Reactor& reactor, Owner& owner, pipeline::Dispatcher& dispatcher,
                                    simdjson::dom::parser& parser, base::UniqueFd fd,
                                    std::shared_ptr<const ListenerSettings> listener, std::string peer,
-                                   std::uint64_t id)
+                                   std::uint64_t id, buffer::MemoryBudget& budget)
     : reactor_(reactor),
       owner_(owner),
       listener_(std::move(listener)),
@@ -25,7 +26,8 @@ StreamConnection::StreamConnection(reactor::Reactor& reactor, Owner& owner, pipe
       id_(id),
       peer_credentials_(credentials_of(fd.get(), *listener_)),
       session_(listener_->auth != config::ListenerAuth::none),
-      transport_(reactor, std::move(fd), *this, transport::StreamTransportOptions{}, listener_->tls.get()),
+      transport_(reactor, std::move(fd), *this, transport::StreamTransportOptions{.budget = &budget},
+                 listener_->tls.get()),
       pipeline_(dispatcher,
                 pipeline::Origin{*listener_, peer_credentials_ ? &*peer_credentials_ : nullptr, &session_}, id,
                 parser, *this,
@@ -65,7 +67,15 @@ void StreamConnection::on_closed() {
 bool StreamConnection::push_event(const pipeline::SharedFrame& frame) {
   if (!transport_.open()) return false;
   const bool was_slow = pipeline_.slow_consumer();
-  if (pipeline_.push_event(frame)) return true;
+  bool queued = false;
+  try {
+    queued = pipeline_.push_event(frame);
+  } catch (const std::bad_alloc&) {
+    // This subscriber pays for it, not the publisher whose turn this is.
+    transport_.close();
+    return false;
+  }
+  if (queued) return true;
   if (!was_slow && pipeline_.slow_consumer()) {
     SPDLOG_DEBUG("connection {} from {}: slow subscriber, dropping it", id_, peer_);
     // It takes no more requests (the pipeline is broken): the next on_sent
@@ -134,7 +144,23 @@ void StreamConnection::on_sent(std::size_t bytes) {
 }
 
 void StreamConnection::deliver(const commands::ReplyRoute& route, proto::Reply& reply) {
-  pipeline_.deliver(route, reply);
+  try {
+    pipeline_.deliver(route, reply);
+  } catch (const std::bad_alloc&) {
+    // The reply cannot be kept: the connection ends rather than wait for
+    // it forever. The reactor counts the failure.
+    transport_.close();
+    throw;
+  }
+}
+
+void StreamConnection::resume_body(const commands::ReplyRoute& route) {
+  try {
+    pipeline_.resume_body(route);
+  } catch (const std::bad_alloc&) {
+    transport_.close();
+    throw;
+  }
 }
 
 void StreamConnection::begin_drain() {
@@ -196,6 +222,23 @@ void StreamConnection::pump() {
   } else {
     transport_.pause_reading();
   }
+}
+
+void StreamConnection::shed_for_memory() {
+  if (!transport_.open()) return;
+  SPDLOG_DEBUG("connection {} from {}: shed, the daemon's buffered-bytes budget is spent", id_, peer_);
+  if (transport_.output_full()) {
+    // It does not read what it is sent: an error reply would wait behind
+    // the rest. Its memory is what the daemon needs back.
+    transport_.close();
+    return;
+  }
+  // Its partial request is what holds the memory: dropped, with an answer
+  // that says why, and the connection closes after it.
+  pipeline_.fail(proto::ErrorCode::too_busy,
+                 "the daemon's memory for buffered requests is used up (limits.max_buffered_total)");
+  if (transport_.input_available()) transport_.release_input();
+  pump();
 }
 
 void StreamConnection::check_timeouts(base::TimePoint now) {

@@ -58,7 +58,7 @@ class StreamConnection final : public transport::StreamTransport::Handler,
 
   StreamConnection(reactor::Reactor& reactor, Owner& owner, pipeline::Dispatcher& dispatcher,
                    simdjson::dom::parser& parser, base::UniqueFd fd, std::shared_ptr<const ListenerSettings> listener,
-                   std::string peer, std::uint64_t id);
+                   std::string peer, std::uint64_t id, buffer::MemoryBudget& budget);
 
   StreamConnection(const StreamConnection&) = delete;
   StreamConnection& operator=(const StreamConnection&) = delete;
@@ -72,6 +72,16 @@ class StreamConnection final : public transport::StreamTransport::Handler,
   void abort() { transport_.close(); }
   // Called by the shard's periodic sweep.
   void check_timeouts(base::TimePoint now);
+  // The memory budget: whether reading stopped for want of it, trying
+  // again once it has room, and shedding this connection when it must give
+  // its memory back (a too_busy error, then the close).
+  [[nodiscard]] bool budget_stalled() const noexcept { return transport_.budget_stalled(); }
+  void retry_reading() { transport_.retry_reading(); }
+  void shed_for_memory();
+  // Its output is at the transport's bound: the client is not reading.
+  [[nodiscard]] bool replies_unread() const noexcept { return transport_.output_full(); }
+  // Memory this connection's buffers take (counted in the budget).
+  [[nodiscard]] std::size_t allocated_bytes() const noexcept { return transport_.allocated_bytes(); }
 
   [[nodiscard]] std::uint64_t id() const noexcept { return id_; }
   [[nodiscard]] const std::string& peer() const noexcept { return peer_; }
@@ -99,7 +109,7 @@ class StreamConnection final : public transport::StreamTransport::Handler,
 
   // RequesterTarget
   void deliver(const commands::ReplyRoute& route, proto::Reply& reply) override;
-  void resume_body(const commands::ReplyRoute& route) override { pipeline_.resume_body(route); }
+  void resume_body(const commands::ReplyRoute& route) override;
 
  private:
   // transport::StreamTransport::Handler

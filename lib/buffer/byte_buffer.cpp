@@ -2,10 +2,35 @@
 
 #include <algorithm>
 #include <cassert>
+#include <utility>
 
 namespace framed::buffer {
 
 ByteBuffer::ByteBuffer(std::size_t initial_capacity) { reallocate(initial_capacity + kTailPadding); }
+
+ByteBuffer::ByteBuffer(ByteBuffer&& other) noexcept
+    : data_(std::move(other.data_)),
+      capacity_(std::exchange(other.capacity_, 0)),
+      read_pos_(std::exchange(other.read_pos_, 0)),
+      write_pos_(std::exchange(other.write_pos_, 0)),
+      budget_(std::exchange(other.budget_, nullptr)) {}
+
+ByteBuffer& ByteBuffer::operator=(ByteBuffer&& other) noexcept {
+  if (this == &other) return *this;
+  unaccount();
+  data_ = std::move(other.data_);
+  capacity_ = std::exchange(other.capacity_, 0);
+  read_pos_ = std::exchange(other.read_pos_, 0);
+  write_pos_ = std::exchange(other.write_pos_, 0);
+  budget_ = std::exchange(other.budget_, nullptr);
+  return *this;
+}
+
+void ByteBuffer::account_to(MemoryBudget* budget) noexcept {
+  unaccount();
+  budget_ = budget;
+  if (budget_ != nullptr) budget_->add(capacity_);
+}
 
 void ByteBuffer::reallocate(std::size_t new_capacity) {
   // make_unique_for_overwrite: a 64 MiB body buffer must not be zero-filled
@@ -14,6 +39,10 @@ void ByteBuffer::reallocate(std::size_t new_capacity) {
   const std::size_t live = readable_size();
   if (live != 0) std::memcpy(fresh.get(), read_ptr(), live);
   data_ = std::move(fresh);
+  if (budget_ != nullptr) {
+    budget_->add(new_capacity);
+    budget_->remove(capacity_);
+  }
   capacity_ = new_capacity;
   read_pos_ = 0;
   write_pos_ = live;

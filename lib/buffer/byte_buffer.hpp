@@ -16,6 +16,8 @@
 #include <span>
 #include <string_view>
 
+#include "buffer/memory_budget.hpp"
+
 namespace framed::buffer {
 
 class ByteBuffer {
@@ -25,8 +27,15 @@ class ByteBuffer {
 
   explicit ByteBuffer(std::size_t initial_capacity = 4096);
 
-  ByteBuffer(ByteBuffer&&) noexcept = default;
-  ByteBuffer& operator=(ByteBuffer&&) noexcept = default;
+  // Moves carry the accounting with the memory: the moved-from buffer
+  // holds nothing and counts nothing.
+  ByteBuffer(ByteBuffer&& other) noexcept;
+  ByteBuffer& operator=(ByteBuffer&& other) noexcept;
+  ~ByteBuffer() { unaccount(); }
+
+  // Counts this buffer's memory, now and as it grows or shrinks, in
+  // `budget` (null: in none), which must outlive the buffer.
+  void account_to(MemoryBudget* budget) noexcept;
 
   [[nodiscard]] std::size_t readable_size() const noexcept { return write_pos_ - read_pos_; }
   [[nodiscard]] bool empty() const noexcept { return read_pos_ == write_pos_; }
@@ -42,6 +51,11 @@ class ByteBuffer {
   // Makes at least n bytes writable: first by moving the readable bytes to the
   // front, then by growing (at least doubling, so appends stay amortised O(1)).
   void ensure_writable(std::size_t n);
+  // Whether ensure_writable(n) would need no new memory (a compaction at
+  // most).
+  [[nodiscard]] bool fits_without_growth(std::size_t n) const noexcept {
+    return capacity_ - kTailPadding - readable_size() >= n;
+  }
 
   // Marks n bytes after the write cursor as written (n <= writable_size()).
   void commit(std::size_t n) noexcept { write_pos_ += n; }
@@ -69,11 +83,15 @@ class ByteBuffer {
 
  private:
   void reallocate(std::size_t new_capacity);
+  void unaccount() noexcept {
+    if (budget_ != nullptr) budget_->remove(capacity_);
+  }
 
   std::unique_ptr<char[]> data_;
   std::size_t capacity_ = 0;
   std::size_t read_pos_ = 0;
   std::size_t write_pos_ = 0;
+  MemoryBudget* budget_ = nullptr;
 };
 
 }  // namespace framed::buffer

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <new>
 
 namespace framed::reactor {
 
@@ -70,7 +71,7 @@ void Reactor::run_posted() {
     std::lock_guard lock(posted_mutex_);
     running_posted_.swap(posted_);
   }
-  for (auto& fn : running_posted_) fn();
+  for (auto& fn : running_posted_) run_guarded(fn);
   running_posted_.clear();
 }
 
@@ -91,7 +92,16 @@ void Reactor::run_due_timers() {
     if (it == timer_fns_.end()) continue;  // cancelled
     auto fn = std::move(it->second);
     timer_fns_.erase(it);
+    run_guarded(fn);
+  }
+}
+
+void Reactor::run_guarded(std::function<void()>& fn) {
+  try {
     fn();
+  } catch (const std::bad_alloc&) {
+    // What that function was doing is dropped; the loop goes on.
+    ++allocation_failures_;
   }
 }
 
@@ -100,7 +110,7 @@ void Reactor::run_deferred() {
   while (!deferred_.empty()) {
     std::vector<std::function<void()>> batch;
     batch.swap(deferred_);
-    for (auto& fn : batch) fn();
+    for (auto& fn : batch) run_guarded(fn);
   }
 }
 
@@ -136,7 +146,14 @@ void Reactor::on_completion(const Completion& completion) {
   const Slot& s = slots_[slot];
   // A late completion for a handler that is gone, or a slot that was reused.
   if (s.handler == nullptr || s.generation != generation) return;
-  s.handler->on_io(tag, completion.result, completion.flags);
+  try {
+    s.handler->on_io(tag, completion.result, completion.flags);
+  } catch (const std::bad_alloc&) {
+    ++allocation_failures_;
+    // The handler may have unregistered itself before the throw.
+    const Slot& after = slots_[slot];
+    if (after.handler != nullptr && after.generation == generation) after.handler->on_allocation_failure();
+  }
 }
 
 void Reactor::run() {

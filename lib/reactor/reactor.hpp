@@ -32,6 +32,10 @@ namespace framed::reactor {
 class IoHandler {
  public:
   virtual void on_io(std::uint8_t tag, std::int32_t result, std::uint32_t flags) = 0;
+  // on_io threw std::bad_alloc: the handler sheds what it was doing (a
+  // connection closes) so that a failed allocation costs it, not the
+  // process. The default does nothing.
+  virtual void on_allocation_failure() noexcept {}
 
  protected:
   ~IoHandler() = default;
@@ -114,6 +118,10 @@ class Reactor final : private CompletionSink {
   // before destroying the handlers; close() and cancel() are no-ops after it.
   void shut_down_backend() noexcept;
 
+  // Allocations that failed in a handler, timer or deferred function: each
+  // cost what it was doing (a connection), never the process.
+  [[nodiscard]] std::uint64_t allocation_failures() const noexcept { return allocation_failures_; }
+
  private:
   // user_data layout: slot (32 bits) | generation (24 bits) | tag (8 bits).
   // Zero is never produced (generations start at 1), so backends may use it
@@ -138,6 +146,9 @@ class Reactor final : private CompletionSink {
   void run_posted();
   void run_due_timers();
   void run_deferred();
+  // Runs a timer's or a deferred function; a std::bad_alloc it throws is
+  // counted, not let out of the loop.
+  void run_guarded(std::function<void()>& fn);
 
   std::unique_ptr<Backend> backend_;
   std::string_view backend_name_;  // names are string literals
@@ -153,6 +164,7 @@ class Reactor final : private CompletionSink {
   TimerId next_timer_id_ = 1;
 
   std::vector<std::function<void()>> deferred_;
+  std::uint64_t allocation_failures_ = 0;
 
   // Cross-thread wake-up: an eventfd the reactor keeps a read armed on.
   class WakeHandler;

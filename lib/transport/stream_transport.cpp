@@ -27,6 +27,7 @@ StreamTransport::StreamTransport(reactor::Reactor& reactor, base::UniqueFd fd, H
       output_(options.initial_output_capacity),
       sending_(options.initial_output_capacity),
       tls_input_(tls != nullptr ? kTlsRecvSize : 0) {
+  for (buffer::ByteBuffer* buffer : {&input_, &output_, &sending_, &tls_input_}) buffer->account_to(options.budget);
   if (tls != nullptr) {
     tls_ = std::make_unique<TlsSession>(tls->get(), TlsSession::Role::server);
     if (!tls_->valid()) state_ = State::closing;  // out of memory: start() closes it
@@ -45,6 +46,7 @@ void StreamTransport::reserve_input(std::size_t total) {
   if (total <= arrived) return;
   // Doubling with what arrives keeps the copies linear in the frame's size.
   const std::size_t step = std::max(arrived, options_.initial_input_capacity);
+  if (budget_exhausted()) return;  // no room ahead while the budget is spent; arm_recv decides
   input_.ensure_writable(std::min(total - arrived, step));
 }
 
@@ -52,6 +54,23 @@ std::size_t StreamTransport::kernel_queued_input() const noexcept {
   int queued = 0;
   if (!fd_ || ::ioctl(fd_.get(), FIONREAD, &queued) != 0 || queued < 0) return 0;
   return static_cast<std::size_t>(queued);
+}
+
+void StreamTransport::ensure_recv_room(std::size_t bytes) {
+  if (budget_exhausted() && !input_.fits_without_growth(bytes)) return;  // reads stay as large as the buffer is
+  input_.ensure_writable(bytes);
+}
+
+void StreamTransport::retry_reading() {
+  if (!budget_stalled_ || budget_exhausted()) return;
+  budget_stalled_ = false;
+  arm_recv();
+}
+
+void StreamTransport::release_input() {
+  if (recv_in_flight_) return;
+  input_.clear();
+  input_.shrink_if_idle(options_.min_recv_space);
 }
 
 void StreamTransport::resume_reading() {
@@ -67,9 +86,14 @@ void StreamTransport::arm_recv() {
     if (input_.empty() && input_.capacity() > options_.shrink_above) {
       input_.shrink_if_idle(options_.initial_input_capacity);
     }
+    if (budget_exhausted() && !input_.fits_without_growth(options_.min_recv_space)) {
+      budget_stalled_ = true;
+      return;
+    }
     input_.ensure_writable(options_.min_recv_space);
   } else if (state_ == State::lingering) {
     input_.clear();  // lingering reads are discarded
+    if (input_.capacity() > options_.shrink_above) input_.shrink_if_idle(options_.min_recv_space);
   } else {
     return;
   }

@@ -44,6 +44,7 @@
 #include "base/clock.hpp"
 #include "base/unique_fd.hpp"
 #include "buffer/byte_buffer.hpp"
+#include "buffer/memory_budget.hpp"
 #include "reactor/reactor.hpp"
 #include "transport/tls_context.hpp"
 #include "transport/tls_session.hpp"
@@ -65,6 +66,10 @@ struct StreamTransportOptions {
   std::size_t output_high_water = 4 * 1024 * 1024;
   // How long a closing connection keeps draining the peer's unread bytes.
   std::chrono::nanoseconds linger_time = std::chrono::seconds(2);
+  // The daemon-wide budget the buffers are counted in (null: none). While
+  // it is exhausted no buffer grows for more input: a connection that
+  // needs more room to go on stops reading (budget_stalled()).
+  buffer::MemoryBudget* budget = nullptr;
 };
 
 class StreamTransport final : public reactor::IoHandler {
@@ -113,7 +118,8 @@ class StreamTransport final : public reactor::IoHandler {
   // Room for the next recv to bring at least `bytes` (a body streamed to a
   // sink, read in larger pieces while it arrives fast). Only while
   // input_available().
-  void ensure_recv_room(std::size_t bytes) { input_.ensure_writable(bytes); }
+  // Not while the budget is spent (the reads stay as large as the buffer).
+  void ensure_recv_room(std::size_t bytes);
   // Bytes to send: append, then flush().
   [[nodiscard]] buffer::ByteBuffer& output() noexcept { return output_; }
   void flush();
@@ -130,6 +136,20 @@ class StreamTransport final : public reactor::IoHandler {
   void finish();
   // Closes now, dropping whatever is unsent.
   void close();
+  // Reading stopped because the input needed memory the budget did not
+  // have; retry_reading() tries again (the shard's sweep, once the budget
+  // has room).
+  [[nodiscard]] bool budget_stalled() const noexcept { return budget_stalled_; }
+  void retry_reading();
+  // Gives back the input buffer's memory, dropping what it holds (the
+  // connection is being shed and will read nothing more). Only while
+  // input_available().
+  void release_input();
+  // Memory the buffers take now (what the budget counts for this
+  // connection).
+  [[nodiscard]] std::size_t allocated_bytes() const noexcept {
+    return input_.capacity() + output_.capacity() + sending_.capacity() + tls_input_.capacity();
+  }
   // Ends lingering past its deadline; the periodic sweep calls it.
   void check_linger(base::TimePoint now);
 
@@ -158,11 +178,18 @@ class StreamTransport final : public reactor::IoHandler {
   [[nodiscard]] base::TimePoint last_activity() const noexcept { return last_activity_; }
 
   void on_io(std::uint8_t tag, std::int32_t result, std::uint32_t flags) override;
+  // An allocation failed while handling this connection: it is closed (the
+  // connection pays for it, not the daemon).
+  void on_allocation_failure() noexcept override { close(); }
 
  private:
   enum Tag : std::uint8_t { kRecv = 1, kSend = 2 };
 
   void arm_recv();
+  // The budget is spent: room for more input may not be allocated now.
+  [[nodiscard]] bool budget_exhausted() const noexcept {
+    return options_.budget != nullptr && options_.budget->exhausted();
+  }
   void on_recv(std::int32_t result);
   void on_send(std::int32_t result);
   void start_lingering();
@@ -184,6 +211,7 @@ class StreamTransport final : public reactor::IoHandler {
   bool reading_paused_ = false;
   bool reading_stopped_ = false;
   bool peer_closed_ = false;
+  bool budget_stalled_ = false;
 
   buffer::ByteBuffer input_;
   buffer::ByteBuffer output_;

@@ -346,6 +346,113 @@ def test_announced_bodies_allocate_nothing_ahead(daemon_factory):
     daemon.ping("t")
 
 
+def push_partial_bodies(address, count, announced, sent, seconds):
+    """`count` connections each announce an echo body of `announced` bytes
+    and push `sent` bytes of it, without blocking, for at most `seconds`.
+    Returns the sockets (the caller closes them) and what each received."""
+    header = json.dumps({"cmd": "echo", "id": 1, "total_size": announced}).encode()
+    socks, pending, received = [], {}, {}
+    for _ in range(count):
+        sock = socket.create_connection(address, timeout=5)
+        sock.setblocking(False)
+        socks.append(sock)
+        pending[sock] = memoryview(struct.pack(">I", len(header)) + header + b"x" * sent)
+        received[sock] = b""
+    deadline = time.monotonic() + seconds
+    while pending and time.monotonic() < deadline:
+        _, writable, _ = select.select([], list(pending), [], 0.05)
+        for sock in writable:
+            try:
+                n = sock.send(pending[sock][:1 << 20])
+            except (BlockingIOError, InterruptedError):
+                continue
+            except OSError:
+                del pending[sock]  # closed by the daemon
+                continue
+            pending[sock] = pending[sock][n:]
+            if not pending[sock]:
+                del pending[sock]
+    return socks, received
+
+
+def drain_replies(socks, received, seconds):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        readable, _, _ = select.select(socks, [], [], 0.05)
+        for sock in readable:
+            try:
+                received[sock] += sock.recv(65536)
+            except (BlockingIOError, InterruptedError, OSError):
+                pass
+
+
+def test_buffered_total_stops_reading_then_sheds_the_largest(daemon_factory):
+    """40 clients each push 2 MiB of a 64 MiB body against a 16 MiB budget:
+    the daemon stops growing their buffers at the budget, answers the stuck
+    ones too_busy and closes them, and keeps serving everyone else.
+    Without the budget it would hold all 80 MiB (and, with more clients,
+    any amount)."""
+    daemon = daemon_factory([{"kind": "tcp", "name": "t"}], limits={"max_buffered_total": "16MiB"})
+    _, address = daemon.address("t")
+    socks, received = push_partial_bodies(address, 40, 64 << 20, 2 << 20, seconds=5)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            stats = daemon.stats("t")
+            if stats["connections_shed_for_memory"] >= 1:
+                break
+            assert time.monotonic() < deadline, "no connection shed past the budget: %r" % {
+                k: v for k, v in stats.items() if not isinstance(v, dict)}
+            time.sleep(0.1)
+        assert stats["max_buffered_total"] == 16 << 20
+        # One growth step past the limit at most (a buffer doubles), never
+        # the 80 MiB the clients pushed.
+        assert stats["buffer_memory"] < 40 << 20, stats["buffer_memory"]
+        daemon.ping("t")
+        drain_replies(socks, received, 1.0)
+        shed = [data for data in received.values() if b"too_busy" in data]
+        assert shed, "no client was answered too_busy"
+        assert b"max_buffered_total" in shed[0]
+        assert proc_status_kib(daemon.pid, "VmRSS") < 256 * 1024
+    finally:
+        for sock in socks:
+            sock.close()
+    deadline = time.monotonic() + 5
+    while daemon.stats("t")["buffer_memory"] > 2 << 20:
+        assert time.monotonic() < deadline, "the buffers were not given back after the clients left"
+        time.sleep(0.1)
+    daemon.ping("t")
+
+
+def test_a_failed_allocation_costs_a_connection_not_the_daemon(daemon_factory):
+    """Under a 1 GiB address-space limit and a budget far above it, 100
+    clients pushing 12 MiB of body each need more memory than the process
+    may have: the allocations that fail close their connections (counted),
+    and the daemon goes on serving. Before, the first std::bad_alloc
+    aborted it."""
+    if "ASAN_OPTIONS" in os.environ:
+        pytest.skip("ASan reserves terabytes of shadow address space: RLIMIT_AS cannot apply to it")
+    address_space = 1 << 30
+
+    def limit_address_space():
+        resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
+
+    daemon = daemon_factory([{"kind": "tcp", "name": "t"}], limits={"max_buffered_total": "64GiB"},
+                            preexec_fn=limit_address_space)
+    _, address = daemon.address("t")
+    socks, received = push_partial_bodies(address, 100, 64 << 20, 12 << 20, seconds=20)
+    try:
+        assert daemon.alive(), daemon.stderr_text()
+        stats = daemon.stats("t")
+        assert stats["allocation_failures"] >= 1, "no allocation failed: the test did not reach the limit"
+        daemon.ping("t")
+    finally:
+        for sock in socks:
+            sock.close()
+    daemon.ping("t")
+    assert daemon.alive()
+
+
 def test_fd_exhaustion_does_not_spin(daemon_factory):
     limit = 64
 

@@ -249,6 +249,7 @@ struct Fixture {
   simdjson::dom::parser parser;
   std::shared_ptr<server::ListenerSettings> settings = std::make_shared<server::ListenerSettings>();
   base::UniqueFd client;
+  buffer::MemoryBudget budget{1ULL << 30};
   std::unique_ptr<server::StreamConnection> connection;
   std::string to_send;
   std::size_t sent = 0;
@@ -266,7 +267,7 @@ struct Fixture {
     auto pair = make_socketpair();
     client = std::move(pair.b);
     connection = std::make_unique<server::StreamConnection>(*reactor, host, dispatcher, parser, std::move(pair.a),
-                                                            settings, "peer", 1);
+                                                            settings, "peer", 1, budget);
     host.connection = connection.get();
     connection->start();
   }

@@ -162,6 +162,10 @@ TEST_CASE("metrics: the exact exposition of a small snapshot", "[http][metrics]"
   snapshot.workers_busy = 1;
   snapshot.jobs_queued = 3;
   snapshot.shard.accept_fd_exhausted = 4;
+  snapshot.shard.connections_shed_for_memory = 3;
+  snapshot.shard.allocation_failures = 5;
+  snapshot.buffer_memory = 65536;
+  snapshot.max_buffered_total = 1 << 30;
   snapshot.shard.body_timeouts = 2;
   snapshot.files = framed::commands::FileStats{.bytes_in = 10, .bytes_out = 20, .files_committed = 3,
                                                .uploads_aborted = 1};
@@ -288,6 +292,14 @@ TEST_CASE("metrics: the exact exposition of a small snapshot", "[http][metrics]"
       "out (EMFILE and friends).\n"
       "# TYPE framed_accept_fd_exhausted_total counter\n"
       "framed_accept_fd_exhausted_total 4\n"
+      "# HELP framed_connections_shed_for_memory_total Connections closed to give memory back once "
+      "limits.max_buffered_total was reached.\n"
+      "# TYPE framed_connections_shed_for_memory_total counter\n"
+      "framed_connections_shed_for_memory_total 3\n"
+      "# HELP framed_allocation_failures_total Allocations that failed; each cost one connection or one piece of "
+      "work, not the process.\n"
+      "# TYPE framed_allocation_failures_total counter\n"
+      "framed_allocation_failures_total 5\n"
       "# HELP framed_reload_failures_total Configuration reloads rejected.\n"
       "# TYPE framed_reload_failures_total counter\n"
       "framed_reload_failures_total 1\n"
@@ -295,6 +307,12 @@ TEST_CASE("metrics: the exact exposition of a small snapshot", "[http][metrics]"
       "unsent, waiting).\n"
       "# TYPE framed_bytes_buffered gauge\n"
       "framed_bytes_buffered 640\n"
+      "# HELP framed_buffer_memory_bytes Memory the connections' buffers take now.\n"
+      "# TYPE framed_buffer_memory_bytes gauge\n"
+      "framed_buffer_memory_bytes 65536\n"
+      "# HELP framed_buffer_memory_limit_bytes limits.max_buffered_total.\n"
+      "# TYPE framed_buffer_memory_limit_bytes gauge\n"
+      "framed_buffer_memory_limit_bytes 1073741824\n"
       "# HELP framed_counters_reset_timestamp_seconds When counting began: the start, or the last stats reset "
       "(Unix time).\n"
       "# TYPE framed_counters_reset_timestamp_seconds gauge\n"
