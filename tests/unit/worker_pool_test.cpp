@@ -7,6 +7,8 @@
 #include <poll.h>
 
 #include <atomic>
+#include <new>
+#include <stdexcept>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <condition_variable>
@@ -65,6 +67,18 @@ TEST_CASE("worker pool runs every job it accepts", "[exec][worker_pool]") {
   for (int i = 0; i < 2000; ++i) REQUIRE(pool.try_submit([&done] { done.fetch_add(1); }));
   REQUIRE(eventually([&] { return done.load() == 2000; }));
   CHECK(pool.threads() == 4);
+}
+
+TEST_CASE("worker pool: a job that throws costs that job, not the worker", "[exec][worker_pool]") {
+  WorkerPool pool(100);
+  REQUIRE_FALSE(pool.resize(1));
+  std::atomic<int> done{0};
+  REQUIRE(pool.try_submit([] { throw std::runtime_error("a job's own failure"); }));
+  REQUIRE(pool.try_submit([] { throw std::bad_alloc(); }));
+  for (int i = 0; i < 10; ++i) REQUIRE(pool.try_submit([&done] { done.fetch_add(1); }));
+  REQUIRE(eventually([&] { return done.load() == 10; }));
+  CHECK(pool.threads() == 1);
+  CHECK(eventually([&] { return pool.busy() == 0; }));
 }
 
 TEST_CASE("worker pool: a full queue refuses at once", "[exec][worker_pool]") {
