@@ -14,8 +14,9 @@ file; an exec; a publish to a channel a subscriber thread reads. Errors a
 client sees are counted (they must be zero). Loopback and Unix sockets
 only; the daemon is stopped on exit.
 
-The report gives RSS and fds at the end of the first minute (warm) and at
-the end, the drift between them, the peak, and requests done. Not part of
+The report gives RSS and fds at the end of the first minute (warm), at the
+last sample under load, the drift between the two, the peak, and after the
+clients have gone; and the requests done. Not part of
 the test suite: run it by hand, it takes minutes.
 """
 import argparse
@@ -243,6 +244,7 @@ def main():
                 if daemon.poll() is not None:
                     sys.exit("the daemon exited during the soak (status %r)" % daemon.returncode)
                 samples.append((time.monotonic() - started, proc_value(daemon.pid, "VmRSS"), open_fds(daemon.pid)))
+            loaded = samples[-1]
             for thread in threads:
                 thread.join()
             time.sleep(1)
@@ -254,11 +256,12 @@ def main():
     end = samples[-1]
     print("soak: %.1f min, backend %s, %d client threads + 1 subscriber, nproc %d" % (
         args.minutes, args.backend, args.threads, os.cpu_count()))
-    print("| measure | warm (%.0f s) | end (%.0f s) | drift | peak |" % (warm[0], end[0]))
-    print("|---|---:|---:|---:|---:|")
-    print("| RSS (KiB) | %d | %d | %+d | %d |" % (warm[1], end[1], end[1] - warm[1], max(s[1] for s in samples)))
-    print("| open fds (after the clients stopped) | %d | %d | %+d | %d |" % (
-        warm[2], end[2], end[2] - warm[2], max(s[2] for s in samples)))
+    print("| measure | warm (%.0f s) | last under load (%.0f s) | drift under load | peak | clients gone |" % (
+        warm[0], loaded[0]))
+    print("|---|---:|---:|---:|---:|---:|")
+    for label, index in (("RSS (KiB)", 1), ("open fds", 2)):
+        print("| %s | %d | %d | %+d | %d | %d |" % (label, warm[index], loaded[index], loaded[index] - warm[index],
+                                                   max(s[index] for s in samples), end[index]))
     print("requests answered: %d; pub/sub messages received: %d; client errors: %d; daemon exit status %d" % (
         load.requests, load.messages, len(load.errors), daemon.returncode))
     for error in load.errors:

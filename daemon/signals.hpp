@@ -5,6 +5,7 @@
 // a peer that vanishes is an error value from send(), never a death.
 
 #include <functional>
+#include <new>
 #include <sys/signalfd.h>
 
 #include "base/unique_fd.hpp"
@@ -26,6 +27,13 @@ class SignalWatcher final : public reactor::IoHandler {
   void start();
 
   void on_io(std::uint8_t tag, std::int32_t result, std::uint32_t flags) override;
+  // A signal's handling ran out of memory: the next signal is still read.
+  void on_allocation_failure() noexcept override {
+    try {
+      start();
+    } catch (const std::bad_alloc&) {
+    }
+  }
 
  private:
   reactor::Reactor& reactor_;

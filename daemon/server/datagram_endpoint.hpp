@@ -22,6 +22,7 @@
 #include <memory>
 #include <string>
 #include <vector>
+#include <new>
 
 #include "base/unique_fd.hpp"
 #include "buffer/byte_buffer.hpp"
@@ -81,6 +82,15 @@ class DatagramEndpoint final : public reactor::IoHandler, public DatagramExchang
   [[nodiscard]] std::size_t buffered_bytes() const noexcept;
 
   void on_io(std::uint8_t tag, std::int32_t result, std::uint32_t flags) override;
+  // The datagram being taken ran out of memory: it is dropped (as the
+  // network may drop any), and the next one is read.
+  void on_allocation_failure() noexcept override {
+    try {
+      arm_recv();
+    } catch (const std::bad_alloc&) {
+      // Nothing more to do here; a reply leaving calls arm_recv again.
+    }
+  }
 
   // DatagramExchange::Owner
   [[nodiscard]] std::uint64_t add_requester(RequesterTarget& target) override { return owner_.add_requester(target); }

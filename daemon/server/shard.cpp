@@ -6,6 +6,7 @@
 #include <sys/un.h>
 
 #include <cstring>
+#include <new>
 
 #include "base/errno_text.hpp"
 #include "codec/reply_encoder.hpp"
@@ -351,17 +352,30 @@ void Shard::on_accepted(StreamListener& listener, base::UniqueFd fd) {
       address_slots_.emplace(id, auth::AddressSlot(settings->address_counts, std::move(*key)));
     }
   }
-  if (settings->speaks_http) return accept_http(settings, std::move(fd), std::move(peer), id);
-  auto connection = std::make_unique<StreamConnection>(reactor_, *this, dispatcher_, json_parser_, std::move(fd),
-                                                       settings, std::move(peer), id, daemon_.buffer_budget());
-  SPDLOG_DEBUG("connection {} from {} on {}", id, connection->peer(), settings->name);
-  ++settings->stats->connections_accepted;
-  ++settings->stats->connections_active;
-  StreamConnection& started = *connection;
-  requesters_.emplace(id, &started);
-  connections_.emplace(id, std::move(connection));
-  started.start();
-  schedule_sweep();
+  try {
+    if (settings->speaks_http) return accept_http(settings, std::move(fd), std::move(peer), id);
+    auto connection = std::make_unique<StreamConnection>(reactor_, *this, dispatcher_, json_parser_, std::move(fd),
+                                                         settings, std::move(peer), id, daemon_.buffer_budget());
+    StreamConnection& started = *connection;
+    requesters_.emplace(id, &started);
+    try {
+      connections_.emplace(id, std::move(connection));
+    } catch (const std::bad_alloc&) {
+      requesters_.erase(id);
+      throw;
+    }
+    SPDLOG_DEBUG("connection {} from {} on {}", id, started.peer(), settings->name);
+    ++settings->stats->connections_accepted;
+    ++settings->stats->connections_active;
+    started.start();
+    schedule_sweep();
+  } catch (const std::bad_alloc&) {
+    // Out of memory for one more connection: it is closed as it unwinds,
+    // leaving nothing registered; the reactor counts the failure and the
+    // listener goes on accepting.
+    address_slots_.erase(id);
+    throw;
+  }
 }
 
 void Shard::refuse_connection(const ListenerSettings& settings, const base::UniqueFd& fd, std::string_view reason) {

@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <new>
 
 #include "base/errno_text.hpp"
 
@@ -68,6 +69,16 @@ void StreamListener::on_io(std::uint8_t /*tag*/, std::int32_t result, std::uint3
   }
   // A single-shot completion (no kCompletionMore) leaves nothing armed.
   if (!accept_armed_) arm();
+}
+
+void StreamListener::on_allocation_failure() noexcept {
+  if (stopping_ || accept_armed_) return;
+  try {
+    arm();
+  } catch (const std::bad_alloc&) {
+    // Not even that: the periodic accept backoff is all that is left, and
+    // it needs memory too. The next completion of any kind tries again.
+  }
 }
 
 void StreamListener::set_backlog(int backlog) noexcept {

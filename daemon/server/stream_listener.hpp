@@ -53,6 +53,9 @@ class StreamListener final : public reactor::IoHandler {
   [[nodiscard]] const net::SocketAddress& address() const noexcept { return address_; }
 
   void on_io(std::uint8_t tag, std::int32_t result, std::uint32_t flags) override;
+  // Accepting a connection ran out of memory (it was closed): accepting
+  // goes on.
+  void on_allocation_failure() noexcept override;
 
  private:
   void arm();
