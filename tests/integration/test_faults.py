@@ -46,15 +46,16 @@ def reset_storm(address, count):
 
 
 def test_a_connect_and_reset_storm_leaves_fds_and_memory_flat(daemon_factory):
-    """A storm of 5,000 reset connections warms the allocator up (many are
+    """A storm of 20,000 reset connections warms the allocator up (many are
     open at once, and freed memory stays with the process); a second storm
-    of 20,000 then finds the daemon with the fds it had before and adds no
-    memory: nothing is kept per connection once it is gone."""
+    of 20,000 then leaves the daemon with the fds it had before and adds
+    less than 12 MiB (a leak of 600 bytes per connection would pass it):
+    nothing is kept per connection once it is gone."""
     daemon = daemon_factory([{"kind": "tcp", "name": "t"}])
     _, address = daemon.address("t")
     daemon.ping("t")
     fds_before = open_fds(daemon.pid)
-    reset_storm(address, 5000)
+    reset_storm(address, 20000)
     daemon.ping("t")
     assert settle(lambda: open_fds(daemon.pid) <= fds_before)
     rss_warm = proc_status_kib(daemon.pid, "VmRSS")
@@ -64,9 +65,9 @@ def test_a_connect_and_reset_storm_leaves_fds_and_memory_flat(daemon_factory):
     assert settle(lambda: open_fds(daemon.pid) <= fds_before), \
         "fds: %d before the storm, %d after" % (fds_before, open_fds(daemon.pid))
     growth = proc_status_kib(daemon.pid, "VmRSS") - rss_warm
-    print("RSS after 5,000 resets: %d KiB; 20,000 more added %d KiB" % (rss_warm, growth))
-    assert growth < 8 * 1024, "RSS grew by %d KiB over 20,000 more reset connections" % growth
-    assert daemon.stats("t")["connections_accepted"] >= 25000
+    print("RSS after 20,000 resets: %d KiB; 20,000 more added %d KiB" % (rss_warm, growth))
+    assert growth < 12 * 1024, "RSS grew by %d KiB over 20,000 more reset connections" % growth
+    assert daemon.stats("t")["connections_accepted"] >= 40000
 
 
 @pytest.fixture
