@@ -20,6 +20,7 @@ Loopback only; every point runs for a bounded time (--duration, after a
 
     bench/exec_bench.py                          # after `ninja -C build`
     bench/exec_bench.py --duration 5 --clients 1,4,16,64 --workers 8
+    bench/exec_bench.py --containment process_group,subreaper,cgroup   # as root
 """
 
 import argparse
@@ -138,19 +139,45 @@ def wait_until_answering(port, proc, what, timeout=10.0):
     raise SystemExit("%s did not answer within %.0f s" % (what, timeout))
 
 
+def delegated_cgroup():
+    """A fresh cgroup (v2) beside this process's, as systemd's Delegate=yes
+    would give the daemon; needs root where the hierarchy is writable."""
+    with open("/proc/self/mountinfo") as mounts:
+        roots = [line.split(" - ")[0].split()[4] for line in mounts
+                 if line.partition(" - ")[2].startswith("cgroup2 ") and line.split()[3] == "/"]
+    with open("/proc/self/cgroup") as cgroups:
+        mine = [line[3:].strip() for line in cgroups if line.startswith("0::")]
+    if not roots or not mine:
+        raise SystemExit("--containment cgroup: no cgroup v2 hierarchy is mounted")
+    path = os.path.join(roots[0] + mine[0].rstrip("/"), "framed-exec-bench-%d" % os.getpid())
+    try:
+        os.mkdir(path)
+    except OSError as error:
+        raise SystemExit("--containment cgroup: cannot make %s: %s (run as root)" % (path, error))
+    return path
+
+
 class Framed:
-    def __init__(self, binary, workers, backend, work):
+    def __init__(self, binary, workers, backend, work, containment=None):
         self.port = free_port()
+        self.cgroup = delegated_cgroup() if containment == "cgroup" else None
         config = os.path.join(work, "framed.toml")
         with open(config, "w") as out:
-            out.write("[daemon]\nworkers = %d\nlog_level = \"warn\"\n\n"
+            out.write("[daemon]\nworkers = %d\nlog_level = \"warn\"\n%s\n"
                       "[[listener]]\nkind = \"tcp\"\naddress = \"127.0.0.1:%d\"\n\n"
-                      "[commands.true]\nargv = %s\n" % (workers, self.port, json.dumps(COMMAND)))
+                      "[commands.true]\nargv = %s\n" % (
+                          workers, ("exec_containment = \"%s\"\n" % containment) if containment else "",
+                          self.port, json.dumps(COMMAND)))
         env = dict(os.environ)
         if backend:
             env["FRAMED_BACKEND"] = backend
+
+        def join_cgroup():
+            with open(os.path.join(self.cgroup, "cgroup.procs"), "w") as procs:
+                procs.write("0")
         self.log = open(os.path.join(work, "framed.log"), "wb")
-        self.proc = subprocess.Popen([binary, "--config", config], stdout=self.log, stderr=self.log, env=env)
+        self.proc = subprocess.Popen([binary, "--config", config], stdout=self.log, stderr=self.log, env=env,
+                                     preexec_fn=join_cgroup if self.cgroup else None)
         wait_until_answering(self.port, self.proc, "framed")
 
     def stop(self):
@@ -161,6 +188,8 @@ class Framed:
             self.proc.kill()
             self.proc.wait()
         self.log.close()
+        if self.cgroup:
+            os.rmdir(self.cgroup)
 
 
 class Baseline:
@@ -248,6 +277,9 @@ def main():
     parser.add_argument("--duration", type=float, default=3.0, help="seconds measured per point")
     parser.add_argument("--warmup", type=float, default=0.5, help="seconds before measuring, per point")
     parser.add_argument("--only", choices=("framed", "baseline"), help="measure one server only")
+    parser.add_argument("--containment", default="",
+                        help="comma-separated daemon.exec_containment modes to measure framed under, one row each "
+                             "(auto, cgroup, subreaper, process_group; cgroup makes a cgroup for the daemon: root)")
     parser.add_argument("--serve-baseline", metavar="PORT_FILE", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_baseline:
@@ -260,11 +292,14 @@ def main():
     rows = []
     ceiling = spawn_ceiling(args.duration)
     print("spawn ceiling: %.0f spawns/s (posix_spawn + waitpid, one process)" % ceiling, file=sys.stderr)
+    modes = [mode for mode in args.containment.split(",") if mode] or [None]
+    servers = [("framed" + (" (%s)" % mode if mode else ""), mode) for mode in modes] + [("baseline", None)]
     try:
-        for name in ("framed", "baseline"):
-            if args.only and args.only != name:
+        for name, mode in servers:
+            if args.only and not name.startswith(args.only):
                 continue
-            server = Framed(args.framed_bin, args.workers, args.backend, work) if name == "framed" else Baseline(work)
+            server = (Framed(args.framed_bin, args.workers, args.backend, work, mode) if name.startswith("framed")
+                      else Baseline(work))
             try:
                 for count in counts:
                     rate, latency, errors = measure(server.port, count, args.duration, args.warmup)

@@ -24,6 +24,7 @@
 #include "reactor/backend.hpp"
 #include "reactor/reactor.hpp"
 #include "service_notifier.hpp"
+#include "server/exec_containment.hpp"
 #include "server/daemon.hpp"
 #include "server/shard.hpp"
 #include "signals.hpp"
@@ -142,6 +143,14 @@ int run(const framed::config::Config& config) {
   SPDLOG_INFO("limits: {}; max_connections={}", describe_limits(config.limits, limits_text),
               config.daemon.max_connections);
 
+  // Before the worker pool can run any command.
+  const server::ContainmentSetup containment = server::set_up_exec_containment(config.daemon.exec_containment);
+  if (!containment.ok) {
+    SPDLOG_ERROR("daemon.exec_containment = \"{}\": {}", config::to_string(config.daemon.exec_containment),
+                 containment.detail);
+    return 1;
+  }
+  SPDLOG_INFO("exec containment: {}: {}", containment.mode, containment.detail);
   server::Daemon daemon(config);
   server::Shard shard(*reactor, daemon);
   ServiceNotifier notifier(*reactor, [&shard] { return shard.status_text(); });

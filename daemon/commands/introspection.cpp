@@ -120,6 +120,8 @@ class Stats final : public Command {
     json.key("workers").value(stats.workers);
     json.key("workers_busy").value(stats.workers_busy);
     json.key("jobs_queued").value(stats.jobs_queued);
+    json.key("exec_containment").value(stats.exec_containment);
+    json.key("exec_orphans_killed").value(stats.exec_orphans_killed);
 
     json.key("listeners").begin_object();
     for (const auto& listener : stats.listeners) {

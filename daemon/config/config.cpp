@@ -57,6 +57,12 @@ constexpr std::array<Named<LogLevel>, 5> kLogLevels{{
     {"warn", LogLevel::warn},
     {"error", LogLevel::error},
 }};
+constexpr std::array<Named<ExecContainment>, 4> kContainments{{
+    {"auto", ExecContainment::automatic},
+    {"cgroup", ExecContainment::cgroup},
+    {"subreaper", ExecContainment::subreaper},
+    {"process_group", ExecContainment::process_group},
+}};
 constexpr std::array<Named<ListenerAuth>, 3> kAuths{{
     {"none", ListenerAuth::none},
     {"token", ListenerAuth::token},
@@ -569,6 +575,9 @@ const std::vector<Row<Daemon>>& daemon_rows() {
       duration_key("shutdown_timeout", Zero::allowed, &Daemon::shutdown_timeout),
       // Zero is meaningful: only what an idle worker takes at once.
       integer_key("max_queued_jobs", 0, kMaxQueuedJobs, &Daemon::max_queued_jobs),
+      // Set up once, at start, for the whole process (a subreaper cannot
+      // hand its adopted orphans back).
+      restart_only(choice_key("exec_containment", kContainments, &Daemon::exec_containment)),
   };
   return rows;
 }
@@ -1613,6 +1622,7 @@ bool key_is_reloadable(std::string_view dotted_key) {
 
 std::string_view to_string(ListenerKind kind) noexcept { return name_of(kKinds, kind); }
 std::string_view to_string(LogLevel level) noexcept { return name_of(kLogLevels, level); }
+std::string_view to_string(ExecContainment containment) noexcept { return name_of(kContainments, containment); }
 std::string_view to_string(ListenerAuth auth) noexcept { return name_of(kAuths, auth); }
 std::string_view to_string(FileAccess access) noexcept { return name_of(kFileAccess, access); }
 

@@ -22,6 +22,10 @@ namespace framed::config {
 // http: a TCP listener that speaks HTTP/1.1 (/metrics, /healthz, /), no framing.
 enum class ListenerKind { tcp, udp, unix_stream, unix_dgram, http };
 enum class LogLevel { trace, debug, info, warn, error };
+// How what a command starts is ended with its run (lib/exec): a cgroup per
+// run, the daemon as a child subreaper, or the command's process group only;
+// automatic: the first of those the daemon can have.
+enum class ExecContainment { automatic, cgroup, subreaper, process_group };
 // How a stream listener's clients say who they are: not at all (the
 // listener's own permissions apply), with a token (`auth` first), or with a
 // client certificate (TLS).
@@ -39,6 +43,7 @@ using ReplyFraming = codec::ReplyFraming;
 // ...), for log lines and listener names.
 std::string_view to_string(ListenerKind kind) noexcept;
 std::string_view to_string(LogLevel level) noexcept;
+std::string_view to_string(ExecContainment containment) noexcept;
 std::string_view to_string(ListenerAuth auth) noexcept;
 std::string_view to_string(FileAccess access) noexcept;
 
@@ -166,6 +171,7 @@ struct Daemon {
   LogLevel log_level = LogLevel::info;
   std::uint32_t max_connections = 10000;
   std::chrono::nanoseconds shutdown_timeout = std::chrono::seconds(10);
+  ExecContainment exec_containment = ExecContainment::automatic;
 };
 
 struct Config {

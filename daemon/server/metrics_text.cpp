@@ -225,6 +225,10 @@ void render_metrics(const StatsSnapshot& snapshot, std::string_view version, std
       .sample("framed_workers_busy", {}, snapshot.workers_busy);
   metrics.family("framed_worker_queue_depth", "gauge", "Worker-pool jobs waiting for a thread.")
       .sample("framed_worker_queue_depth", {}, snapshot.jobs_queued);
+  metrics
+      .family("framed_exec_orphans_killed_total", "counter",
+              "Processes a command left running after its run ended (setsid, double fork), killed.")
+      .sample("framed_exec_orphans_killed_total", {}, snapshot.exec_orphans_killed);
 
   metrics.family("framed_command_calls_total", "counter", "Requests run, by command.");
   for (const auto& [name, counters] : snapshot.commands) {

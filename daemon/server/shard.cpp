@@ -11,6 +11,8 @@
 #include "base/errno_text.hpp"
 #include "codec/reply_encoder.hpp"
 #include "commands/partial_uploads.hpp"
+#include "exec/orphan_reaper.hpp"
+#include "server/exec_containment.hpp"
 #include "net/bind.hpp"
 #include "server/listener_plan.hpp"
 
@@ -237,6 +239,10 @@ std::vector<std::string> Shard::reload(config::Config next) {
   }
   if (!errors.empty()) return errors;  // what was bound closes here; nothing else changed
 
+  if (next.daemon.exec_containment != config().daemon.exec_containment) {
+    SPDLOG_WARN("reload: daemon.exec_containment changed: it takes effect at the next start ({} until then)",
+                exec_containment_in_use());
+  }
   if (next.daemon.backend != config().daemon.backend) {
     SPDLOG_WARN("reload: daemon.backend changed: it takes effect at the next start (running on {} until then)",
                 reactor_.backend_name());
@@ -546,6 +552,8 @@ StatsSnapshot Shard::stats() const {
   snapshot.workers = pool.threads();
   snapshot.workers_busy = pool.busy();
   snapshot.jobs_queued = pool.queued();
+  snapshot.exec_containment = exec_containment_in_use();
+  snapshot.exec_orphans_killed = exec::orphans_killed() - orphans_killed_before_reset_;
   for_each_served([&snapshot](const ServedListener& served) {
     const ListenerSettings& settings = *served.settings();
     snapshot.listeners.push_back(ListenerSnapshot{settings.name, settings.kind, *settings.stats});
@@ -569,6 +577,7 @@ void Shard::reset_stats() {
   });
   shard_stats_ = ShardStats{};
   allocation_failures_before_reset_ = reactor_.allocation_failures();
+  orphans_killed_before_reset_ = exec::orphans_killed();
   for (commands::CommandStats& command : command_stats_) command = commands::CommandStats{};
   for (auto& [name, exec] : exec_stats_) {
     const std::uint32_t active = exec.active;

@@ -168,6 +168,7 @@ class Shard final : public commands::CommandHost,
   ShardStats shard_stats_;
   // The reactor's allocation-failure count when the stats were last reset.
   std::uint64_t allocation_failures_before_reset_ = 0;
+  std::uint64_t orphans_killed_before_reset_ = 0;
   simdjson::dom::parser json_parser_;  // shared by every decoder of this thread
   pipeline::Dispatcher dispatcher_;
   // Who is subscribed to what, on this shard (daemon/pubsub). Before the

@@ -102,6 +102,10 @@ struct StatsSnapshot {
   unsigned workers = 0;
   unsigned workers_busy = 0;
   std::uint64_t jobs_queued = 0;
+  // How a command's escaped descendants are ended ("subreaper", or
+  // "process_group" where the kernel refused), and how many were killed.
+  std::string_view exec_containment;
+  std::uint64_t exec_orphans_killed = 0;
   std::vector<ListenerSnapshot> listeners;
   std::vector<std::pair<std::string_view, commands::CommandStats>> commands;  // registration order
   std::vector<std::pair<std::string, commands::ExecStats>> exec;              // by name

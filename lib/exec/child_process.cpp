@@ -14,6 +14,8 @@
 
 #include "base/clock.hpp"
 #include "base/errno_text.hpp"
+#include "exec/orphan_reaper.hpp"
+#include "exec/run_cgroup.hpp"
 
 namespace framed::exec {
 namespace {
@@ -28,6 +30,10 @@ constexpr std::size_t kReadChunk = 64 * 1024;
 constexpr auto kExitPollInterval = std::chrono::milliseconds(10);
 // An output sink that is not ready is asked again this often.
 constexpr auto kSinkRetryInterval = std::chrono::milliseconds(2);
+// Exited, with its pipes still held open: the orphan sweep is made again
+// this often, for what died too slowly to be reaped by the last one (its
+// own children are re-parented to the daemon only then).
+constexpr auto kOrphanSweepInterval = std::chrono::milliseconds(20);
 
 enum class StopReason : std::uint8_t { none, timeout, output_limit, cancelled };
 
@@ -64,8 +70,10 @@ class SigpipeBlocked {
 
 class Supervisor {
  public:
-  Supervisor(SpawnedChild& child, const RunRequest& request, int cancel_fd, TimePoint start)
+  Supervisor(SpawnedChild& child, const RunRequest& request, const RunCgroup* cgroup, int cancel_fd,
+             TimePoint start)
       : child_(child),
+        cgroup_(cgroup),
         request_(request),
         cancel_fd_(cancel_fd),
         pending_stdin_(request.stdin_data),
@@ -77,6 +85,7 @@ class Supervisor {
     if (!exited_) {
       ::kill(-child_.pid, SIGKILL);
       reap();
+      reap_orphans();
     }
   }
 
@@ -100,6 +109,7 @@ class Supervisor {
   [[nodiscard]] int poll_timeout_ms(TimePoint now) const;
 
   SpawnedChild& child_;
+  const RunCgroup* cgroup_;  // null: the run has no cgroup of its own
   const RunRequest& request_;
   int cancel_fd_;
   std::string_view pending_stdin_;
@@ -110,6 +120,7 @@ class Supervisor {
   bool exited_ = false;  // the command's process has exited and been reaped
   int status_ = 0;
   std::optional<TimePoint> drain_until_;  // after the exit: how long to wait for pipe EOF
+  std::optional<TimePoint> next_sweep_;   // after the exit, with orphan containment
   bool sink_paused_ = false;              // the output sink is not ready: pipes unread
   std::string error_;
   CapturedOutput out_;
@@ -132,6 +143,10 @@ void Supervisor::run(RunResult& result) {
     // Exited, but something outside its process group (it called setsid)
     // still holds the pipes: stop waiting for their end.
     if (exited_ && drain_until_ && now >= *drain_until_) break;
+    if (exited_ && next_sweep_ && now >= *next_sweep_) {
+      reap_orphans();
+      next_sweep_ = now + kOrphanSweepInterval;
+    }
 
     std::size_t count = 0;
     const auto watch = [&](int fd, short events, Slot slot) {
@@ -204,16 +219,30 @@ void Supervisor::begin_stop(StopReason reason, TimePoint now) {
 void Supervisor::signal_group(int signal) const {
   // Only before the reap: until then the pid, and so the group id, cannot
   // have been given to anyone else.
-  if (!exited_) ::kill(-child_.pid, signal);
+  if (exited_) return;
+  ::kill(-child_.pid, signal);
+  // What left the group (setsid) is still in the run's cgroup, or in the
+  // first process's tree while it lives when orphan containment makes it a
+  // subreaper.
+  if (cgroup_ != nullptr) {
+    signal == SIGKILL ? cgroup_->kill_all() : cgroup_->signal_all(signal);
+  } else if (containing_orphans()) {
+    signal_descendants(child_.pid, signal);
+  }
 }
 
 void Supervisor::on_exit(TimePoint now) {
-  // Whatever the command left running in its process group goes with it.
-  signal_group(SIGKILL);
+  // Whatever the command left running in its process group goes with it;
+  // what left the group has been re-parented to the daemon by now and goes
+  // with the orphan sweep, which also ends the wait for pipes it held open.
+  ::kill(-child_.pid, SIGKILL);
+  if (cgroup_ != nullptr) cgroup_->kill_all();
   reap();
+  reap_orphans();
   child_.stdin_fd.reset();  // nobody is left to read it
   child_.pidfd.reset();
   drain_until_ = stop_ == StopReason::none ? deadline_ : now + request_.kill_grace;
+  if (containing_orphans()) next_sweep_ = now + kOrphanSweepInterval;
 }
 
 void Supervisor::reap() {
@@ -225,6 +254,7 @@ void Supervisor::reap() {
     error_ = "waitpid: " + base::errno_text(errno);
     break;
   }
+  forget_run(child_.pid);
   exited_ = true;
 }
 
@@ -290,6 +320,7 @@ int Supervisor::poll_timeout_ms(TimePoint now) const {
   if (stop_ == StopReason::none) consider(deadline_);
   if (kill_at_ && !killed_ && !exited_) consider(*kill_at_);
   if (drain_until_) consider(*drain_until_);
+  if (next_sweep_ && (child_.stdout_fd || child_.stderr_fd)) consider(*next_sweep_);
   if (!exited_ && !child_.pidfd) consider(now + kExitPollInterval);
   if (sink_paused_ && (child_.stdout_fd || child_.stderr_fd)) consider(now + kSinkRetryInterval);
   if (!wake) return -1;
@@ -304,12 +335,20 @@ int Supervisor::poll_timeout_ms(TimePoint now) const {
 RunResult run_child(const RunRequest& request, int cancel_fd) {
   RunResult result;
   const TimePoint start = Clock::now();
-  SpawnResult spawned = spawn_child(request.spawn);
+  // Made before the spawn and removed after the reap, once empty.
+  const bool own_cgroup = run_cgroups_enabled();
+  const std::optional<RunCgroup> cgroup = own_cgroup ? RunCgroup::create(result.error) : std::nullopt;
+  if (own_cgroup && !cgroup) {
+    result.outcome = RunOutcome::failed;  // no run without its containment
+    result.elapsed = Clock::now() - start;
+    return result;
+  }
+  SpawnResult spawned = spawn_child(request.spawn, cgroup ? cgroup->procs_fd() : -1);
   if (!spawned.child) {
     result.outcome = RunOutcome::failed;
     result.error = std::move(spawned.message);
   } else {
-    Supervisor supervisor(*spawned.child, request, cancel_fd, start);
+    Supervisor supervisor(*spawned.child, request, cgroup ? &*cgroup : nullptr, cancel_fd, start);
     supervisor.run(result);
   }
   result.elapsed = Clock::now() - start;

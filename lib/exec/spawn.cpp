@@ -18,6 +18,7 @@
 #include <initializer_list>
 
 #include "base/errno_text.hpp"
+#include "exec/orphan_reaper.hpp"
 
 namespace framed::exec {
 namespace {
@@ -63,6 +64,8 @@ struct ChildSetup {
   int limit_count = 0;
   pid_t parent = 0;
   bool change_ids = false;
+  bool subreaper = false;  // orphan containment: see orphan_reaper.hpp
+  int join_cgroup_fd = -1;  // its cgroup.procs: see run_cgroup.hpp
   uid_t uid = 0;
   gid_t gid = 0;
   unsigned close_limit = 0;  // for the fallback without close_range()
@@ -93,6 +96,16 @@ int child_main(void* argument) {
   // before the request was made.
   if (::syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) child_fail(setup, "prctl");
   if (::syscall(SYS_getppid) != setup.parent) child_fail(setup, "getppid");
+  // "0" moves the writer: from here on, everything it starts is born in the
+  // run's cgroup. Before the ids change: the daemon's own may write there.
+  if (setup.join_cgroup_fd >= 0 && ::syscall(SYS_write, setup.join_cgroup_fd, "0", 1) != 1) {
+    child_fail(setup, "join cgroup");
+  }
+  // While it lives, whatever its tree orphans (setsid, double forks) is
+  // re-parented to it rather than past it; kept across execve.
+  if (setup.subreaper && ::syscall(SYS_prctl, PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0) {
+    child_fail(setup, "prctl(child_subreaper)");
+  }
 
   // Default dispositions for every signal. Handlers would be reset by
   // execve anyway, but ignored signals survive it (the daemon ignores
@@ -209,7 +222,7 @@ pid_t wait_for(pid_t pid) {
 
 }  // namespace
 
-SpawnResult spawn_child(const SpawnRequest& request) {
+SpawnResult spawn_child(const SpawnRequest& request, int join_cgroup_fd) {
   SpawnResult result;
   const auto fail = [&result](int error, std::string_view what) {
     result.child.reset();
@@ -249,6 +262,8 @@ SpawnResult spawn_child(const SpawnRequest& request) {
   setup.cwd = request.cwd.empty() ? nullptr : request.cwd.c_str();
   setup.stdio = {stdin_read.get(), stdout_write.get(), stderr_write.get()};
   setup.parent = ::getpid();
+  setup.subreaper = containing_orphans();
+  setup.join_cgroup_fd = join_cgroup_fd;
   add_limit(setup, RLIMIT_CPU, request.limits.cpu_seconds, 1);
   add_limit(setup, RLIMIT_AS, request.limits.address_space, 0);
   add_limit(setup, RLIMIT_NOFILE, request.limits.open_files, 0);
@@ -271,6 +286,9 @@ SpawnResult spawn_child(const SpawnRequest& request) {
   std::uint64_t saved_mask = 0;
   ::syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all_signals, &saved_mask, kKernelSigsetSize);
 
+  // From before clone() until the pid is registered: a sweep for orphans
+  // running meanwhile would take the new child for one.
+  SpawnGuard spawn_guard;
   alignas(16) std::array<std::byte, kChildStackSize> stack;
   int pidfd = -1;
   int flags = CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD;
@@ -284,6 +302,7 @@ SpawnResult spawn_child(const SpawnRequest& request) {
   const int clone_error = errno;
   ::syscall(SYS_rt_sigprocmask, SIG_SETMASK, &saved_mask, nullptr, kKernelSigsetSize);
   if (pid < 0) return fail(clone_error, "clone");
+  spawn_guard.register_run(pid);
   base::UniqueFd owned_pidfd(pidfd);
 
   // The child's ends belong to the child now (it has exec'd or exited).
@@ -293,6 +312,7 @@ SpawnResult spawn_child(const SpawnRequest& request) {
 
   if (setup.error != 0) {
     wait_for(pid);  // exited with 127 already: no zombie left behind
+    forget_run(pid);
     std::string what = setup.step;
     if (what == "execve") what += " " + request.argv.front();
     if (what == "chdir") what += " " + request.cwd;

@@ -6,6 +6,8 @@
 //    shell), with `env` as its whole environment;
 //  * its own session and process group (pgid = sid = pid), so that the whole
 //    group can be signalled without touching the daemon;
+//  * optionally its own cgroup, joined before anything else can happen in
+//    it;
 //  * every signal at its default disposition and an empty signal mask: a
 //    SIGPIPE the daemon ignores must not reach `yes | head`;
 //  * fds 0, 1 and 2 are its pipes, and no other fd is open;
@@ -80,6 +82,9 @@ struct SpawnResult {
 
 // Never throws for system errors (they come back as values); a child that
 // was created but could not exec has already been reaped when this returns.
-SpawnResult spawn_child(const SpawnRequest& request);
+// `join_cgroup_fd`: a cgroup's cgroup.procs, open for writing
+// (run_cgroup.hpp), which the child joins first thing, so all it starts is
+// born there; -1 for none.
+SpawnResult spawn_child(const SpawnRequest& request, int join_cgroup_fd = -1);
 
 }  // namespace framed::exec

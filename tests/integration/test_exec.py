@@ -61,6 +61,20 @@ def exec_factory(request):
 # afterwards: its runs fail in the child (chdir), which is `internal`.
 VANISHING_DIR = tempfile.mkdtemp(prefix="framed-exec-cwd-")
 
+# escape.sh DIR: a new session (setsid), its pid in DIR/pid, then a sleep.
+# The commands wait for that file before they go on: a command exiting
+# before its escape has left the group would have it killed with the group.
+def make_escape_dir():
+    directory = tempfile.mkdtemp(prefix="framed-exec-escape-")
+    with open(os.path.join(directory, "escape.sh"), "w") as script:
+        script.write('echo $$ > "$1/pid"\nexec /bin/sleep 60\n')
+    return directory
+
+
+ESCAPE_DIR = make_escape_dir()
+ESCAPE = 'setsid /bin/sh "$0/escape.sh" "$0"'  # $0: ESCAPE_DIR, the argv item after the script
+AWAIT_ESCAPE = 'until [ -s "$0/pid" ]; do sleep 0.01; done; cat "$0/pid"; rm "$0/pid"'
+
 ARGS_SCRIPT = 'for a in "$@"; do printf "[%s]" "$a"; done'
 
 COMMANDS = {
@@ -73,6 +87,13 @@ COMMANDS = {
     "sleep": {"argv": ["/bin/sleep", "30"], "timeout": "1s"},
     "sleeparg": {"argv": ["/bin/sleep"], "allow_args": True, "timeout": "20s"},
     "group": {"argv": ["/bin/sh", "-c", "sleep 30 & echo $$ $!; sleep 30"], "timeout": "1s"},
+    # Escapes from the process group into a new session: plain, by a double
+    # fork keeping the output pipe open, and with the command timing out.
+    "escape": {"argv": ["/bin/sh", "-c", ESCAPE + " </dev/null >/dev/null 2>&1 & " + AWAIT_ESCAPE, ESCAPE_DIR]},
+    "escapeheld": {"argv": ["/bin/sh", "-c", "(" + ESCAPE + " &); " + AWAIT_ESCAPE + "; exit 0", ESCAPE_DIR],
+                   "timeout": "20s"},
+    "escapetimeout": {"argv": ["/bin/sh", "-c", ESCAPE + " </dev/null >/dev/null 2>&1 & " + AWAIT_ESCAPE + "; sleep 30",
+                               ESCAPE_DIR], "timeout": "1s"},
     "yes": {"argv": ["/usr/bin/yes"], "max_output": "1MiB", "timeout": "20s"},
     "yeserr": {"argv": ["/bin/sh", "-c", "echo fine; yes err >&2"], "max_output": "256KiB"},
     "pipe": {"argv": ["/bin/sh", "-c", "yes | head -n 1", "sh"], "timeout": "5s"},
@@ -120,6 +141,7 @@ def exec_daemon():
         assert "Sanitizer" not in stderr and "runtime error" not in stderr, stderr
     finally:
         daemon.cleanup()
+        shutil.rmtree(ESCAPE_DIR, ignore_errors=True)
 
 
 @pytest.fixture
@@ -369,6 +391,41 @@ def test_timeout_kills_the_whole_group(fx):
     if shutil.which("pgrep"):
         listed = subprocess.run(["pgrep", "-g", str(leader)], stdout=subprocess.PIPE).stdout.split()
         assert not [pid for pid in listed if running(int(pid))]
+
+
+def gone(pid):
+    """Not running, after giving a process SIGKILL has been sent to a moment
+    to die."""
+    deadline = time.monotonic() + 1.0
+    while running(pid) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return not running(pid)
+
+
+def test_what_escapes_the_group_ends_with_the_run(fx):
+    stats = fx.stats("tcp")
+    assert stats["exec_containment"] == "subreaper"
+    killed_before = stats["exec_orphans_killed"]
+
+    header, body = run(fx, "escape")
+    assert_ok(header)
+    assert header["exit_code"] == 0
+    assert gone(int(body))
+
+    # The escaped sleep holds the output pipe: without containment the run
+    # would last until its 20 s timeout, waiting for that pipe's end.
+    started = time.monotonic()
+    header, body = run(fx, "escapeheld", timeout=30)
+    took = time.monotonic() - started
+    assert_ok(header)
+    assert header["exit_code"] == 0 and took < 10, "answered after %.2f s" % took
+    assert gone(int(body))
+
+    header, body = run(fx, "escapetimeout")
+    assert_error(header, "timeout")
+    assert gone(int(body))
+
+    assert fx.stats("tcp")["exec_orphans_killed"] >= killed_before + 3
 
 
 def test_plain_timeout(fx):

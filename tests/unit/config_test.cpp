@@ -167,6 +167,7 @@ TEST_CASE("default_config is CONFIG.md's Defaults table", "[config]") {
   CHECK(config.daemon.log_level == LogLevel::info);
   CHECK(config.daemon.max_connections == 10000);
   CHECK(config.daemon.shutdown_timeout == 10s);
+  CHECK(config.daemon.exec_containment == framed::config::ExecContainment::automatic);
 
   CHECK(config.limits.max_header == 65536);
   CHECK(config.limits.max_body == 67108864);
@@ -525,12 +526,28 @@ TEST_CASE("wrong types", "[config][errors]") {
       "integer");
 }
 
+TEST_CASE("daemon.exec_containment takes each mode by name", "[config]") {
+  using framed::config::ExecContainment;
+  for (const auto& [name, mode] : {std::pair{"auto", ExecContainment::automatic},
+                                   std::pair{"cgroup", ExecContainment::cgroup},
+                                   std::pair{"subreaper", ExecContainment::subreaper},
+                                   std::pair{"process_group", ExecContainment::process_group}}) {
+    INFO(name);
+    const auto result = parse(std::string("[daemon]\nexec_containment = \"") + name + "\"\n");
+    CHECK(require_ok(result).daemon.exec_containment == mode);
+    CHECK(framed::config::to_string(mode) == name);
+  }
+}
+
 TEST_CASE("bad enum values list the allowed ones", "[config][errors]") {
   require_error(
       parse("[daemon]\nbackend = \"kqueue\"\n"), 2, 11,
       "daemon.backend: unknown value \"kqueue\"; expected \"auto\", \"io_uring\" or \"epoll\"");
   require_error(parse("[daemon]\nlog_level = \"verbose\"\n"), 2, 13,
                 "expected \"trace\", \"debug\", \"info\", \"warn\" or \"error\"");
+  require_error(parse("[daemon]\nexec_containment = \"cgroups\"\n"), 2, 20,
+                "daemon.exec_containment: unknown value \"cgroups\"; expected \"auto\", \"cgroup\", "
+                "\"subreaper\" or \"process_group\"");
   require_error(parse("[[listener]]\nkind = \"tpc\"\n"), 2, 8,
                 "listener.kind: unknown value \"tpc\"; expected \"tcp\", \"udp\", \"unix\", "
                 "\"unix_dgram\" or \"http\"");
@@ -1340,6 +1357,9 @@ TEST_CASE("which keys a reload may change", "[config][schema]") {
   using framed::config::key_is_reloadable;
   // The reactor backend is chosen once, at start (CONFIG.md).
   CHECK_FALSE(key_is_reloadable("daemon.backend"));
+  // So is the way commands are contained: the daemon cannot stop being a
+  // subreaper with orphans already handed to it.
+  CHECK_FALSE(key_is_reloadable("daemon.exec_containment"));
   CHECK(key_is_reloadable("daemon.workers"));
   CHECK(key_is_reloadable("daemon.log_level"));
   CHECK(key_is_reloadable("daemon.max_connections"));
@@ -1358,7 +1378,7 @@ TEST_CASE("which keys a reload may change", "[config][schema]") {
 
   for (const auto& spec : framed::config::config_keys()) {
     INFO(spec.dotted_key);
-    CHECK(spec.reloadable == (spec.dotted_key != "daemon.backend"));
+    CHECK(spec.reloadable == (spec.dotted_key != "daemon.backend" && spec.dotted_key != "daemon.exec_containment"));
     CHECK(key_is_reloadable(spec.dotted_key) == spec.reloadable);
   }
 }

@@ -161,6 +161,7 @@ TEST_CASE("metrics: the exact exposition of a small snapshot", "[http][metrics]"
   snapshot.workers = 2;
   snapshot.workers_busy = 1;
   snapshot.jobs_queued = 3;
+  snapshot.exec_orphans_killed = 2;
   snapshot.shard.accept_fd_exhausted = 4;
   snapshot.shard.connections_shed_for_memory = 3;
   snapshot.shard.allocation_failures = 5;
@@ -332,6 +333,10 @@ TEST_CASE("metrics: the exact exposition of a small snapshot", "[http][metrics]"
       "# HELP framed_worker_queue_depth Worker-pool jobs waiting for a thread.\n"
       "# TYPE framed_worker_queue_depth gauge\n"
       "framed_worker_queue_depth 3\n"
+      "# HELP framed_exec_orphans_killed_total Processes a command left running after its run ended (setsid, double "
+      "fork), killed.\n"
+      "# TYPE framed_exec_orphans_killed_total counter\n"
+      "framed_exec_orphans_killed_total 2\n"
       "# HELP framed_command_calls_total Requests run, by command.\n"
       "# TYPE framed_command_calls_total counter\n"
       "framed_command_calls_total{command=\"ping\"} 6\n"
