@@ -40,6 +40,11 @@ framing = "line"
 
 [commands.uptime]
 argv = ["/usr/bin/uptime"]
+
+# Escapes into a session of its own, as daemonizing programs do; prints its
+# pid, its session id and the shell's pid.
+[commands.escape]
+argv = ["/bin/sh", "-c", "setsid /bin/sleep 300 </dev/null >/dev/null 2>&1 & sleep 0.5; echo $! $(cut -d' ' -f6 /proc/$!/stat) $$"]
 TOML
 systemctl reload framed
 [ "$(printf 'ping\n' | socat -t 3 - TCP:127.0.0.1:9001)" = pong ] || fail "the new listener does not answer"
@@ -47,6 +52,18 @@ output=$(udp 'exec uptime')
 echo "$output"
 grep -q "load average" <<<"$output" || fail "exec under the sandbox"
 journalctl -u framed --no-pager -o cat | grep "config generation 2 applied" || fail "no reload line"
+
+step "exec containment: Delegate=yes gives each run a cgroup, and the escape dies with its run"
+journalctl -u framed --no-pager -o cat | grep "exec containment: cgroup" || fail "not contained by cgroups under systemd"
+read -r escaped session shell <<<"$(udp 'exec escape')"
+echo "escaped pid $escaped, session $session, shell $shell"
+[ "$escaped" = "$session" ] || fail "the escape did not get a session of its own"
+sleep 0.5
+if [ -e "/proc/$escaped" ]; then fail "the escaped process outlived its run"; fi
+cgroup=/sys/fs/cgroup$(sed -n 's/^0:://p' "/proc/$(systemctl show -p MainPID --value framed)/cgroup")
+ls "$cgroup"
+if ls -d "$cgroup"/run-* 2>/dev/null; then fail "a run cgroup was left behind"; fi
+[ "$(udp stats | grep -o '"exec_containment":"[a-z_]*"')" = '"exec_containment":"cgroup"' ] || fail "stats"
 
 step "a broken edit: systemctl reload fails, the daemon keeps its config"
 echo 'this is = not toml' >> /etc/framed/framed.toml
