@@ -17,13 +17,14 @@ http::RequestLimits limits_of(const ListenerSettings& listener) {
 }  // namespace
 
 HttpConnection::HttpConnection(reactor::Reactor& reactor, Owner& owner, base::UniqueFd fd,
-                               std::shared_ptr<const ListenerSettings> listener, std::string peer, std::uint64_t id)
+                               std::shared_ptr<const ListenerSettings> listener, std::string peer, std::uint64_t id,
+                               buffer::MemoryBudget& budget)
     : reactor_(reactor),
       owner_(owner),
       listener_(std::move(listener)),
       peer_(std::move(peer)),
       id_(id),
-      transport_(reactor, std::move(fd), *this),
+      transport_(reactor, std::move(fd), *this, transport::StreamTransportOptions{.budget = &budget}),
       parser_(limits_of(*listener_)) {}
 
 void HttpConnection::on_input(std::size_t bytes) {

@@ -45,8 +45,12 @@ class HttpConnection final : public transport::StreamTransport::Handler {
     ~Owner() = default;
   };
 
+  // Its buffers are counted in `budget` (limits.max_buffered_total) like a
+  // framed client's: while it is spent, a request that needs a larger
+  // buffer waits for the shard's sweep to find room (retry_reading()).
   HttpConnection(reactor::Reactor& reactor, Owner& owner, base::UniqueFd fd,
-                 std::shared_ptr<const ListenerSettings> listener, std::string peer, std::uint64_t id);
+                 std::shared_ptr<const ListenerSettings> listener, std::string peer, std::uint64_t id,
+                 buffer::MemoryBudget& budget);
 
   HttpConnection(const HttpConnection&) = delete;
   HttpConnection& operator=(const HttpConnection&) = delete;
@@ -59,6 +63,8 @@ class HttpConnection final : public transport::StreamTransport::Handler {
 
   [[nodiscard]] std::uint64_t id() const noexcept { return id_; }
   [[nodiscard]] const std::string& peer() const noexcept { return peer_; }
+  [[nodiscard]] bool budget_stalled() const noexcept { return transport_.budget_stalled(); }
+  void retry_reading() { transport_.retry_reading(); }
   [[nodiscard]] TrafficStats& listener_stats() const noexcept { return *listener_->stats; }
   // Request and answer bytes held in memory for this client now.
   [[nodiscard]] std::size_t buffered_bytes() const noexcept { return transport_.buffered_bytes(); }

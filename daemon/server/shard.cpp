@@ -425,7 +425,8 @@ void Shard::on_connection_closed(StreamConnection& connection) {
 
 void Shard::accept_http(const std::shared_ptr<const ListenerSettings>& settings, base::UniqueFd fd,
                         std::string peer, std::uint64_t id) {
-  auto connection = std::make_unique<HttpConnection>(reactor_, *this, std::move(fd), settings, std::move(peer), id);
+  auto connection = std::make_unique<HttpConnection>(reactor_, *this, std::move(fd), settings, std::move(peer), id,
+                                                     daemon_.buffer_budget());
   SPDLOG_DEBUG("http connection {} from {} on {}", id, connection->peer(), settings->name);
   ++settings->stats->connections_accepted;
   ++settings->stats->connections_active;
@@ -642,6 +643,9 @@ void Shard::enforce_buffer_budget() {
   buffer::MemoryBudget& budget = daemon_.buffer_budget();
   if (!budget.exhausted()) {
     for (auto& [id, connection] : connections_) {
+      if (connection->budget_stalled()) connection->retry_reading();
+    }
+    for (auto& [id, connection] : http_connections_) {
       if (connection->budget_stalled()) connection->retry_reading();
     }
     return;

@@ -3,7 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <new>
+
 
 namespace framed::server {
 namespace {
@@ -69,11 +69,9 @@ bool StreamConnection::push_event(const pipeline::SharedFrame& frame) {
   const bool was_slow = pipeline_.slow_consumer();
   bool queued = false;
   try {
-    queued = pipeline_.push_event(frame);
+    queued = closing_on_allocation_failure([&] { return pipeline_.push_event(frame); });
   } catch (const std::bad_alloc&) {
-    // This subscriber pays for it, not the publisher whose turn this is.
-    transport_.close();
-    return false;
+    return false;  // this subscriber pays for it, not the publisher whose turn this is
   }
   if (queued) return true;
   if (!was_slow && pipeline_.slow_consumer()) {
@@ -144,23 +142,11 @@ void StreamConnection::on_sent(std::size_t bytes) {
 }
 
 void StreamConnection::deliver(const commands::ReplyRoute& route, proto::Reply& reply) {
-  try {
-    pipeline_.deliver(route, reply);
-  } catch (const std::bad_alloc&) {
-    // The reply cannot be kept: the connection ends rather than wait for
-    // it forever. The reactor counts the failure.
-    transport_.close();
-    throw;
-  }
+  closing_on_allocation_failure([&] { pipeline_.deliver(route, reply); });
 }
 
 void StreamConnection::resume_body(const commands::ReplyRoute& route) {
-  try {
-    pipeline_.resume_body(route);
-  } catch (const std::bad_alloc&) {
-    transport_.close();
-    throw;
-  }
+  closing_on_allocation_failure([&] { pipeline_.resume_body(route); });
 }
 
 void StreamConnection::begin_drain() {

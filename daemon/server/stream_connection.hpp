@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <new>
 #include <optional>
 #include <string>
 
@@ -112,6 +113,20 @@ class StreamConnection final : public transport::StreamTransport::Handler,
   void resume_body(const commands::ReplyRoute& route) override;
 
  private:
+  // Runs `step` on the pipeline from outside the connection's own
+  // callbacks (a worker's result, a publish). A std::bad_alloc in it closes
+  // the connection, which could no longer answer in order (the reply or
+  // event it was keeping is lost), and goes on up to whoever counts it.
+  template <typename Step>
+  decltype(auto) closing_on_allocation_failure(Step&& step) {
+    try {
+      return step();
+    } catch (const std::bad_alloc&) {
+      transport_.close();
+      throw;
+    }
+  }
+
   // transport::StreamTransport::Handler
   void on_input(std::size_t bytes) override;
   void on_peer_closed() override;

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import proc_cpu_seconds, proc_status_kib
+from conftest import free_port, proc_cpu_seconds, proc_status_kib
 from framed_client import ConnectionClosed, assert_error, assert_ok, frame, parse_reply_stream
 
 
@@ -422,6 +422,39 @@ def test_buffered_total_stops_reading_then_sheds_the_largest(daemon_factory):
         assert time.monotonic() < deadline, "the buffers were not given back after the clients left"
         time.sleep(0.1)
     daemon.ping("t")
+
+
+def test_http_connections_are_counted_in_the_budget_too(daemon_factory):
+    """20 HTTP clients each send 48 KiB of a request head that does not end
+    (under max_header, 64 KiB): the input buffers they take show in
+    buffer_memory with the framed clients', so they are within
+    max_buffered_total too (the parser keeps none of the header bytes
+    itself, so each holds about a receive buffer, not 48 KiB). They are
+    bounded by max_header each and never shed; when they leave the memory
+    is given back. Before, HTTP buffers were not counted at all."""
+    daemon = daemon_factory([{"kind": "tcp", "name": "t"},
+                             {"kind": "http", "name": "h", "address": "127.0.0.1:%d" % free_port()}])
+    _, address = daemon.address("h")
+    baseline = daemon.stats("t")["buffer_memory"]
+    head = b"GET /metrics HTTP/1.1\r\nHost: x\r\n" + b"X-Padding: " + b"a" * (48 << 10)
+    socks = []
+    try:
+        for _ in range(20):
+            sock = socket.create_connection(address, timeout=5)
+            sock.sendall(head)
+            socks.append(sock)
+        deadline = time.monotonic() + 10
+        while daemon.stats("t")["buffer_memory"] - baseline < 20 * (4 << 10):
+            assert time.monotonic() < deadline, "HTTP buffers are not counted: %d bytes over the baseline" % (
+                daemon.stats("t")["buffer_memory"] - baseline)
+            time.sleep(0.05)
+    finally:
+        for sock in socks:
+            sock.close()
+    deadline = time.monotonic() + 5
+    while daemon.stats("t")["buffer_memory"] > baseline + (256 << 10):
+        assert time.monotonic() < deadline, "the HTTP buffers were not given back"
+        time.sleep(0.05)
 
 
 def test_a_failed_allocation_costs_a_connection_not_the_daemon(daemon_factory):
