@@ -102,9 +102,9 @@ bool write_text(int directory, const char* file, std::string_view text) {
   return fd && ::write(fd.get(), text.data(), text.size()) == static_cast<ssize_t>(text.size());
 }
 
-// Run cgroups a killed or crashed daemon left behind, empty by now (their
-// processes died with it or were killed): removed, so that names do not pile
-// up. One still populated fails with EBUSY and stays.
+// Run cgroups a killed or crashed daemon left behind: what still runs in
+// them belonged to runs nobody supervises any more, so it is killed, and
+// the cgroups are removed, so that names do not pile up.
 void remove_leftovers(int directory) {
   const int listing = ::openat(directory, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (listing < 0) return;
@@ -118,7 +118,17 @@ void remove_leftovers(int directory) {
     if (std::string_view(entry->d_name).rfind(kRunPrefix, 0) == 0) names.emplace_back(entry->d_name);
   }
   ::closedir(dir);
-  for (const std::string& name : names) ::unlinkat(directory, name.c_str(), AT_REMOVEDIR);
+  for (const std::string& name : names) {
+    if (::unlinkat(directory, name.c_str(), AT_REMOVEDIR) == 0 || errno != EBUSY) continue;
+    const base::UniqueFd leftover(::openat(directory, name.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!leftover) continue;
+    write_text(leftover.get(), "cgroup.kill", "1");
+    // Dying takes a moment; a start does not wait long for it.
+    for (int attempt = 0; attempt < 100; ++attempt) {
+      if (::unlinkat(directory, name.c_str(), AT_REMOVEDIR) == 0 || errno != EBUSY) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
 }
 
 }  // namespace

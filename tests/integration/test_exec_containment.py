@@ -23,6 +23,8 @@ ESCAPE_DIR = make_escape_dir()  # its own: test_exec removes its one when done
 
 COMMANDS = {
     "escape": {"argv": ["/bin/sh", "-c", ESCAPE + " </dev/null >/dev/null 2>&1 & " + AWAIT_ESCAPE, ESCAPE_DIR]},
+    "escapelong": {"argv": ["/bin/sh", "-c", ESCAPE + " </dev/null >/dev/null 2>&1 & " + AWAIT_ESCAPE + "; sleep 60",
+                            ESCAPE_DIR], "timeout": "120s"},
     # Holds the escape's pid long enough to look at it from outside.
     "escapewait": {"argv": ["/bin/sh", "-c", ESCAPE + " </dev/null >/dev/null 2>&1 & " + AWAIT_ESCAPE + "; sleep 30",
                             ESCAPE_DIR], "timeout": "1s"},
@@ -148,6 +150,27 @@ def test_cgroup_mode_puts_each_run_in_its_own_cgroup_and_ends_all_of_it(exec_fac
         leftover = [entry for entry in os.listdir(delegated_cgroup) if entry.startswith("run-")]
     assert leftover == []
     assert daemon.stop() == 0
+
+
+def test_cgroup_mode_ends_what_a_killed_daemon_left_at_the_next_start(exec_factory, delegated_cgroup):
+    """A daemon killed with SIGKILL supervises nothing any more: its run's
+    first process dies with it (PR_SET_PDEATHSIG), but the escape lives on
+    in the run's cgroup. The next daemon started there kills it and removes
+    the cgroup before it serves."""
+    first = start(exec_factory, "cgroup", delegated_cgroup)
+    with first.connect("tcp", timeout=20) as client:
+        client.send_request({"cmd": "exec", "name": "escapelong", "id": 1})
+        escaped = wait_for_escape(delegated_cgroup)
+        first.proc.kill()
+        first.proc.wait(timeout=10)
+    time.sleep(0.2)
+    assert running(escaped), "the escape did not outlive the killed daemon: nothing to test"
+    assert [entry for entry in os.listdir(delegated_cgroup) if entry.startswith("run-")]
+    second = start(exec_factory, "cgroup", delegated_cgroup)
+    assert gone(escaped)
+    assert [entry for entry in os.listdir(delegated_cgroup) if entry.startswith("run-")] == []
+    second.ping("tcp")
+    assert second.stop() == 0
 
 
 def test_cgroup_mode_refuses_to_start_without_a_cgroup_to_divide(exec_factory):
