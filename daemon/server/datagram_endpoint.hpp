@@ -20,9 +20,9 @@
 
 #include <deque>
 #include <memory>
+#include <new>
 #include <string>
 #include <vector>
-#include <new>
 
 #include "base/unique_fd.hpp"
 #include "buffer/byte_buffer.hpp"
