@@ -315,6 +315,7 @@ class ClientThread final : public ReplySink {
     SSL_set_connect_state(ssl);
     connection.state = ConnState::handshaking;
     set_write_interest(connection, false, /*force=*/true);
+    if (connection.state == ConnState::closed) return;  // epoll_ctl failed
     continue_handshake(connection);
   }
 
@@ -362,6 +363,7 @@ class ClientThread final : public ReplySink {
     // rest only by length, so checking does not become the bottleneck.
     if (options_.command == Command::echo) connection.decoder->check_next_body(spec_.body);
     set_write_interest(connection, false, /*force=*/true);
+    if (connection.state == ConnState::closed) return;  // epoll_ctl failed
     if (handshake_mode_) {
       queue_request(connection);  // a cycle has one request
     } else {
@@ -477,6 +479,7 @@ class ClientThread final : public ReplySink {
       if (error == SSL_ERROR_WANT_WRITE) {
         connection.read_wants_write = true;
         set_write_interest(connection, true);
+        if (connection.state == ConnState::closed) return std::nullopt;  // epoll_ctl failed
         break;
       }
       // The bytes before an error are used first; the socket stays readable
