@@ -135,6 +135,9 @@ struct Connection {
   std::uint64_t next_id = 1;
   bool write_interest = false;         // EPOLLOUT registered
   std::optional<std::string> failure;  // set while decoding; acted on after feed()
+  // A TLS read that failed after it had bytes: they are decoded first, then
+  // this fails the connection (OpenSSL may not report it again).
+  std::optional<std::string> read_error;
   bool ever_connected = false;         // counted in ThreadResult::connected
   // SSL_read needs the socket writable (a TLS 1.3 key update to answer):
   // EPOLLOUT then means "read again", and flush() must not drop EPOLLOUT.
@@ -424,6 +427,10 @@ class ClientThread final : public ReplySink {
         fail(connection, *connection.failure);
         return;
       }
+      if (connection.read_error) {
+        fail(connection, *connection.read_error);
+        return;
+      }
       if (connection.cycle_done) {
         finish_cycle(connection);
         return;
@@ -482,23 +489,23 @@ class ClientThread final : public ReplySink {
         if (connection.state == ConnState::closed) return std::nullopt;  // epoll_ctl failed
         break;
       }
-      // The bytes before an error are used first; the socket stays readable
-      // at its end, so the next event brings the error back.
-      if (filled > 0) break;
-      if (error == SSL_ERROR_ZERO_RETURN) {
-        fail_server_closed(connection);  // close_notify
-      } else {
-        fail(connection, "TLS read: " + tls_error_text(ssl, saved_errno));
+      std::string message = error == SSL_ERROR_ZERO_RETURN  // close_notify
+                                ? server_closed_text(connection)
+                                : "TLS read: " + tls_error_text(ssl, saved_errno);
+      if (filled > 0) {
+        connection.read_error = std::move(message);  // after the bytes before it
+        break;
       }
+      fail(connection, message);
       return std::nullopt;
     }
     return filled;
   }
 
-  void fail_server_closed(Connection& connection) {
-    fail(connection, "server closed the connection with " + std::to_string(connection.in_flight.size()) +
-                         " replies due");
+  static std::string server_closed_text(const Connection& connection) {
+    return "server closed the connection with " + std::to_string(connection.in_flight.size()) + " replies due";
   }
+  void fail_server_closed(Connection& connection) { fail(connection, server_closed_text(connection)); }
 
   void queue_request(Connection& connection) {
     const std::uint64_t id = connection.next_id++;
@@ -638,6 +645,7 @@ class ClientThread final : public ReplySink {
     connection.read_wants_write = false;
     connection.cycle_done = false;
     connection.failure.reset();
+    connection.read_error.reset();
     connection.out.clear();
     connection.out_offset = 0;
     connection.unstamped = 0;
