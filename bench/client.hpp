@@ -18,6 +18,7 @@
 
 #include "options.hpp"
 #include "stats/latency_histogram.hpp"
+#include "transport/tls_context.hpp"
 
 namespace framed::bench {
 
@@ -44,6 +45,13 @@ std::optional<Target> resolve_target(const ServerOptions& options, std::string& 
 // returns nullopt: the caller exits with kExitUsage.
 std::optional<Target> prepare_target(std::string_view program, const ServerOptions& options, rlim_t fds);
 
+// The run's client TLS context for --tls: TLS 1.2 or 1.3, the server
+// verified against --tls-ca or the system store (nothing with
+// --tls-insecure). Threads share it read-only: SSL_new() on a context that
+// no longer changes is thread-safe. Returns null and sets `error` when a
+// file cannot be loaded.
+transport::UniqueSslCtx make_client_tls_context(const TlsOptions& options, std::string& error);
+
 // One run's time line, the same for every thread.
 struct Timeline {
   Clock::time_point measure_begin;  // end of warmup
@@ -55,7 +63,8 @@ struct ThreadResult {
   LatencyHistogram latency;      // good replies received in the window
   std::uint64_t completed = 0;   // == latency.count()
   std::uint64_t errors = 0;      // any phase: connect, protocol, wrong reply, close
-  std::uint64_t connected = 0;   // connections that were established
+  std::uint64_t connected = 0;   // connections that were established (each counted once)
+  std::uint64_t handshakes = 0;  // completed TLS handshakes (plaintext: TCP connects), whole run
   std::uint64_t undrained = 0;   // connections closed with replies still due
   std::vector<std::string> error_samples;  // the first few error messages
 };
@@ -64,6 +73,7 @@ struct ThreadConfig {
   const Options* options = nullptr;
   const Target* target = nullptr;
   std::span<const char> body;           // echo body; outlives the thread
+  SSL_CTX* tls = nullptr;               // --tls: the run's context (read-only here); null: plaintext
   Timeline timeline;
   std::vector<unsigned> connection_ids;  // which of the --connections are this thread's
   // Clock ticks (time_since_epoch) at which the user stopped the run early;

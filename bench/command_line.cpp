@@ -57,7 +57,8 @@ Verdict parse_count(std::string_view value, unsigned max, unsigned& out, std::st
 }
 
 CommandLine walk_command_line(int argc, char** argv, std::initializer_list<std::string_view> valued,
-                              ServerOptions& server, const OptionHandler& handle) {
+                              ServerOptions& server, const OptionHandler& handle,
+                              std::initializer_list<std::string_view> flags) {
   CommandLine result;
   auto fail = [&result](std::string message) {
     result.error = std::move(message);
@@ -78,6 +79,11 @@ CommandLine walk_command_line(int argc, char** argv, std::initializer_list<std::
     if (name == "--json") {
       if (inline_value) return fail("--json takes no value");
       server.json_output = true;
+      continue;
+    }
+    if (std::find(flags.begin(), flags.end(), name) != flags.end()) {
+      if (inline_value) return fail(std::string(name) + " takes no value");
+      if (const Verdict verdict = handle(name, {})) return fail(std::string(name) + ": " + *verdict);
       continue;
     }
     const bool server_option = is_server_option(name);

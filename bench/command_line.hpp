@@ -75,9 +75,11 @@ struct CommandLine {
 
 // Walks argv. --help and -h stop the walk; --json sets server.json_output;
 // the server options go to `server`; every option in `valued` goes to
-// `handle` with its value. Anything else is an error.
+// `handle` with its value; every option in `flags` takes no value and goes
+// to `handle` with an empty one. Anything else is an error.
 CommandLine walk_command_line(int argc, char** argv, std::initializer_list<std::string_view> valued,
-                              ServerOptions& server, const OptionHandler& handle);
+                              ServerOptions& server, const OptionHandler& handle,
+                              std::initializer_list<std::string_view> flags = {});
 
 // Prints --help's text or the command line's error for `program`; returns
 // the exit status when the run should not go on.

@@ -57,10 +57,19 @@ struct Summary {
   std::uint64_t completed = 0;
   std::uint64_t errors = 0;
   std::uint64_t connected = 0;
+  std::uint64_t handshakes = 0;  // whole run, warmup and drain included
   std::uint64_t undrained = 0;
   double measured_s = 0;
   bool interrupted = false;
 };
+
+// "TLS (verified against ca.pem, name localhost)", "TLS (not verified, server name ...)", "plaintext".
+std::string tls_description(const TlsOptions& tls) {
+  if (!tls.enabled) return "plaintext";
+  if (tls.insecure) return "TLS (not verified, server name " + tls.server_name + ")";
+  return "TLS (verified against " + (tls.ca_file.empty() ? std::string("the system store") : tls.ca_file) +
+         ", name " + tls.server_name + ")";
+}
 
 void print_text(const Options& options, const Target& target, const Summary& summary) {
   const LatencyHistogram& latency = summary.latency;
@@ -70,10 +79,18 @@ void print_text(const Options& options, const Target& target, const Summary& sum
   if (options.protocol == Protocol::json) std::printf(" (%s-endian)", std::string(to_string(options.byte_order)).c_str());
   std::printf(", command %s", std::string(to_string(options.command)).c_str());
   if (options.command == Command::echo) std::printf(" %u B", options.size);
+  std::printf("\n  %s, mode %s", tls_description(options.tls).c_str(), std::string(to_string(options.mode)).c_str());
   std::printf("\n  %u connections x %u pipeline on %u thread%s, warmup %g s, duration %g s (measured %.3f s%s)\n",
               options.connections, options.pipeline, options.threads, options.threads == 1 ? "" : "s",
               options.warmup_s, options.duration_s, summary.measured_s, summary.interrupted ? ", interrupted" : "");
-  std::printf("  requests    %llu  (%.1f req/s)\n", static_cast<unsigned long long>(summary.completed), rate);
+  if (options.mode == Mode::handshake) {
+    // One cycle = connect, handshake, one request, its reply, close.
+    std::printf("  handshakes  %llu  (%.1f handshakes/s; %llu in the whole run)\n",
+                static_cast<unsigned long long>(summary.completed), rate,
+                static_cast<unsigned long long>(summary.handshakes));
+  } else {
+    std::printf("  requests    %llu  (%.1f req/s)\n", static_cast<unsigned long long>(summary.completed), rate);
+  }
   std::printf("  errors      %llu\n", static_cast<unsigned long long>(summary.errors));
   if (summary.connected != options.connections) {
     std::printf("  connected   %llu of %u\n", static_cast<unsigned long long>(summary.connected), options.connections);
@@ -86,6 +103,7 @@ void print_text(const Options& options, const Target& target, const Summary& sum
               micros(latency.percentile(0.50)), micros(latency.percentile(0.90)), micros(latency.percentile(0.99)),
               micros(latency.percentile(0.999)), micros(latency.min()), micros(latency.mean()),
               micros(latency.max()));
+  if (options.mode == Mode::handshake) std::printf("  (latency: a whole cycle, from socket() to the reply)\n");
 }
 
 void print_json(const Options& options, const Target& target, const Summary& summary) {
@@ -95,7 +113,8 @@ void print_json(const Options& options, const Target& target, const Summary& sum
       "{\"target\":\"%s\",\"transport\":\"%s\",\"protocol\":\"%s\",\"byte_order\":\"%s\",\"command\":\"%s\","
       "\"size\":%u,\"connections\":%u,\"pipeline\":%u,\"threads\":%u,\"warmup_s\":%g,\"duration_s\":%g,"
       "\"measured_s\":%.6f,\"interrupted\":%s,\"requests\":%llu,\"errors\":%llu,\"connected\":%llu,"
-      "\"undrained\":%llu,\"requests_per_s\":%.1f,\"latency_us\":{\"min\":%.1f,\"p50\":%.1f,\"p90\":%.1f,"
+      "\"undrained\":%llu,\"tls\":%s,\"mode\":\"%s\",\"handshakes\":%llu,\"handshakes_per_s\":%.1f,"
+      "\"requests_per_s\":%.1f,\"latency_us\":{\"min\":%.1f,\"p50\":%.1f,\"p90\":%.1f,"
       "\"p99\":%.1f,\"p99_9\":%.1f,\"max\":%.1f,\"mean\":%.1f}}\n",
       json_escape(target.description).c_str(), target.tcp ? "tcp" : "unix",
       std::string(to_string(options.protocol)).c_str(), std::string(to_string(options.byte_order)).c_str(),
@@ -103,7 +122,9 @@ void print_json(const Options& options, const Target& target, const Summary& sum
       options.connections, options.pipeline, options.threads, options.warmup_s, options.duration_s,
       summary.measured_s, summary.interrupted ? "true" : "false",
       static_cast<unsigned long long>(summary.completed), static_cast<unsigned long long>(summary.errors),
-      static_cast<unsigned long long>(summary.connected), static_cast<unsigned long long>(summary.undrained), rate,
+      static_cast<unsigned long long>(summary.connected), static_cast<unsigned long long>(summary.undrained),
+      options.tls.enabled ? "true" : "false", std::string(to_string(options.mode)).c_str(),
+      static_cast<unsigned long long>(summary.handshakes), options.mode == Mode::handshake ? rate : 0.0, rate,
       micros(latency.min()), micros(latency.percentile(0.50)), micros(latency.percentile(0.90)),
       micros(latency.percentile(0.99)), micros(latency.percentile(0.999)), micros(latency.max()),
       micros(latency.mean()));
@@ -122,6 +143,19 @@ int run(int argc, char** argv) {
   const auto target = prepare_target("framed-bench", options, options.connections + options.threads + kSpareFds);
   if (!target) return kExitUsage;
   const std::vector<char> body = make_body(options.command == Command::echo ? options.size : 0);
+  transport::UniqueSslCtx tls_context;
+  if (options.tls.enabled) {
+    std::string error;
+    tls_context = make_client_tls_context(options.tls, error);
+    if (!tls_context) {
+      std::fprintf(stderr, "framed-bench: %s\n", error.c_str());
+      return kExitUsage;
+    }
+    // OpenSSL writes with write(2), not send(MSG_NOSIGNAL): a server that
+    // reset the connection must be an error on that connection, not the end
+    // of the process.
+    std::signal(SIGPIPE, SIG_IGN);
+  }
 
   // Ctrl-C / SIGTERM go to this thread's sigtimedwait() only: blocked here,
   // the mask is inherited by every client thread started below.
@@ -152,6 +186,7 @@ int run(int argc, char** argv) {
     configs[t].options = &options;
     configs[t].target = &*target;
     configs[t].body = body;
+    configs[t].tls = tls_context.get();
     configs[t].timeline = timeline;
     configs[t].stop_at = &stop_at;
     threads.emplace_back([&, t] {
@@ -187,6 +222,7 @@ int run(int argc, char** argv) {
     summary.completed += result.completed;
     summary.errors += result.errors;
     summary.connected += result.connected;
+    summary.handshakes += result.handshakes;
     summary.undrained += result.undrained;
   }
   Clock::time_point window_end = timeline.measure_end;

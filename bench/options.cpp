@@ -26,6 +26,7 @@ constexpr double kMaxInFlightBytes = 4.0 * (1ULL << 30);
 }  // namespace
 
 std::string_view to_string(Command command) { return command == Command::ping ? "ping" : "echo"; }
+std::string_view to_string(Mode mode) { return mode == Mode::load ? "load" : "handshake"; }
 
 std::string usage() {
   return "usage: framed-bench [options]\n"
@@ -43,6 +44,12 @@ std::string usage() {
          "  --size BYTES          echo body size (default 1024)\n"
          "  --protocol json|resp  framed json framing, or Redis RESP (default json)\n"
          "  --byte-order big|little  json header length byte order (default big)\n"
+         "  --mode load|handshake connections stay open with --pipeline requests in flight (default load);\n"
+         "                        handshake: connect, (TLS handshake,) one request, close, again\n"
+         "  --tls                 speak TLS (TLS 1.2 or 1.3) to the server\n"
+         "  --tls-ca FILE         verify the server against this CA file (PEM; default: the system store)\n"
+         "  --tls-insecure        do not verify the server's certificate (throwaway certificates)\n"
+         "  --server-name NAME    name sent in SNI and checked in the certificate (default: --host)\n"
          "  --json                print a one-line JSON result\n"
          "  --help                this text\n"
          "\n"
@@ -51,8 +58,33 @@ std::string usage() {
 
 CommandLine parse_options(int argc, char** argv, Options& options) {
   CommandLine result = walk_command_line(
-      argc, argv, {"--connections", "--pipeline", "--threads", "--duration", "--warmup", "--size", "--command"},
-      options, [&options](std::string_view name, std::string_view value) -> Verdict {
+      argc, argv,
+      {"--connections", "--pipeline", "--threads", "--duration", "--warmup", "--size", "--command", "--mode",
+       "--tls-ca", "--server-name"},
+      options,
+      [&options](std::string_view name, std::string_view value) -> Verdict {
+        if (name == "--tls") {
+          options.tls.enabled = true;
+          return std::nullopt;
+        }
+        if (name == "--tls-insecure") {
+          options.tls.insecure = true;
+          return std::nullopt;
+        }
+        if (name == "--tls-ca") {
+          if (value.empty()) return "a CA file";
+          options.tls.ca_file = value;
+          return std::nullopt;
+        }
+        if (name == "--server-name") {
+          if (value.empty()) return "a server name";
+          options.tls.server_name = value;
+          return std::nullopt;
+        }
+        if (name == "--mode") {
+          return parse_choice(value, {{"load", Mode::load}, {"handshake", Mode::handshake}}, options.mode,
+                              "load or handshake");
+        }
         if (name == "--connections") return parse_count(value, kMaxConnections, options.connections, "a connection count");
         if (name == "--pipeline") return parse_count(value, kMaxPipeline, options.pipeline, "a pipeline depth");
         if (name == "--threads") return parse_count(value, kMaxThreads, options.threads, "a thread count");
@@ -70,8 +102,26 @@ CommandLine parse_options(int argc, char** argv, Options& options) {
           }
         }
         return std::nullopt;
-      });
+      },
+      {"--tls", "--tls-insecure"});
   if (result.help || !result.error.empty()) return result;
+
+  const bool tls_option_given = options.tls.insecure || !options.tls.ca_file.empty() || !options.tls.server_name.empty();
+  if (tls_option_given && !options.tls.enabled) {
+    result.error = "--tls-ca, --tls-insecure and --server-name need --tls";
+    return result;
+  }
+  if (options.tls.insecure && !options.tls.ca_file.empty()) {
+    result.error = "--tls-ca and --tls-insecure contradict each other";
+    return result;
+  }
+  if (options.tls.enabled && !options.unix_path.empty()) {
+    result.error = "--tls is for TCP servers (framed's TLS listeners are tcp only)";
+    return result;
+  }
+  if (options.tls.enabled && options.tls.server_name.empty()) options.tls.server_name = options.host;
+  // A handshake cycle has exactly one request in flight.
+  if (options.mode == Mode::handshake) options.pipeline = 1;
 
   if (options.threads > options.connections) options.threads = options.connections;
   const double in_flight_bytes = static_cast<double>(options.connections) * options.pipeline *

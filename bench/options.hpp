@@ -11,6 +11,18 @@
 namespace framed::bench {
 
 enum class Command { ping, echo };
+// load: each connection stays open and keeps --pipeline requests in flight.
+// handshake: each connection repeatedly connects (and completes the TLS
+// handshake with --tls), sends one request, reads its reply and closes.
+enum class Mode { load, handshake };
+
+// Client TLS (--tls): one SSL_CTX per run, shared read-only by the threads.
+struct TlsOptions {
+  bool enabled = false;
+  std::string ca_file;       // --tls-ca; empty: the system's trust store
+  bool insecure = false;     // --tls-insecure: no verification at all
+  std::string server_name;   // --server-name; empty: --host
+};
 
 struct Options : ServerOptions {
   unsigned connections = 1;
@@ -20,6 +32,8 @@ struct Options : ServerOptions {
   unsigned threads = 1;  // never more than connections (clamped)
   Command command = Command::ping;
   std::uint32_t size = 1024;  // echo body bytes
+  Mode mode = Mode::load;
+  TlsOptions tls;
 };
 
 // Fills `options`; they are valid when the result has neither help nor error.
@@ -27,5 +41,6 @@ CommandLine parse_options(int argc, char** argv, Options& options);
 std::string usage();
 
 std::string_view to_string(Command command);
+std::string_view to_string(Mode mode);
 
 }  // namespace framed::bench
