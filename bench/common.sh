@@ -1,6 +1,7 @@
 # shellcheck shell=bash
-# Helpers that bench/run.sh and bench/fanout.sh share, sourced by both.
-# The sourcing script sets server_pid when it starts a server.
+# Helpers that bench/run.sh, bench/fanout.sh and bench/tls.sh share,
+# sourced by each. The sourcing script sets server_pid when it starts a
+# server, and work to its temporary directory.
 
 # Stops the server started as $server_pid, if any: SIGTERM (framed finishes
 # in-flight requests on it), up to 5 s, then SIGKILL.
@@ -29,3 +30,16 @@ wait_for_port() {
 
 # json_field NAME JSON: the number after "NAME": in a client's --json line.
 json_field() { sed -n "s/.*\"$1\":\([-0-9.]*\).*/\1/p" <<<"$2"; }
+
+# On exit, Ctrl-C included: the server is stopped, $work removed, and what
+# was measured so far printed (print_measured, the sourcing script's).
+# shellcheck disable=SC2154  # work: the sourcing script's
+finish() {
+  stop_server
+  rm -rf "$work"
+  print_measured
+}
+stop_and_print_on_exit() {
+  trap finish EXIT
+  trap 'exit 130' INT TERM  # runs the EXIT trap too
+}

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# shellcheck disable=SC2317  # cleanup and print_tables run from the EXIT trap
+# shellcheck disable=SC2317  # print_measured and print_tables run from the EXIT trap
 # Runs fanout-bench against framed (each backend) and, when installed, Redis
 # at 1, 100 and 10,000 subscribers, and prints one markdown table of the
 # messages delivered per second (the median of ROUNDS rounds; each round
@@ -145,13 +145,8 @@ print_tables() {
     done
   done
 }
-cleanup() {
-  stop_server
-  rm -rf "$work"
-  [ ${#systems[@]} -eq 0 ] || print_tables
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+print_measured() { [ ${#systems[@]} -eq 0 ] || print_tables; }
+stop_and_print_on_exit
 
 # measure SYSTEM PORT PROTOCOL: one round of every point.
 measure() {

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# shellcheck disable=SC2317  # cleanup and print_table run from the EXIT trap
+# shellcheck disable=SC2317  # print_measured and print_table run from the EXIT trap
 # Runs framed-bench against framed (each backend) and, when installed, Redis,
 # and prints one markdown table. Everything it starts is stopped on exit.
 #
@@ -46,14 +46,8 @@ print_table() {
   printf '|---|---|---|---:|---:|---:|\n'
   [ ${#rows[@]} -eq 0 ] || printf '%s\n' "${rows[@]}"
 }
-cleanup() {
-  stop_server
-  rm -rf "$work"
-  # Also after Ctrl-C: what was measured so far is still worth seeing.
-  [ ${#rows[@]} -eq 0 ] || print_table
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM  # runs the EXIT trap too
+print_measured() { [ ${#rows[@]} -eq 0 ] || print_table; }
+stop_and_print_on_exit
 
 # measure SERVER_LABEL PORT PROTOCOL
 measure() {

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# shellcheck disable=SC2317  # cleanup and print_table run from the EXIT trap
+# shellcheck disable=SC2317  # print_measured and print_table run from the EXIT trap
 # TLS against plaintext, framed against Redis, in one run: ping and 1 KiB
 # echo at 50 connections x 16 pipelined, and handshakes per second (each
 # connection connects, completes the handshake, sends one ping, reads the
@@ -99,14 +99,8 @@ print_table() {
   printf '\nper second: requests, or for "handshake" whole cycles (connect, TLS handshake, one ping, close);\n'
   printf 'the plaintext "handshake" row is the same cycle with only the TCP connect. Latency of a cycle: socket() to the reply.\n'
 }
-cleanup() {
-  stop_server
-  rm -rf "$work"
-  # Also after Ctrl-C: what was measured so far is still worth seeing.
-  [ ${#rows[@]} -eq 0 ] || print_table
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM  # runs the EXIT trap too
+print_measured() { [ ${#rows[@]} -eq 0 ] || print_table; }
+stop_and_print_on_exit
 
 # point SERVER TRANSPORT PROTOCOL PORT WHAT: one framed-bench run, one row.
 # WHAT: ping | echo | handshake. TRANSPORT: plaintext | TLS.
@@ -185,28 +179,28 @@ start_redis() {  # LOG, redis-server arguments...
   redis-server --bind 127.0.0.1 --save '' --appendonly no "$@" >"$log" 2>&1 &
   server_pid=$!
 }
+# redis_points VERSION TRANSPORT PORT LOG [REDIS ARGS...]: one Redis, its three rows.
+redis_points() {
+  local version=$1 transport=$2 port=$3 log=$4 what
+  shift 4
+  start_redis "$log" "$@"
+  if wait_for_port "$port"; then
+    for what in ping echo handshake; do point "$version" "$transport" resp "$port" "$what"; done
+  else
+    failed=1
+    rows+=("| $version | $transport | - | - | did not start: $(tail -n 1 "$log") | | | |")
+  fi
+  stop_server
+}
 measure_redis() {
-  local version plain_port tls_port what
+  local version plain_port tls_port
   version="redis $(redis-server --version | sed -n 's/.*v=\([0-9.]*\).*/\1/p')"
   plain_port=$(free_port)
-  start_redis "$work/redis-plain.log" --port "$plain_port"
-  if wait_for_port "$plain_port"; then
-    for what in ping echo handshake; do point "$version" plaintext resp "$plain_port" "$what"; done
-  else
-    failed=1
-    rows+=("| $version | plaintext | - | - | did not start: $(tail -n 1 "$work/redis-plain.log") | | | |")
-  fi
-  stop_server
+  redis_points "$version" plaintext "$plain_port" "$work/redis-plain.log" --port "$plain_port"
   tls_port=$(free_port)
-  start_redis "$work/redis-tls.log" --port 0 --tls-port "$tls_port" --tls-cert-file "$work/server.pem" \
-    --tls-key-file "$work/server.key" --tls-ca-cert-file "$work/ca.pem" --tls-auth-clients no
-  if wait_for_port "$tls_port"; then
-    for what in ping echo handshake; do point "$version" TLS resp "$tls_port" "$what"; done
-  else
-    failed=1
-    rows+=("| $version | TLS | - | - | did not start: $(tail -n 1 "$work/redis-tls.log") | | | |")
-  fi
-  stop_server
+  redis_points "$version" TLS "$tls_port" "$work/redis-tls.log" --port 0 --tls-port "$tls_port" \
+    --tls-cert-file "$work/server.pem" --tls-key-file "$work/server.key" --tls-ca-cert-file "$work/ca.pem" \
+    --tls-auth-clients no
 }
 if [ "${SKIP_REDIS:-0}" != 1 ]; then
   if command -v redis-server >/dev/null; then

@@ -216,6 +216,15 @@ class Daemon:
                 return None
         return self.proc.returncode
 
+    def stop_cleanly(self):
+        """For a fixture's teardown: stops it, removes its files, and asserts
+        it exited 0 with no sanitizer report."""
+        status = self.stop()
+        text = self.stderr_text()  # after the exit: a leak report comes at exit
+        self.cleanup()
+        assert status == 0, "exit status %r\n%s" % (status, text)
+        assert "Sanitizer" not in text and "runtime error" not in text, text
+
     def cleanup(self):
         try:
             self.stop()

@@ -53,10 +53,7 @@ def daemon(pki):
     ])
     daemon.start()
     yield daemon
-    text = daemon.stderr_text()
-    status = daemon.stop()
-    daemon.cleanup()
-    assert status == 0, "exit status %r\n%s" % (status, text)
+    daemon.stop_cleanly()
 
 
 def port(daemon, name):
