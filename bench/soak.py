@@ -238,13 +238,19 @@ def main():
             for thread in threads:
                 thread.start()
             samples = []
+            loaded = None  # the last sample taken while the clients were still at it
             started = time.monotonic()
             while load.running():
                 time.sleep(1)
                 if daemon.poll() is not None:
                     sys.exit("the daemon exited during the soak (status %r)" % daemon.returncode)
-                samples.append((time.monotonic() - started, proc_value(daemon.pid, "VmRSS"), open_fds(daemon.pid)))
-            loaded = samples[-1]
+                sample = (time.monotonic() - started, proc_value(daemon.pid, "VmRSS"), open_fds(daemon.pid))
+                samples.append(sample)
+                # Asked after the sample: a sample taken once the clients
+                # had stopped (the end came during the sleep) is not "under load".
+                if load.running():
+                    loaded = sample
+            loaded = loaded or samples[0]
             for thread in threads:
                 thread.join()
             time.sleep(1)
