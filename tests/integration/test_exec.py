@@ -404,7 +404,9 @@ def gone(pid):
 
 def test_what_escapes_the_group_ends_with_the_run(fx):
     stats = fx.stats("tcp")
-    assert stats["exec_containment"] == "subreaper"
+    # "auto": a cgroup where this daemon has one to divide, else the subreaper.
+    mode = stats["exec_containment"]
+    assert mode in ("cgroup", "subreaper")
     killed_before = stats["exec_orphans_killed"]
 
     header, body = run(fx, "escape")
@@ -425,7 +427,8 @@ def test_what_escapes_the_group_ends_with_the_run(fx):
     assert_error(header, "timeout")
     assert gone(int(body))
 
-    assert fx.stats("tcp")["exec_orphans_killed"] >= killed_before + 3
+    if mode == "subreaper":  # a cgroup kills them whole, with nothing to count
+        assert fx.stats("tcp")["exec_orphans_killed"] >= killed_before + 3
 
 
 def test_plain_timeout(fx):
