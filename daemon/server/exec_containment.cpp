@@ -11,7 +11,7 @@ ContainmentSetup set_up_exec_containment(config::ExecContainment wanted) {
   ContainmentSetup setup;
   if (wanted == ExecContainment::process_group) {
     setup.ok = true;
-    setup.mode = "process_group";
+    setup.mode = config::to_string(ExecContainment::process_group);
     setup.detail = "what leaves a command's process group outlives its run (daemon.exec_containment)";
     return setup;
   }
@@ -20,7 +20,7 @@ ContainmentSetup set_up_exec_containment(config::ExecContainment wanted) {
     std::string where;
     if (exec::enable_run_cgroups(where, cgroup_failure) == 0) {
       setup.ok = true;
-      setup.mode = "cgroup";
+      setup.mode = config::to_string(ExecContainment::cgroup);
       setup.detail = "each run in its own cgroup under " + where;
       return setup;
     }
@@ -36,21 +36,22 @@ ContainmentSetup set_up_exec_containment(config::ExecContainment wanted) {
       return setup;
     }
     setup.ok = true;  // auto: the last resort is what the kernel always gives
-    setup.mode = "process_group";
+    setup.mode = config::to_string(ExecContainment::process_group);
     setup.detail = "neither a cgroup (" + cgroup_failure + ") nor a child subreaper (" + base::errno_text(error) + ")";
     return setup;
   }
   setup.ok = true;
-  setup.mode = "subreaper";
+  setup.mode = config::to_string(ExecContainment::subreaper);
   setup.detail = "what a run leaves running when its first process exits is killed";
   if (!cgroup_failure.empty()) setup.detail += " (no cgroup: " + cgroup_failure + ")";
   return setup;
 }
 
 std::string_view exec_containment_in_use() {
-  if (exec::run_cgroups_enabled()) return "cgroup";
-  if (exec::containing_orphans()) return "subreaper";
-  return "process_group";
+  using config::ExecContainment;
+  if (exec::run_cgroups_enabled()) return config::to_string(ExecContainment::cgroup);
+  if (exec::containing_orphans()) return config::to_string(ExecContainment::subreaper);
+  return config::to_string(ExecContainment::process_group);
 }
 
 }  // namespace framed::server

@@ -9,10 +9,8 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <array>
 #include <atomic>
 #include <cerrno>
-#include <charconv>
 #include <chrono>
 #include <mutex>
 #include <optional>
@@ -24,6 +22,7 @@
 #include <vector>
 
 #include "base/unique_fd.hpp"
+#include "exec/pid_files.hpp"
 
 namespace framed::exec {
 namespace {
@@ -54,29 +53,6 @@ Registry& registry() {
   return instance;
 }
 
-std::optional<pid_t> parse_pid(std::string_view text) {
-  pid_t pid = 0;
-  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), pid);
-  if (error != std::errc() || end != text.data() + text.size() || pid <= 0) return std::nullopt;
-  return pid;
-}
-
-// The whole of a small /proc file, or nothing if it is gone (the process
-// exited meanwhile) or unreadable.
-std::optional<std::string> read_small_file(const std::string& path) {
-  const base::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) return std::nullopt;
-  std::string text;
-  std::array<char, 4096> chunk{};
-  for (;;) {
-    const ssize_t n = ::read(fd.get(), chunk.data(), chunk.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return std::nullopt;
-    if (n == 0) return text;
-    text.append(chunk.data(), static_cast<std::size_t>(n));
-  }
-}
-
 // The names in a /proc directory that are pids (processes, or a process's
 // threads under task/).
 std::vector<pid_t> pids_in(const char* directory) {
@@ -94,7 +70,7 @@ std::vector<pid_t> pids_in(const char* directory) {
 // and may hold spaces and parentheses itself: the fields start after the
 // last ')'.
 std::optional<pid_t> parent_of(pid_t pid) {
-  const auto stat = read_small_file("/proc/" + std::to_string(pid) + "/stat");
+  const auto stat = read_small_file(AT_FDCWD, "/proc/" + std::to_string(pid) + "/stat");
   if (!stat) return std::nullopt;
   const std::size_t close = stat->rfind(')');
   if (close == std::string::npos || close + 4 >= stat->size()) return std::nullopt;
@@ -124,20 +100,15 @@ std::vector<pid_t> children_of_this_process() {
   const std::vector<pid_t> threads = pids_in("/proc/self/task");
   bool listed = !threads.empty();
   for (const pid_t thread : threads) {
-    const auto list = read_small_file("/proc/self/task/" + std::to_string(thread) + "/children");
+    const auto list = read_small_file(AT_FDCWD, "/proc/self/task/" + std::to_string(thread) + "/children");
     if (!list) {
       // No such file: the kernel lacks it (a thread that just exited would
       // also do this, and the slow path is right then too).
       listed = false;
       break;
     }
-    std::string_view rest(*list);
-    while (!rest.empty()) {
-      const std::size_t space = rest.find(' ');
-      if (const auto pid = parse_pid(rest.substr(0, space))) children.push_back(*pid);
-      if (space == std::string_view::npos) break;
-      rest.remove_prefix(space + 1);
-    }
+    const std::vector<pid_t> listed_here = parse_pid_list(*list);
+    children.insert(children.end(), listed_here.begin(), listed_here.end());
   }
   if (listed) return children;
   children.clear();

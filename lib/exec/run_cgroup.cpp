@@ -10,7 +10,6 @@
 #include <array>
 #include <atomic>
 #include <cerrno>
-#include <charconv>
 #include <fstream>
 #include <string_view>
 #include <thread>
@@ -19,6 +18,7 @@
 
 #include "base/clock.hpp"
 #include "base/errno_text.hpp"
+#include "exec/pid_files.hpp"
 
 namespace framed::exec {
 namespace {
@@ -75,26 +75,8 @@ std::optional<std::pair<std::string, std::string>> cgroup2_mount() {
 }
 
 std::vector<pid_t> members(int directory) {
-  std::vector<pid_t> pids;
-  const base::UniqueFd fd(::openat(directory, "cgroup.procs", O_RDONLY | O_CLOEXEC));
-  if (!fd) return pids;
-  std::string text;
-  std::array<char, 4096> chunk{};
-  for (;;) {
-    const ssize_t n = ::read(fd.get(), chunk.data(), chunk.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    text.append(chunk.data(), static_cast<std::size_t>(n));
-  }
-  const char* at = text.data();
-  const char* const end = text.data() + text.size();
-  while (at < end) {
-    pid_t pid = 0;
-    const auto [next, error] = std::from_chars(at, end, pid);
-    if (error == std::errc() && pid > 0) pids.push_back(pid);
-    at = next + 1;  // past the newline (or the character that stopped it)
-  }
-  return pids;
+  const auto text = read_small_file(directory, "cgroup.procs");
+  return text ? parse_pid_list(*text) : std::vector<pid_t>{};
 }
 
 bool write_text(int directory, const char* file, std::string_view text) {

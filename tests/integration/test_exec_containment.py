@@ -17,7 +17,7 @@ import time
 import pytest
 
 from framed_client import assert_error, assert_ok
-from test_exec import ESCAPE, AWAIT_ESCAPE, exec_factory, gone, make_escape_dir, running  # noqa: F401 (a fixture)
+from test_exec import ESCAPE, AWAIT_ESCAPE, exec_factory, gone, make_escape_dir, run, running  # noqa: F401 (a fixture)
 
 ESCAPE_DIR = make_escape_dir()  # its own: test_exec removes its one when done
 
@@ -48,8 +48,9 @@ def cgroup2_root():
     return None
 
 
-def own_cgroup():
-    with open("/proc/self/cgroup") as cgroups:
+def cgroup_of(pid="self"):
+    """The process's cgroup in the v2 hierarchy, or None."""
+    with open("/proc/%s/cgroup" % pid) as cgroups:
         for line in cgroups:
             if line.startswith("0::"):
                 return line[3:].strip()
@@ -60,7 +61,7 @@ def own_cgroup():
 def delegated_cgroup():
     """A fresh cgroup beside this process's, as a delegated one would be, or
     a skip where this process may not make one."""
-    root, mine = cgroup2_root(), own_cgroup()
+    root, mine = cgroup2_root(), cgroup_of()
     if root is None or mine is None:
         pytest.skip("no cgroup v2 hierarchy mounted")
     path = os.path.join(root + mine.rstrip("/"), "framed-test-%d-%d" % (os.getpid(), time.monotonic_ns()))
@@ -84,19 +85,6 @@ def start(exec_factory, mode, cgroup=None):
             procs.write("0")
     return exec_factory(LISTENERS, COMMANDS, daemon={"exec_containment": mode},
                         preexec_fn=join_cgroup if cgroup else None)
-
-
-def run(daemon, name):
-    with daemon.connect("tcp", timeout=20) as client:
-        return client.request({"cmd": "exec", "name": name})
-
-
-def cgroup_of(pid):
-    with open("/proc/%d/cgroup" % pid) as cgroups:
-        for line in cgroups:
-            if line.startswith("0::"):
-                return line[3:].strip()
-    return None
 
 
 def wait_for_escape(cgroup):
@@ -138,7 +126,7 @@ def test_cgroup_mode_puts_each_run_in_its_own_cgroup_and_ends_all_of_it(exec_fac
         client.send_request({"cmd": "exec", "name": "escapewait", "id": 1})
         escaped = wait_for_escape(delegated_cgroup)
         assert cgroup_of(escaped).startswith(
-            own_cgroup().rstrip("/") + "/" + os.path.basename(delegated_cgroup) + "/run-")
+            cgroup_of().rstrip("/") + "/" + os.path.basename(delegated_cgroup) + "/run-")
         header, body = client.read_reply()
         assert_error(header, "timeout")
         assert int(body) == escaped
@@ -174,18 +162,13 @@ def test_cgroup_mode_ends_what_a_killed_daemon_left_at_the_next_start(exec_facto
 
 
 def test_cgroup_mode_refuses_to_start_without_a_cgroup_to_divide(exec_factory):
-    mine = own_cgroup()
+    mine = cgroup_of()
     if cgroup2_root() is not None and mine not in (None, "/"):
         pytest.skip("this process has a cgroup of its own (%s): it may be delegated" % mine)
-    daemon = start_refused(exec_factory)
-    assert 'daemon.exec_containment = "cgroup": no cgroup of its own to divide' in daemon.stderr_text()
-    assert "Delegate=yes" in daemon.stderr_text()
-
-
-def start_refused(exec_factory):
     daemon = exec_factory(LISTENERS, COMMANDS, daemon={"exec_containment": "cgroup"}, wait_ready=False)
     assert daemon.proc.wait(timeout=20) == 1
-    return daemon
+    assert 'daemon.exec_containment = "cgroup": no cgroup of its own to divide' in daemon.stderr_text()
+    assert "Delegate=yes" in daemon.stderr_text()
 
 
 def test_subreaper_mode_ends_the_escape_with_the_run(exec_factory):
