@@ -1,6 +1,5 @@
 #include "exec/orphan_reaper.hpp"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -57,12 +56,9 @@ Registry& registry() {
 // threads under task/).
 std::vector<pid_t> pids_in(const char* directory) {
   std::vector<pid_t> pids;
-  DIR* dir = ::opendir(directory);
-  if (dir == nullptr) return pids;
-  while (const dirent* entry = ::readdir(dir)) {
-    if (const auto pid = parse_pid(entry->d_name)) pids.push_back(*pid);
+  for (const std::string& name : directory_entries(AT_FDCWD, directory)) {
+    if (const auto pid = parse_pid(name)) pids.push_back(*pid);
   }
-  ::closedir(dir);
   return pids;
 }
 

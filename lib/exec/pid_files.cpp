@@ -1,11 +1,13 @@
 #include "exec/pid_files.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <unistd.h>
 
 #include <array>
 #include <cerrno>
 #include <charconv>
+#include <memory>
 
 #include "base/unique_fd.hpp"
 
@@ -41,6 +43,23 @@ std::optional<std::string> read_small_file(int directory, const std::string& pat
     if (n == 0) return text;
     text.append(chunk.data(), static_cast<std::size_t>(n));
   }
+}
+
+std::vector<std::string> directory_entries(int directory, const std::string& path) {
+  std::vector<std::string> names;
+  const int fd = ::openat(directory, path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return names;
+  // The DIR owns the fd from here on, closed with it, whatever throws.
+  const std::unique_ptr<DIR, int (*)(DIR*)> dir(::fdopendir(fd), &::closedir);
+  if (!dir) {
+    ::close(fd);
+    return names;
+  }
+  while (const dirent* entry = ::readdir(dir.get())) {
+    const std::string_view name(entry->d_name);
+    if (name != "." && name != "..") names.emplace_back(name);
+  }
+  return names;
 }
 
 }  // namespace framed::exec

@@ -1,6 +1,7 @@
 #pragma once
-// Reading the small kernel files that list or describe processes
-// (/proc/PID/stat, /proc/PID/task/TID/children, a cgroup's cgroup.procs),
+// Reading the small kernel files and directories that list or describe
+// processes (/proc, /proc/PID/stat, /proc/PID/task/TID/children, a cgroup's
+// directory and its cgroup.procs),
 // shared by the two ways a run is contained (orphan_reaper.hpp,
 // run_cgroup.hpp).
 
@@ -22,5 +23,9 @@ std::vector<pid_t> parse_pid_list(std::string_view text);
 // The whole of a small file, relative to `directory` (AT_FDCWD for a path),
 // or nullopt if it is gone (a process that exited meanwhile) or unreadable.
 std::optional<std::string> read_small_file(int directory, const std::string& path);
+
+// The names in a directory (relative to `directory`, as above), "." and
+// ".." left out; empty if it cannot be read.
+std::vector<std::string> directory_entries(int directory, const std::string& path);
 
 }  // namespace framed::exec

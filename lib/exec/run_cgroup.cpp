@@ -1,6 +1,5 @@
 #include "exec/run_cgroup.hpp"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -88,18 +87,8 @@ bool write_text(int directory, const char* file, std::string_view text) {
 // them belonged to runs nobody supervises any more, so it is killed, and
 // the cgroups are removed, so that names do not pile up.
 void remove_leftovers(int directory) {
-  const int listing = ::openat(directory, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (listing < 0) return;
-  DIR* dir = ::fdopendir(listing);
-  if (dir == nullptr) {
-    ::close(listing);
-    return;
-  }
-  std::vector<std::string> names;
-  while (const dirent* entry = ::readdir(dir)) {
-    if (std::string_view(entry->d_name).rfind(kRunPrefix, 0) == 0) names.emplace_back(entry->d_name);
-  }
-  ::closedir(dir);
+  std::vector<std::string> names = directory_entries(directory, ".");
+  std::erase_if(names, [](const std::string& name) { return name.rfind(kRunPrefix, 0) != 0; });
   for (const std::string& name : names) {
     if (::unlinkat(directory, name.c_str(), AT_REMOVEDIR) == 0 || errno != EBUSY) continue;
     const base::UniqueFd leftover(::openat(directory, name.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
