@@ -61,19 +61,22 @@ def exec_factory(request):
 # afterwards: its runs fail in the child (chdir), which is `internal`.
 VANISHING_DIR = tempfile.mkdtemp(prefix="framed-exec-cwd-")
 
-# escape.sh DIR: a new session (setsid), its pid in DIR/pid, then a sleep.
+# escape.sh FILE: a new session (setsid), its pid in FILE, then a sleep.
 # The commands wait for that file before they go on: a command exiting
 # before its escape has left the group would have it killed with the group.
+# The file is named after the command's own shell ($$), so a run killed
+# before it removed its file (a timeout, a killed daemon) cannot hand a
+# later run a stale pid.
 def make_escape_dir():
     directory = tempfile.mkdtemp(prefix="framed-exec-escape-")
     with open(os.path.join(directory, "escape.sh"), "w") as script:
-        script.write('echo $$ > "$1/pid"\nexec /bin/sleep 60\n')
+        script.write('echo $$ > "$1.new"\nmv "$1.new" "$1"\nexec /bin/sleep 60\n')
     return directory
 
 
 ESCAPE_DIR = make_escape_dir()
-ESCAPE = 'setsid /bin/sh "$0/escape.sh" "$0"'  # $0: ESCAPE_DIR, the argv item after the script
-AWAIT_ESCAPE = 'until [ -s "$0/pid" ]; do sleep 0.01; done; cat "$0/pid"; rm "$0/pid"'
+ESCAPE = 'setsid /bin/sh "$0/escape.sh" "$0/pid.$$"'  # $0: ESCAPE_DIR, the argv item after the script
+AWAIT_ESCAPE = 'until [ -s "$0/pid.$$" ]; do sleep 0.01; done; cat "$0/pid.$$"; rm "$0/pid.$$"'
 
 ARGS_SCRIPT = 'for a in "$@"; do printf "[%s]" "$a"; done'
 
