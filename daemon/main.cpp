@@ -11,14 +11,17 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/errno_text.hpp"
 #include "config/config.hpp"
 #include "config/exposure.hpp"
 #include "config_reloader.hpp"
+#include "exec/worker_pool.hpp"
 #include "framed_build_config.hpp"
 #include "logging.hpp"
 #include "reactor/backend.hpp"
@@ -27,6 +30,8 @@
 #include "server/exec_containment.hpp"
 #include "server/daemon.hpp"
 #include "server/shard.hpp"
+#include "server/shard_group.hpp"
+#include "server/sibling_reactors.hpp"
 #include "signals.hpp"
 
 namespace {
@@ -137,8 +142,15 @@ int run(const framed::config::Config& config) {
     return 1;
   }
 
+  const unsigned reactors = config.daemon.reactors != 0 ? config.daemon.reactors : exec::available_cpus();
+  std::vector<int> pin_cpus;
+  if (config.daemon.pin_reactors) {
+    const std::vector<int> cpus = server::allowed_cpus();
+    for (unsigned index = 0; index < reactors && !cpus.empty(); ++index) pin_cpus.push_back(cpus[index % cpus.size()]);
+  }
   std::string limits_text;
-  SPDLOG_INFO("framed {} starting: backend {} ({}), config {}", FRAMED_VERSION, backend_name, selection.reason,
+  SPDLOG_INFO("framed {} starting: backend {} ({}), {} reactor(s){}, config {}", FRAMED_VERSION, backend_name,
+              selection.reason, reactors, pin_cpus.empty() ? "" : " pinned to CPUs",
               config.source.empty() ? "built-in defaults" : config.source);
   SPDLOG_INFO("limits: {}; max_connections={}", describe_limits(config.limits, limits_text),
               config.daemon.max_connections);
@@ -152,7 +164,13 @@ int run(const framed::config::Config& config) {
   }
   SPDLOG_INFO("exec containment: {}: {}", containment.mode, containment.detail);
   server::Daemon daemon(config);
-  server::Shard shard(*reactor, daemon);
+  // Several reactors: this thread runs the first, and the others their own
+  // (SiblingReactors, once this one's listeners are bound).
+  std::unique_ptr<server::ShardGroup> group;
+  if (reactors > 1) group = std::make_unique<server::ShardGroup>(reactors);
+  server::Shard shard(*reactor, daemon, group.get(), 0);
+  if (group) group->attach(0, shard);
+  std::optional<server::SiblingReactors> siblings;
   ServiceNotifier notifier(*reactor, [&shard] { return shard.status_text(); });
   ConfigReloader reloader(*reactor, config.source, [&](config::LoadResult loaded) {
     if (shard.shutting_down()) return;  // too late: the drain has begun
@@ -184,6 +202,7 @@ int run(const framed::config::Config& config) {
     SPDLOG_INFO("{} received: stopping", signal == SIGTERM ? "SIGTERM" : "SIGINT");
     notifier.stopping();
     shard.begin_shutdown();
+    if (siblings) siblings->begin_shutdown();
   });
   if (!signals.valid()) {
     SPDLOG_ERROR("cannot create a signalfd: {}", base::errno_text(errno));
@@ -195,6 +214,18 @@ int run(const framed::config::Config& config) {
     for (const auto& message : errors) SPDLOG_ERROR("{}", message);
     return 1;
   }
+  if (group) {
+    siblings.emplace(daemon, *group, choice, pin_cpus);
+    const auto sibling_errors = siblings->start(shard);
+    if (!sibling_errors.empty()) {
+      for (const auto& message : sibling_errors) SPDLOG_ERROR("{}", message);
+      return 1;
+    }
+  }
+  if (!pin_cpus.empty() && !server::pin_this_thread(pin_cpus[0])) {
+    SPDLOG_WARN("reactor 0: cannot pin it to CPU {}: {}", pin_cpus[0], base::errno_text(errno));
+  }
+  if (siblings) siblings->release();
   signals.start();
   if (!notifier.ready()) SPDLOG_WARN("could not notify systemd through $NOTIFY_SOCKET");
   if (notifier.watchdog_interval().count() != 0) {
@@ -205,6 +236,7 @@ int run(const framed::config::Config& config) {
   reactor->run();
   // No job may post to a shard that is gone, and no operation may outlive
   // the buffers it points into.
+  if (siblings) siblings->wait_stopped();
   daemon.stop_workers();
   reactor->shut_down_backend();
   SPDLOG_INFO("stopped");

@@ -62,6 +62,7 @@ start_release_build() {
 }
 release_pid=
 after_build=(start_release_build)
+skip_tests=(reactors-threads)  # for build-tsan; integration-reactors covers these files here
 run_suite build -Dtests=true "${unity[@]}"
 after_build=()
 if [ -z "$release_pid" ]; then start_release_build; fi  # the plain build failed: build it anyway
@@ -70,18 +71,22 @@ if [ -z "$release_pid" ]; then start_release_build; fi  # the plain build failed
 # default), which would swamp the tests that bound the daemon's memory.
 # The integration suite runs under one backend here (both run in build/):
 # the sanitizers look at the daemon's own code, which both backends share.
-skip_tests=(integration-epoll)
+skip_tests=(integration-epoll reactors-threads)
 ASAN_OPTIONS=halt_on_error=1:abort_on_error=1:print_summary=1:detect_leaks=1:quarantine_size_mb=16 \
   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   run_suite build-asan -Dtests=true -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug "${unity[@]}"
 skip_tests=()
 
-# The worker pool and the command runner under ThreadSanitizer: only their
-# unit tests (tests/unit/exec_tests; TSan and ASan cannot share a build).
+# Under ThreadSanitizer (TSan and ASan cannot share a build): the worker
+# pool's and the command runner's unit tests (tests/unit/exec_tests), and the
+# daemon with two reactors in the integration tests where their threads meet
+# (the "threads" suite: several reactors, pub/sub, stats, reload).
 echo "== build-tsan: build"
-if scripts/configure.sh build-tsan -Dtests=true -Db_sanitize=thread && ninja -C build-tsan tests/unit/exec_tests; then
+if scripts/configure.sh build-tsan -Dtests=true -Db_sanitize=thread "${unity[@]}" &&
+   ninja -C build-tsan tests/unit/exec_tests daemon/framed framectl/framectl bench/framed-bench; then
   echo "== build-tsan: test"
-  meson test -C build-tsan --no-rebuild --suite exec --print-errorlogs
+  TSAN_OPTIONS=halt_on_error=1:abort_on_error=1 \
+    meson test -C build-tsan --no-rebuild --suite exec --suite threads --print-errorlogs
   count_results build-tsan
 else
   echo "== build-tsan: BUILD FAILED"

@@ -5,7 +5,9 @@
 // (daemon.max_connections), not by how many addresses ever connected.
 //
 // Keys are the address bytes (4 for IPv4, 16 for IPv6; an IPv4-mapped IPv6
-// address counts as its IPv4 one). Reactor thread only.
+// address counts as its IPv4 one). One table per listener, shared by every
+// reactor serving it (the limit is the daemon's, not a reactor's share), so
+// its entries are under a mutex: taken once per accept and per close.
 
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -13,6 +15,7 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -38,22 +41,26 @@ class AddressCounts {
 
   // One more connection from `key`, unless it has `limit` open already.
   bool try_add(const std::string& key, std::uint32_t limit) {
+    const std::lock_guard lock(mutex_);
     auto [it, fresh] = counts_.try_emplace(key, 0);
     if (it->second >= limit) return false;
     ++it->second;
     return true;
   }
   void remove(const std::string& key) noexcept {
+    const std::lock_guard lock(mutex_);
     const auto it = counts_.find(key);
     if (it == counts_.end()) return;
     if (--it->second == 0) counts_.erase(it);
   }
   [[nodiscard]] std::uint32_t open(const std::string& key) const noexcept {
+    const std::lock_guard lock(mutex_);
     const auto it = counts_.find(key);
     return it == counts_.end() ? 0 : it->second;
   }
 
  private:
+  mutable std::mutex mutex_;
   std::unordered_map<std::string, std::uint32_t> counts_;
 };
 

@@ -4,11 +4,14 @@
 // means the client is past its rate and is answered too_busy. Refilled
 // lazily from the time of each take, so an idle bucket costs nothing.
 //
-// One thread (the reactor that owns it).
+// Shared by the connections of one principal on every reactor: a mutex
+// (uncontended on one reactor, and only for principals with a rate) keeps
+// one rate for the whole daemon.
 
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <mutex>
 
 #include "base/clock.hpp"
 
@@ -20,6 +23,7 @@ class TokenBucket {
 
   // A reload may change the rate: what the bucket holds stays, capped.
   void set_rate(std::uint32_t rate) noexcept {
+    const std::lock_guard lock(mutex_);
     rate_ = std::max<std::uint32_t>(rate, 1);
     capacity_ = static_cast<std::int64_t>(rate_) * kScale;
     tokens_ = std::min(tokens_ < 0 ? capacity_ : tokens_, capacity_);
@@ -27,13 +31,17 @@ class TokenBucket {
 
   // One request at `now`: true when a token was there.
   bool take(base::TimePoint now) noexcept {
+    const std::lock_guard lock(mutex_);
     refill(now);
     if (tokens_ < kScale) return false;
     tokens_ -= kScale;
     return true;
   }
 
-  [[nodiscard]] std::uint32_t rate() const noexcept { return rate_; }
+  [[nodiscard]] std::uint32_t rate() const noexcept {
+    const std::lock_guard lock(mutex_);
+    return rate_;
+  }
 
  private:
   // Tokens in millionths, so that a rate of 1/s refills by whole units per
@@ -54,6 +62,7 @@ class TokenBucket {
     tokens_ = std::min(capacity_, tokens_ + earned);
   }
 
+  mutable std::mutex mutex_;
   std::uint32_t rate_ = 1;
   std::int64_t capacity_ = kScale;
   std::int64_t tokens_ = -1;  // -1: not set yet (a new bucket starts full)

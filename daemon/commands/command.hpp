@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -74,6 +75,7 @@ class CommandRegistry;
 struct ExecStats;
 struct FileStats;
 class PartialUploads;
+class ConcurrentRuns;
 
 // What a command may use of the daemon. Implemented by the shard (one
 // reactor thread and what it serves); every method is for that reactor's
@@ -103,6 +105,16 @@ class CommandHost {
   // when it cannot take events: a datagram endpoint, a simple framing).
   [[nodiscard]] virtual pubsub::ChannelTable& channels() noexcept = 0;
   [[nodiscard]] virtual pubsub::Subscriber* subscriber(std::uint64_t requester) noexcept = 0;
+  // Offers `message` to every subscriber of `channel` on every reactor, in
+  // one order of publishes for all of them. Returns how many took it when
+  // that is known at once (one reactor, a small fan-out); otherwise nullopt,
+  // and `done` is called with the count later, on this reactor's thread.
+  virtual std::optional<std::size_t> publish(std::string_view channel, std::string_view message,
+                                             std::function<void(std::size_t receivers)> done) = 0;
+  // True where publishes reach this reactor's channels through its post
+  // queue (several reactors): a subscription change must take its turn
+  // there too, behind them.
+  [[nodiscard]] virtual bool publishes_are_queued() const noexcept = 0;
   // exec's per-command counters, of this shard (reactor thread).
   [[nodiscard]] virtual ExecStats& exec_stats(std::string_view name) = 0;
   // The file commands' counters, of this shard (reactor thread).
@@ -113,11 +125,16 @@ class CommandHost {
   // its resume_window, whether or not anything touches the table (reactor
   // thread; a worker posts it).
   virtual void expire_partial_uploads_on_time() = 0;
-  // Every counter, added up across the daemon, for `stats`.
-  [[nodiscard]] virtual server::StatsSnapshot stats() const = 0;
-  // `stats` with "reset": every counter back to zero (gauges such as open
-  // connections or running commands keep their value).
-  virtual void reset_stats() = 0;
+  // Every counter, added up across the daemon's reactors, for `stats`; with
+  // `reset`, every counter back to zero right after it was read, on each
+  // reactor (gauges such as open connections or running commands keep their
+  // value). Returned when known at once (one reactor); otherwise nullopt, and
+  // `later` is called with it on this reactor's thread once every reactor
+  // has answered.
+  using StatsReady = std::function<void(const server::StatsSnapshot& stats)>;
+  virtual std::optional<server::StatsSnapshot> gather_stats(bool reset, StatsReady later) = 0;
+  // Runs of each exec command now, in the whole daemon (max_concurrent).
+  [[nodiscard]] virtual ConcurrentRuns& concurrent_runs() noexcept = 0;
   // The time of the reactor's current batch of completions (read once per
   // batch): when a request taken up now arrived.
   [[nodiscard]] virtual base::TimePoint now() noexcept = 0;
@@ -129,7 +146,7 @@ class CommandHost {
   virtual void run_at(base::TimePoint deadline, std::function<void()> fn) = 0;
   // The [principals] of the running config (a reload replaces the table).
   [[nodiscard]] virtual const std::shared_ptr<const auth::PrincipalTable>& principals() const noexcept = 0;
-  // Each principal's request rate, on this reactor.
+  // Each principal's request rate, in the whole daemon.
   [[nodiscard]] virtual auth::RateBuckets& rate_buckets() noexcept = 0;
 
  protected:

@@ -28,6 +28,7 @@
 
 #include "base/clock.hpp"
 #include "commands/command.hpp"
+#include "commands/concurrent_runs.hpp"
 #include "commands/exec.hpp"
 #include "exec/child_process.hpp"
 #include "exec/peer_credentials.hpp"
@@ -145,6 +146,7 @@ void finish(CommandHost& host, const RunTicket& ticket, exec::RunResult& result)
   const std::string& name = ticket.name;
   ExecStats& stats = host.exec_stats(name);
   --stats.active;
+  host.concurrent_runs().finish(name);
   ++stats.runs;
   stats.latency.record(base::Clock::now() - ticket.accepted);
 
@@ -281,9 +283,11 @@ void Exec::run(const proto::Request& request, proto::Reply& reply, CommandContex
   if (std::any_of(args.begin(), args.end(), [](std::string_view arg) { return arg.find('\0') != arg.npos; })) {
     return reply.fail(proto::ErrorCode::bad_request, "exec: an argument contains a NUL byte");
   }
-  if (command.max_concurrent != 0 && stats.active >= command.max_concurrent) {
+  // Counted across every reactor: the limit is the daemon's.
+  std::uint32_t running = 0;
+  if (!host.concurrent_runs().try_start(command.name, command.max_concurrent, running)) {
     return refuse(proto::ErrorCode::too_busy, "exec: " + quote_client_name(command.name) + " is already running " +
-                                                  std::to_string(stats.active) + " times (max_concurrent)");
+                                                  std::to_string(running) + " times (max_concurrent)");
   }
 
   // Hand it to a worker, owned; the result comes back through post().
@@ -311,6 +315,7 @@ void Exec::run(const proto::Request& request, proto::Reply& reply, CommandContex
     });
   };
   if (!host.worker_pool().try_submit(std::move(job))) {
+    host.concurrent_runs().finish(command.name);
     return refuse(proto::ErrorCode::too_busy, "exec: the worker pool is full (" +
                                                   std::to_string(host.worker_pool().queued()) +
                                                   " jobs waiting); try again later");

@@ -30,6 +30,18 @@ struct ExecStats {
   // From the request being accepted to its result being back on the reactor:
   // queueing included, as a client sees it.
   stats::LatencyHistogram<std::chrono::microseconds> latency;
+
+  ExecStats& operator+=(const ExecStats& other) noexcept {
+    runs += other.runs;
+    failures += other.failures;
+    timeouts += other.timeouts;
+    truncated += other.truncated;
+    refused += other.refused;
+    busy += other.busy;
+    active += other.active;
+    latency.merge(other.latency);
+    return *this;
+  }
 };
 
 // By command name; std::less<> finds by string_view without a copy.

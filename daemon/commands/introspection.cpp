@@ -89,8 +89,20 @@ class Stats final : public Command {
       }
       reset = true;
     }
-    const server::StatsSnapshot stats = context.host.stats();
-    if (reset) context.host.reset_stats();
+    CommandHost& host = context.host;
+    const ReplyRoute route = context.route;
+    auto stats = host.gather_stats(reset, [&host, route](const server::StatsSnapshot& gathered) {
+      proto::Reply later;
+      write_stats(gathered, later);
+      host.deliver_reply(route, later);
+    });
+    if (stats) return write_stats(*stats, reply);
+    // Several reactors: each counts its own, and answers on its own thread.
+    [[maybe_unused]] const ReplyRoute deferred = context.defer();
+  }
+
+ private:
+  static void write_stats(const server::StatsSnapshot& stats, proto::Reply& reply) {
     proto::JsonWriter json(reply.body_storage);
     json.begin_object();
     json.key("version").value(FRAMED_VERSION);
@@ -122,6 +134,22 @@ class Stats final : public Command {
     json.key("jobs_queued").value(stats.jobs_queued);
     json.key("exec_containment").value(stats.exec_containment);
     json.key("exec_orphans_killed").value(stats.exec_orphans_killed);
+
+    // Each reactor's share (daemon.reactors): its connections and traffic.
+    json.key("reactors").begin_array();
+    for (const auto& reactor : stats.reactors) {
+      json.begin_object();
+      json.key("reactor").value(std::uint64_t{reactor.index});
+      json.key("connections_accepted").value(reactor.traffic.connections_accepted);
+      json.key("connections_active").value(reactor.traffic.connections_active);
+      json.key("frames_in").value(reactor.traffic.frames_in);
+      json.key("replies_out").value(reactor.traffic.replies_out);
+      json.key("bytes_in").value(reactor.traffic.bytes_in);
+      json.key("bytes_out").value(reactor.traffic.bytes_out);
+      json.key("datagrams_in").value(reactor.traffic.datagrams_in);
+      json.end_object();
+    }
+    json.end_array();
 
     json.key("listeners").begin_object();
     for (const auto& listener : stats.listeners) {

@@ -98,14 +98,14 @@ class Publish final : public Command {
     if (!may_use(context, "publish", channel, reply)) return;
     CommandHost& host = context.host;
     const ReplyRoute route = context.route;
-    const auto receivers = host.channels().publish(channel, message, [&host, route, simple](std::size_t count) {
+    const auto receivers = host.publish(channel, message, [&host, route, simple](std::size_t count) {
       proto::Reply later;
       answer_receivers(later, simple, count);
       host.deliver_reply(route, later);
     });
     if (receivers) return answer_receivers(reply, simple, *receivers);
-    // The message is queued for every subscriber already, in publish order:
-    // the connection's next requests need not wait for the fan-out.
+    // The message has its place in every subscriber's order already: the
+    // connection's next requests need not wait for the fan-out.
     [[maybe_unused]] const ReplyRoute deferred = context.defer_answer();
   }
 };
@@ -127,10 +127,26 @@ class Subscribe final : public Command {
     if (channel.empty()) return;
     // Unsubscribing is always allowed: it can only take away.
     if (subscribing_ && !may_use(context, name(), channel, reply)) return;
-    const std::uint64_t id = context.route.requester;
-    pubsub::ChannelTable& channels = context.host.channels();
+    CommandHost& host = context.host;
+    if (!host.publishes_are_queued()) return change(host, context.route.requester, channel, reply);
+    // Several reactors: publishes reach this reactor's channels through its
+    // post queue. The change takes its turn in that queue, behind every
+    // publish queued before it (this connection's own among them), so a
+    // subscription starts between two publishes exactly as on one reactor.
+    auto later = [this, &host, route = context.route, channel = std::string(channel)] {
+      proto::Reply answer;
+      change(host, route.requester, channel, answer);
+      host.deliver_reply(route, answer);
+    };
+    host.post(std::move(later));
+    [[maybe_unused]] const ReplyRoute deferred = context.defer();
+  }
+
+ private:
+  void change(CommandHost& host, std::uint64_t id, std::string_view channel, proto::Reply& reply) const {
+    pubsub::ChannelTable& channels = host.channels();
     if (subscribing_) {
-      pubsub::Subscriber* subscriber = context.host.subscriber(id);
+      pubsub::Subscriber* subscriber = host.subscriber(id);
       if (subscriber == nullptr) {
         return reply.fail(proto::ErrorCode::bad_request,
                           "subscribe needs a json stream connection (TCP or Unix): a datagram cannot carry events");
@@ -147,7 +163,6 @@ class Subscribe final : public Command {
     reply.add_field("subscriptions", std::uint64_t{channels.subscriptions(id)});
   }
 
- private:
   bool subscribing_;
 };
 

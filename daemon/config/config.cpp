@@ -562,6 +562,8 @@ constexpr std::uint64_t kMaxU64 = std::numeric_limits<std::uint64_t>::max();
 // Requests per second a principal may make: past a million the bucket's
 // arithmetic still holds, but the figure is a typo.
 constexpr std::int64_t kMaxRate = 1'000'000;
+// Reactor threads: more than the largest machines have cores is a typo.
+constexpr std::int64_t kMaxReactors = 1024;
 
 const std::vector<Row<Daemon>>& daemon_rows() {
   static const std::vector<Row<Daemon>> rows{
@@ -578,6 +580,10 @@ const std::vector<Row<Daemon>>& daemon_rows() {
       // Set up once, at start, for the whole process (a subreaper cannot
       // hand its adopted orphans back).
       restart_only(choice_key("exec_containment", kContainments, &Daemon::exec_containment)),
+      // Each reactor thread is made at start with its own sockets: a
+      // reload cannot add or remove one.
+      restart_only(integer_key("reactors", 0, kMaxReactors, &Daemon::reactors)),
+      restart_only(bool_key("pin_reactors", &Daemon::pin_reactors)),
   };
   return rows;
 }

@@ -172,6 +172,8 @@ struct Daemon {
   std::uint32_t max_connections = 10000;
   std::chrono::nanoseconds shutdown_timeout = std::chrono::seconds(10);
   ExecContainment exec_containment = ExecContainment::automatic;
+  unsigned reactors = 1;  // reactor threads; 0 = number of CPUs
+  bool pin_reactors = false;  // reactor i on the i-th CPU the process may use
 };
 
 struct Config {

@@ -8,9 +8,9 @@
 namespace framed::server {
 
 Daemon::Daemon(config::Config config)
-    : config_(std::make_unique<const config::Config>(std::move(config))),
+    : config_(std::make_shared<const config::Config>(std::move(config))),
       started_at_(base::Clock::now()),
-      config_loaded_at_(std::chrono::system_clock::now()),
+      config_loaded_at_(wall_clock_now()),
       buffer_budget_(config_->limits.max_buffered_total),
       worker_pool_(config_->daemon.max_queued_jobs) {
   commands::register_basic_commands(commands_);
@@ -19,17 +19,18 @@ Daemon::Daemon(config::Config config)
   commands::register_pubsub_commands(commands_);
   commands::register_file_commands(commands_);
   commands::register_auth_commands(commands_);
-  principals_ = std::make_shared<const auth::PrincipalTable>(config_->principals, config_generation_);
+  principals_ = std::make_shared<const auth::PrincipalTable>(config_->principals, config_generation_.load());
   size_worker_pool();
 }
 
 Daemon::~Daemon() { stop_workers(); }
 
 void Daemon::replace_config(config::Config config) {
-  config_ = std::make_unique<const config::Config>(std::move(config));
-  ++config_generation_;
-  principals_ = std::make_shared<const auth::PrincipalTable>(config_->principals, config_generation_);
-  config_loaded_at_ = std::chrono::system_clock::now();
+  config_ = std::make_shared<const config::Config>(std::move(config));
+  const std::uint64_t generation = ++config_generation_;
+  principals_ = std::make_shared<const auth::PrincipalTable>(config_->principals, generation);
+  rate_buckets_.retain(*principals_);
+  config_loaded_at_ = wall_clock_now();
   buffer_budget_.set_limit(config_->limits.max_buffered_total);
   worker_pool_.set_max_queued(config_->daemon.max_queued_jobs);
   size_worker_pool();
@@ -55,7 +56,7 @@ void Daemon::stop_workers() noexcept {
 void Daemon::reset_counters() {
   reload_failures_ = 0;
   partial_uploads_.reset_counters();
-  counters_since_ = std::chrono::system_clock::now();
+  counters_since_ = wall_clock_now();
 }
 
 }  // namespace framed::server

@@ -4,13 +4,13 @@
 // serve clients with it; nothing here belongs to a connection.
 //
 // Threads: built and destroyed on the main thread. The config snapshot is
-// replaced only by a reload (replace_config), on the reactor thread that
-// runs the shard, between events; everything else reads it on that thread.
-// A job on the worker pool never reads it: it copies what it needs when it
-// is submitted. The registry is read-only once built, the worker pool is
-// thread-safe, the kept partial uploads are a table under its own mutex
-// (kept across reloads: the Daemon is never rebuilt), and reload_failures is
-// an atomic.
+// immutable and shared: a reload makes a new one (replace_config, on the
+// main reactor's thread) and hands it to every shard, each of which keeps
+// its own reference and reads only that one. A job on the worker pool never
+// reads it: it copies what it needs when it is submitted. The registry is
+// read-only once built; the worker pool, the kept partial uploads, the rate
+// buckets and the run counts are thread-safe; the counters read by every
+// shard (generation, times, open connections, reload failures) are atomics.
 
 #include <atomic>
 #include <chrono>
@@ -18,9 +18,11 @@
 #include <memory>
 
 #include "auth/principal_table.hpp"
+#include "auth/rate_buckets.hpp"
 #include "base/clock.hpp"
 #include "buffer/memory_budget.hpp"
 #include "commands/command.hpp"
+#include "commands/concurrent_runs.hpp"
 #include "commands/partial_uploads.hpp"
 #include "config/config.hpp"
 #include "exec/worker_pool.hpp"
@@ -36,10 +38,26 @@ class Daemon {
   Daemon(const Daemon&) = delete;
   Daemon& operator=(const Daemon&) = delete;
 
+  // The running config; on the main reactor's thread only (a shard reads
+  // its own snapshot).
   [[nodiscard]] const config::Config& config() const noexcept { return *config_; }
+  [[nodiscard]] const std::shared_ptr<const config::Config>& config_snapshot() const noexcept { return config_; }
   [[nodiscard]] const commands::CommandRegistry& commands() const noexcept { return commands_; }
   // The running config's [principals], indexed; replaced with the config.
   [[nodiscard]] const std::shared_ptr<const auth::PrincipalTable>& principals() const noexcept { return principals_; }
+  // Each principal's request rate, and each command's runs, for the whole
+  // daemon whichever reactor a request came through.
+  [[nodiscard]] auth::RateBuckets& rate_buckets() noexcept { return rate_buckets_; }
+  [[nodiscard]] commands::ConcurrentRuns& concurrent_runs() noexcept { return concurrent_runs_; }
+  // Stream and http connections open now, on every reactor (max_connections).
+  [[nodiscard]] std::uint64_t connections_open() const noexcept { return connections_open_.load(std::memory_order_relaxed); }
+  // One more, unless `limit` are open already.
+  bool try_open_connection(std::uint64_t limit) noexcept {
+    if (connections_open_.fetch_add(1, std::memory_order_relaxed) < limit) return true;
+    connections_open_.fetch_sub(1, std::memory_order_relaxed);
+    return false;
+  }
+  void connection_closed() noexcept { connections_open_.fetch_sub(1, std::memory_order_relaxed); }
   [[nodiscard]] exec::WorkerPool& worker_pool() noexcept { return worker_pool_; }
   [[nodiscard]] base::TimePoint started_at() const noexcept { return started_at_; }
   // Failed uploads kept for a resuming put, whichever shard they came through.
@@ -48,9 +66,11 @@ class Daemon {
   [[nodiscard]] buffer::MemoryBudget& buffer_budget() noexcept { return buffer_budget_; }
   [[nodiscard]] std::uint64_t reload_failures() const noexcept { return reload_failures_.load(); }
   // 1 for the config the daemon started with, one more per applied reload.
-  [[nodiscard]] std::uint64_t config_generation() const noexcept { return config_generation_; }
+  [[nodiscard]] std::uint64_t config_generation() const noexcept { return config_generation_.load(); }
   // When the running config was loaded (wall clock, for people).
-  [[nodiscard]] std::chrono::system_clock::time_point config_loaded_at() const noexcept { return config_loaded_at_; }
+  [[nodiscard]] std::chrono::system_clock::time_point config_loaded_at() const noexcept {
+    return std::chrono::system_clock::time_point(std::chrono::system_clock::duration(config_loaded_at_.load()));
+  }
 
   // A reload was accepted: `config` is the snapshot from now on, the worker
   // pool takes its new size and queue bound at once. The old snapshot is
@@ -60,7 +80,9 @@ class Daemon {
   // `stats` with "reset": the process-wide counters back to zero, and the
   // time counting restarted from (wall clock, for people).
   void reset_counters();
-  [[nodiscard]] std::chrono::system_clock::time_point counters_since() const noexcept { return counters_since_; }
+  [[nodiscard]] std::chrono::system_clock::time_point counters_since() const noexcept {
+    return std::chrono::system_clock::time_point(std::chrono::system_clock::duration(counters_since_.load()));
+  }
 
   // Before any shard is destroyed: queued jobs are dropped, running
   // commands killed and their workers joined, so no job's result is posted
@@ -70,15 +92,23 @@ class Daemon {
  private:
   void size_worker_pool();
 
-  std::unique_ptr<const config::Config> config_;
+  // Since the epoch, in system_clock ticks: atomics every shard may read.
+  static std::chrono::system_clock::rep wall_clock_now() noexcept {
+    return std::chrono::system_clock::now().time_since_epoch().count();
+  }
+
+  std::shared_ptr<const config::Config> config_;
   std::shared_ptr<const auth::PrincipalTable> principals_;
   commands::CommandRegistry commands_;
   base::TimePoint started_at_;
-  std::uint64_t config_generation_ = 1;
-  std::chrono::system_clock::time_point config_loaded_at_;
+  std::atomic<std::uint64_t> config_generation_{1};
+  std::atomic<std::chrono::system_clock::rep> config_loaded_at_;
   std::atomic<std::uint64_t> reload_failures_{0};
+  std::atomic<std::uint64_t> connections_open_{0};
   buffer::MemoryBudget buffer_budget_;
-  std::chrono::system_clock::time_point counters_since_ = std::chrono::system_clock::now();
+  std::atomic<std::chrono::system_clock::rep> counters_since_{wall_clock_now()};
+  auth::RateBuckets rate_buckets_;
+  commands::ConcurrentRuns concurrent_runs_;
   // Before the pool: a job still holding a kept upload ends before it goes.
   commands::PartialUploads partial_uploads_;
   exec::WorkerPool worker_pool_;

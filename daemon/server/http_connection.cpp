@@ -43,7 +43,7 @@ void HttpConnection::pump() {
     buffer::ByteBuffer& input = transport_.input();
     // One request at a time, while the answers fit under the output bound;
     // the rest waits in the input buffer (and reading pauses) until on_sent.
-    while (!done_ && !input.empty() && !transport_.output_full()) {
+    while (!done_ && waiting_for_ == Page::none && !input.empty() && !transport_.output_full()) {
       const auto [status, consumed] = parser_.parse(input.readable());
       input.consume(consumed);
       if (status == http::RequestParser::Status::incomplete) break;
@@ -66,7 +66,7 @@ void HttpConnection::pump() {
   if (done_ || transport_.peer_closed()) {
     transport_.stop_reading();
     transport_.finish();
-  } else if (transport_.output_full()) {
+  } else if (transport_.output_full() || waiting_for_ != Page::none) {
     transport_.pause_reading();
   } else {
     transport_.resume_reading();
@@ -88,20 +88,45 @@ void HttpConnection::answer(const http::Request& request) {
   } else if (request.has_body) {
     response.status = 413;
     body_ = "a GET or HEAD request takes no body\n";
-  } else if (request.path == "/metrics") {
-    render_metrics(owner_.stats(), FRAMED_VERSION, body_);
-    response.content_type = kMetricsContentType;
+  } else if (request.path == "/metrics" || request.path == "/") {
+    // The counters of every reactor: with several, they come back later
+    // (stats_ready), and the requests behind this one wait for them.
+    waiting_for_ = request.path == "/metrics" ? Page::metrics : Page::status;
+    waiting_response_ = response;
+    if (std::optional<StatsSnapshot> stats = owner_.stats_for(id_)) answer_with(*stats);
+    return;
   } else if (request.path == "/healthz") {
     const bool draining = owner_.draining();
     response.status = draining ? 503 : 200;
     body_ = draining ? "draining\n" : "ok\n";
-  } else if (request.path == "/") {
-    render_status_page(owner_.stats(), http::StatusPageContext{FRAMED_VERSION, owner_.draining()}, body_);
-    response.content_type = "text/html; charset=utf-8";
   } else {
     response.status = 404;
     body_ = "not found; try /, /metrics or /healthz\n";
   }
+  send(response);
+}
+
+void HttpConnection::stats_ready(const StatsSnapshot& stats) {
+  if (waiting_for_ == Page::none || !transport_.open()) return;
+  answer_with(stats);
+  pump();
+}
+
+void HttpConnection::answer_with(const StatsSnapshot& stats) {
+  http::Response response = waiting_response_;
+  body_.clear();
+  if (waiting_for_ == Page::metrics) {
+    render_metrics(stats, FRAMED_VERSION, body_);
+    response.content_type = kMetricsContentType;
+  } else {
+    render_status_page(stats, http::StatusPageContext{FRAMED_VERSION, owner_.draining()}, body_);
+    response.content_type = "text/html; charset=utf-8";
+  }
+  waiting_for_ = Page::none;
+  send(response);
+}
+
+void HttpConnection::send(http::Response& response) {
   response.body = body_;
   http::write_response(response, transport_.output());
   ++listener_->stats->replies_out;

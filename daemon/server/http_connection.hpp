@@ -16,11 +16,13 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "base/clock.hpp"
 #include "base/unique_fd.hpp"
 #include "http/request_parser.hpp"
+#include "http/response.hpp"
 #include "reactor/reactor.hpp"
 #include "server/listener_settings.hpp"
 #include "server/stats.hpp"
@@ -37,7 +39,11 @@ class HttpConnection final : public transport::StreamTransport::Handler {
     // Its fd is closed; destroy it after this callback has returned.
     virtual void on_http_connection_closed(HttpConnection& connection) = 0;
     virtual void on_timeout(TimeoutKind kind) = 0;
-    [[nodiscard]] virtual StatsSnapshot stats() const = 0;
+    // Every reactor's counters for /metrics and the status page: at once
+    // when they can be had at once (one reactor); otherwise nullopt, and the
+    // owner calls stats_ready() on connection `id` later, if it is still
+    // there.
+    [[nodiscard]] virtual std::optional<StatsSnapshot> stats_for(std::uint64_t id) = 0;
     // The daemon is shutting down: /healthz answers 503.
     [[nodiscard]] virtual bool draining() const noexcept = 0;
 
@@ -68,6 +74,8 @@ class HttpConnection final : public transport::StreamTransport::Handler {
   [[nodiscard]] TrafficStats& listener_stats() const noexcept { return *listener_->stats; }
   // Request and answer bytes held in memory for this client now.
   [[nodiscard]] std::size_t buffered_bytes() const noexcept { return transport_.buffered_bytes(); }
+  // The counters a page was waiting for (Owner::stats_for).
+  void stats_ready(const StatsSnapshot& stats);
 
  private:
   // transport::StreamTransport::Handler
@@ -82,6 +90,13 @@ class HttpConnection final : public transport::StreamTransport::Handler {
   void answer(const http::Request& request);
   // Answers with an error status and closes after it.
   void refuse(int status, std::string_view body);
+  // The page waited for, from these counters.
+  void answer_with(const StatsSnapshot& stats);
+  // Writes `response` with body_ as its body.
+  void send(http::Response& response);
+
+  // A page made of the daemon's counters, waiting for them.
+  enum class Page { none, metrics, status };
 
   reactor::Reactor& reactor_;
   Owner& owner_;
@@ -92,6 +107,8 @@ class HttpConnection final : public transport::StreamTransport::Handler {
   http::RequestParser parser_;
   std::string body_;  // the answer being written; kept to reuse its memory
   bool done_ = false;  // the last answer is written: finish after it
+  Page waiting_for_ = Page::none;
+  http::Response waiting_response_;  // its status line and keep-alive, set when it was asked for
   base::TimePoint head_started_{};  // epoch: no request head in progress
 };
 

@@ -170,6 +170,19 @@ void render_metrics(const StatsSnapshot& snapshot, std::string_view version, std
   per_listener(metrics, snapshot, "framed_tls_handshake_failures_total", "counter",
                "TLS connections closed before their handshake completed.", &TrafficStats::tls_handshake_failures);
 
+  // Each reactor's share (daemon.reactors): how evenly the kernel spreads
+  // the clients.
+  metrics.family("framed_reactor_connections_active", "gauge", "Connections open now, by reactor.");
+  for (const ReactorSnapshot& reactor : snapshot.reactors) {
+    const std::string index = std::to_string(reactor.index);
+    metrics.sample("framed_reactor_connections_active", {{"reactor", index}}, reactor.traffic.connections_active);
+  }
+  metrics.family("framed_reactor_frames_in_total", "counter", "Requests decoded, by reactor.");
+  for (const ReactorSnapshot& reactor : snapshot.reactors) {
+    const std::string index = std::to_string(reactor.index);
+    metrics.sample("framed_reactor_frames_in_total", {{"reactor", index}}, reactor.traffic.frames_in);
+  }
+
   metrics.family("framed_errors_total", "counter", "Error replies, by listener and error code.");
   for (const ListenerSnapshot& listener : snapshot.listeners) {
     for (std::size_t i = 0; i < proto::kErrorCodeCount; ++i) {

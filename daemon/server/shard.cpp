@@ -15,6 +15,7 @@
 #include "server/exec_containment.hpp"
 #include "net/bind.hpp"
 #include "server/listener_plan.hpp"
+#include "server/shard_group.hpp"
 
 namespace framed::server {
 namespace {
@@ -98,20 +99,31 @@ std::optional<net::SocketAddress> configured_address(const config::Listener& lis
 
 }  // namespace
 
-Shard::Shard(reactor::Reactor& reactor, Daemon& daemon)
+Shard::Shard(reactor::Reactor& reactor, Daemon& daemon, ShardGroup* group, unsigned index)
     : reactor_(reactor),
       daemon_(daemon),
+      group_(group),
+      index_(index),
+      config_(daemon.config_snapshot()),
+      principals_(daemon.principals()),
       command_stats_(daemon.commands().all().size()),
       dispatcher_(*this, command_stats_),
       channels_(reactor),
       warnings_(spdlog::level::warn, kWarningInterval),
       client_errors_(spdlog::level::debug, kClientErrorInterval) {
-  for (const auto& [name, command] : daemon.config().commands) exec_stats_.try_emplace(name);
+  // Ids apart per reactor, so that a log line's connection id names one
+  // connection in the whole daemon.
+  next_requester_id_ = (std::uint64_t{index} << 48) + 1;
+  for (const auto& [name, command] : config_->commands) exec_stats_.try_emplace(name);
 }
 
 // Workers hold a reference to this shard (their results are posted to it):
 // they are stopped and joined before anything here goes.
-Shard::~Shard() { daemon_.stop_workers(); }
+Shard::~Shard() {
+  // The first reactor's thread owns the pool; the others' shards go after
+  // it is stopped (SiblingReactors).
+  if (index_ == 0) daemon_.stop_workers();
+}
 
 std::vector<std::string> Shard::start(std::vector<ActivatedSocket> activated) {
   std::vector<std::string> errors;
@@ -181,8 +193,8 @@ std::unique_ptr<ServedListener> Shard::bind_listener(const config::Listener& lis
   } else {
     switch (listener.kind) {
       case config::ListenerKind::tcp:
-      case config::ListenerKind::http: bound = net::bind_tcp(*address, listener.backlog); break;
-      case config::ListenerKind::udp: bound = net::bind_udp(*address); break;
+      case config::ListenerKind::http: bound = net::bind_tcp(*address, listener.backlog, port_sharing()); break;
+      case config::ListenerKind::udp: bound = net::bind_udp(*address, port_sharing()); break;
       case config::ListenerKind::unix_stream:
         bound = net::bind_unix(*address, SOCK_STREAM, listener.mode, listener.backlog);
         if (bound.fd) socket_file = net::SocketFile(*address);
@@ -200,11 +212,20 @@ std::unique_ptr<ServedListener> Shard::bind_listener(const config::Listener& lis
     if (auto local = net::local_address(bound.fd.get()); local && !is_unix(listener.kind)) address = *local;
   }
 
-  auto settings = make_settings(listener);
-  SPDLOG_INFO("listening on {} {} ({}{}{})", settings->kind, address->to_string(), listener.name,
-              adopted != nullptr ? ", from systemd" : "",
-              listener.command ? ", command = " + *listener.command : std::string());
-  if (settings->tls) {
+  return make_served(listener, std::move(bound.fd), *address, adopted != nullptr, make_settings(listener),
+                     std::move(socket_file));
+}
+
+std::unique_ptr<ServedListener> Shard::make_served(const config::Listener& listener, base::UniqueFd fd,
+                                                   const net::SocketAddress& address, bool from_systemd,
+                                                   std::shared_ptr<ListenerSettings> settings,
+                                                   net::SocketFile socket_file) {
+  // Every reactor serves every listener: the first one says so.
+  const auto level = index_ == 0 ? spdlog::level::info : spdlog::level::debug;
+  SPDLOG_LOGGER_CALL(spdlog::default_logger_raw(), level, "listening on {} {} ({}{}{}){}", settings->kind,
+                     address.to_string(), listener.name, from_systemd ? ", from systemd" : "",
+                     listener.command ? ", command = " + *listener.command : std::string(), reactor_label());
+  if (settings->tls && index_ == 0) {
     // kTLS is not used: records are encrypted and decrypted by OpenSSL here.
     SPDLOG_INFO("{}: TLS in userspace ({}), certificate sha256 {}{}", listener.name, transport::openssl_version_text(),
                 settings->tls->fingerprint(),
@@ -212,23 +233,85 @@ std::unique_ptr<ServedListener> Shard::bind_listener(const config::Listener& lis
   }
   auto served = std::make_unique<ServedListener>();
   served->config = listener;
-  served->from_systemd = adopted != nullptr;
+  served->from_systemd = from_systemd;
   if (is_stream(listener.kind)) {
-    served->stream = std::make_unique<StreamListener>(reactor_, *this, std::move(bound.fd), std::move(settings),
-                                                      *address, std::move(socket_file));
+    served->stream = std::make_unique<StreamListener>(reactor_, *this, std::move(fd), std::move(settings), address,
+                                                      std::move(socket_file));
   } else {
-    served->datagram = std::make_unique<DatagramEndpoint>(reactor_, *this, dispatcher_, json_parser_, std::move(bound.fd),
-                                                          std::move(settings), *address, std::move(socket_file));
+    served->datagram = std::make_unique<DatagramEndpoint>(reactor_, *this, dispatcher_, json_parser_, std::move(fd),
+                                                          std::move(settings), address, std::move(socket_file));
   }
   return served;
 }
 
-std::vector<std::string> Shard::reload(config::Config next) {
-  std::vector<ListenerInPlace> in_place;
-  for (const auto& served : listeners_) in_place.push_back({&served->config, served->from_systemd});
-  const ListenerPlan plan = plan_listeners(in_place, next.listeners);
+net::PortSharing Shard::port_sharing() const noexcept {
+  return group_ != nullptr && group_->size() > 1 ? net::PortSharing::reuse_port : net::PortSharing::exclusive;
+}
 
-  // Everything that can fail comes first: binding the new sockets.
+std::string Shard::reactor_label() const {
+  return group_ != nullptr ? " [reactor " + std::to_string(index_) + "]" : std::string();
+}
+
+std::optional<SiblingListener> Shard::sibling_of(const ServedListener& served, std::string& error) const {
+  SiblingListener sibling;
+  sibling.config = served.config;
+  sibling.from_systemd = served.from_systemd;
+  sibling.address_counts = served.settings()->address_counts;
+  sibling.address = served.stream ? served.stream->address() : served.datagram->address();
+  const config::ListenerKind kind = served.config.kind;
+  if (served.from_systemd || is_unix(kind)) {
+    // One socket for all: a Unix path names one socket, and systemd passed one.
+    sibling.fd = served.stream ? served.stream->duplicate_socket() : served.datagram->duplicate_socket();
+    if (!sibling.fd) {
+      error = served.config.name + ": cannot duplicate its socket for another reactor: " + base::errno_text(errno);
+      return std::nullopt;
+    }
+    return sibling;
+  }
+  // A socket of its own on the address the first one has (the port the
+  // kernel chose, where the config said 0), which the kernel balances with it.
+  net::BindResult bound = kind == config::ListenerKind::udp
+                              ? net::bind_udp(sibling.address, net::PortSharing::reuse_port)
+                              : net::bind_tcp(sibling.address, served.config.backlog, net::PortSharing::reuse_port);
+  if (!bound.fd) {
+    error = served.config.name + ": for another reactor: " + bound.error;
+    return std::nullopt;
+  }
+  sibling.fd = std::move(bound.fd);
+  return sibling;
+}
+
+std::vector<std::string> Shard::siblings_of_listeners(std::vector<SiblingListener>& out) const {
+  std::vector<std::string> errors;
+  for (const auto& served : listeners_) {
+    std::string error;
+    if (auto sibling = sibling_of(*served, error)) {
+      out.push_back(std::move(*sibling));
+    } else {
+      errors.push_back(std::move(error));
+    }
+  }
+  return errors;
+}
+
+std::unique_ptr<ServedListener> Shard::serve_sibling(SiblingListener sibling) {
+  auto settings = make_settings(sibling.config);
+  settings->address_counts = std::move(sibling.address_counts);
+  return make_served(sibling.config, std::move(sibling.fd), sibling.address, sibling.from_systemd,
+                     std::move(settings), net::SocketFile());
+}
+
+std::vector<std::string> Shard::start_as_sibling(std::vector<SiblingListener> siblings) {
+  for (SiblingListener& sibling : siblings) listeners_.push_back(serve_sibling(std::move(sibling)));
+  for (auto& served : listeners_) served->start();
+  return {};
+}
+
+std::vector<std::string> Shard::reload(config::Config next) {
+  const ListenerPlan plan = plan_listeners(listeners_in_place(), next.listeners);
+
+  // Everything that can fail comes first: binding the new sockets, for
+  // this reactor and for every other one.
   std::vector<std::unique_ptr<ServedListener>> bound(next.listeners.size());
   std::vector<std::string> errors;
   for (std::size_t i = 0; i < next.listeners.size(); ++i) {
@@ -238,6 +321,19 @@ std::vector<std::string> Shard::reload(config::Config next) {
     if (!bound[i]) errors.push_back(std::move(error));
   }
   if (!errors.empty()) return errors;  // what was bound closes here; nothing else changed
+  const unsigned reactors = group_ != nullptr ? group_->size() : 1;
+  // [reactor - 1][listener]: the sockets each other reactor serves a new listener with.
+  std::vector<std::vector<std::optional<SiblingListener>>> handed(reactors - 1);
+  for (auto& for_reactor : handed) {
+    for_reactor.resize(next.listeners.size());
+    for (std::size_t i = 0; i < next.listeners.size(); ++i) {
+      if (!bound[i]) continue;
+      std::string error;
+      for_reactor[i] = sibling_of(*bound[i], error);
+      if (!for_reactor[i]) errors.push_back(std::move(error));
+    }
+  }
+  if (!errors.empty()) return errors;
 
   if (next.daemon.exec_containment != config().daemon.exec_containment) {
     SPDLOG_WARN("reload: daemon.exec_containment changed: it takes effect at the next start ({} until then)",
@@ -247,36 +343,88 @@ std::vector<std::string> Shard::reload(config::Config next) {
     SPDLOG_WARN("reload: daemon.backend changed: it takes effect at the next start (running on {} until then)",
                 reactor_.backend_name());
   }
+  if (next.daemon.reactors != config().daemon.reactors || next.daemon.pin_reactors != config().daemon.pin_reactors) {
+    SPDLOG_WARN("reload: daemon.reactors or daemon.pin_reactors changed: it takes effect at the next start ({} "
+                "reactor(s) until then)",
+                reactors);
+  }
+  apply_listener_plan(plan, next.listeners, bound);
+  daemon_.replace_config(std::move(next));
+  adopt_config(daemon_.config_snapshot(), daemon_.principals());
+  for (unsigned other = 1; other < reactors; ++other) {
+    // std::function must be copyable: the sockets travel in a shared_ptr.
+    auto sockets = std::make_shared<std::vector<std::optional<SiblingListener>>>(std::move(handed[other - 1]));
+    group_->post(other, [shard = &group_->shard(other), config = config_, principals = principals_, sockets] {
+      shard->follow_reload(config, principals, std::move(*sockets));
+    });
+  }
+  return {};
+}
+
+std::vector<ListenerInPlace> Shard::listeners_in_place() const {
+  std::vector<ListenerInPlace> in_place;
+  for (const auto& served : listeners_) in_place.push_back({&served->config, served->from_systemd});
+  return in_place;
+}
+
+void Shard::follow_reload(std::shared_ptr<const config::Config> next,
+                          std::shared_ptr<const auth::PrincipalTable> principals,
+                          std::vector<std::optional<SiblingListener>> added) {
+  // The same listeners as the first reactor's, so the same plan.
+  const ListenerPlan plan = plan_listeners(listeners_in_place(), next->listeners);
+  std::vector<std::unique_ptr<ServedListener>> bound(next->listeners.size());
+  for (std::size_t i = 0; i < next->listeners.size(); ++i) {
+    if (plan.steps[i].keeps) continue;
+    if (i < added.size() && added[i]) {
+      bound[i] = serve_sibling(std::move(*added[i]));
+    } else {
+      SPDLOG_ERROR("reload: {} has no socket for reactor {}: it is not served there", next->listeners[i].name,
+                   index_);
+    }
+  }
+  apply_listener_plan(plan, next->listeners, bound);
+  adopt_config(std::move(next), std::move(principals));
+}
+
+void Shard::adopt_config(std::shared_ptr<const config::Config> next,
+                         std::shared_ptr<const auth::PrincipalTable> principals) {
+  config_ = std::move(next);
+  principals_ = std::move(principals);
+  for (const auto& [name, command] : config_->commands) exec_stats_.try_emplace(name);
+  release_retired();
+}
+
+void Shard::apply_listener_plan(const ListenerPlan& plan, const std::vector<config::Listener>& next,
+                                std::vector<std::unique_ptr<ServedListener>>& bound) {
   std::vector<std::unique_ptr<ServedListener>> old = std::move(listeners_);
   listeners_.clear();
-  for (std::size_t i = 0; i < next.listeners.size(); ++i) {
+  for (std::size_t i = 0; i < next.size(); ++i) {
     const ListenerPlan::Step& step = plan.steps[i];
     if (!step.keeps) {
+      if (!bound[i]) continue;
       listeners_.push_back(std::move(bound[i]));
       listeners_.back()->start();
       continue;
     }
     std::unique_ptr<ServedListener>& kept = old[*step.keeps];
-    if (!step.unchanged) update_listener(*kept, next.listeners[i]);
+    if (!step.unchanged) update_listener(*kept, next[i]);
     listeners_.push_back(std::move(kept));
   }
   for (const std::size_t index : plan.kept_from_systemd) listeners_.push_back(std::move(old[index]));
   for (const std::size_t index : plan.stopped) {
     ServedListener& served = *old[index];
-    SPDLOG_INFO("reload: {} stops accepting; its {} open connection(s) stay until they close", served.config.name,
-                served.settings()->stats->connections_active);
+    if (index_ == 0) {
+      SPDLOG_INFO("reload: {} stops accepting; its {} open connection(s){} stay until they close", served.config.name,
+                  served.settings()->stats->connections_active, group_ != nullptr ? " on reactor 0" : "");
+    }
     served.stop();
     retired_.push_back(std::move(old[index]));
   }
-  for (const auto& [name, command] : next.commands) exec_stats_.try_emplace(name);
-  daemon_.replace_config(std::move(next));
-  rate_buckets_.retain(*daemon_.principals());
-  release_retired();
-  return {};
 }
 
 void Shard::update_listener(ServedListener& served, const config::Listener& listener) {
-  SPDLOG_INFO("reload: {}{} takes new settings for the connections it accepts from now on", listener.name,
+  const auto level = index_ == 0 ? spdlog::level::info : spdlog::level::debug;
+  SPDLOG_LOGGER_CALL(spdlog::default_logger_raw(), level, "reload: {}{} takes new settings for the connections it accepts from now on", listener.name,
               served.config.name != listener.name ? " (was " + served.config.name + ")" : std::string());
   auto settings = make_settings(listener, served.settings().get());
   if (served.stream) {
@@ -313,8 +461,9 @@ void Shard::update_listener(ServedListener& served, const config::Listener& list
 }
 
 std::string Shard::status_text() const {
-  std::string text = std::to_string(open_connections());
+  std::string text = std::to_string(daemon_.connections_open());
   text.append(" connection(s) open on ").append(std::to_string(listeners_.size())).append(" listener(s)");
+  if (group_ != nullptr) text.append(", ").append(std::to_string(group_->size())).append(" reactors");
   if (!retired_.empty()) text.append(", ").append(std::to_string(retired_.size())).append(" removed and finishing");
   text.append("; config generation ").append(std::to_string(daemon_.config_generation()));
   return text;
@@ -328,7 +477,9 @@ void Shard::on_accepted(StreamListener& listener, base::UniqueFd fd) {
   const auto& settings = listener.settings();
   // While draining, http listeners still accept: /healthz tells the 503.
   if (shutting_down_ && (!settings->speaks_http || closing_http_)) return;
-  if (open_connections() >= config().daemon.max_connections) {
+  // Counted here, for every reactor at once: the limit is exact even when
+  // reactors accept at the same moment. Given back if it is not served.
+  if (!daemon_.try_open_connection(config().daemon.max_connections)) {
     ++settings->stats->connections_rejected;
     refuse_connection(*settings, fd, "max_connections reached, try again later");
     if (settings->speaks_http) return;
@@ -353,6 +504,7 @@ void Shard::on_accepted(StreamListener& listener, base::UniqueFd fd) {
         reason.append(peer.substr(0, peer.rfind(':')));
         refuse_connection(*settings, fd, reason);
         warn_rate_limited(reason + " on " + settings->name + ": refusing its new connections");
+        daemon_.connection_closed();
         return;
       }
       address_slots_.emplace(id, auth::AddressSlot(settings->address_counts, std::move(*key)));
@@ -380,6 +532,7 @@ void Shard::on_accepted(StreamListener& listener, base::UniqueFd fd) {
     // leaving nothing registered; the reactor counts the failure and the
     // listener goes on accepting.
     address_slots_.erase(id);
+    daemon_.connection_closed();
     throw;
   }
 }
@@ -413,6 +566,7 @@ std::uint64_t Shard::open_connections() const noexcept {
 void Shard::on_connection_closed(StreamConnection& connection) {
   SPDLOG_DEBUG("connection {} from {} closed", connection.id(), connection.peer());
   --connection.listener_stats().connections_active;
+  daemon_.connection_closed();
   address_slots_.erase(connection.id());
   requesters_.erase(connection.id());
   channels_.remove(connection.id());
@@ -439,6 +593,7 @@ void Shard::accept_http(const std::shared_ptr<const ListenerSettings>& settings,
 void Shard::on_http_connection_closed(HttpConnection& connection) {
   SPDLOG_DEBUG("http connection {} from {} closed", connection.id(), connection.peer());
   --connection.listener_stats().connections_active;
+  daemon_.connection_closed();
   address_slots_.erase(connection.id());
   reactor_.defer([this, id = connection.id()] {
     http_connections_.erase(id);
@@ -532,7 +687,7 @@ StatsSnapshot Shard::stats() const {
   snapshot.backend = reactor_.backend_name();
   snapshot.uptime = std::chrono::duration_cast<std::chrono::seconds>(base::Clock::now() - daemon_.started_at());
   snapshot.process = read_process_stats();
-  snapshot.config_path = daemon_.config().source;
+  snapshot.config_path = config_->source;
   snapshot.shard = shard_stats_;
   snapshot.shard.allocation_failures = reactor_.allocation_failures() - allocation_failures_before_reset_;
   snapshot.buffer_memory = daemon_.buffer_budget().held();
@@ -560,6 +715,7 @@ StatsSnapshot Shard::stats() const {
     snapshot.listeners.push_back(ListenerSnapshot{settings.name, settings.kind, *settings.stats});
     snapshot.total += *settings.stats;
   });
+  snapshot.reactors.push_back(ReactorSnapshot{index_, snapshot.total});
   for (const auto& command : daemon_.commands().all()) {
     snapshot.commands.emplace_back(command->command->name(), command_stats_[command->index]);
   }
@@ -570,6 +726,11 @@ StatsSnapshot Shard::stats() const {
 }
 
 void Shard::reset_stats() {
+  reset_own_counters();
+  daemon_.reset_counters();
+}
+
+void Shard::reset_own_counters() {
   for_each_served([](const ServedListener& served) {
     TrafficStats& stats = *served.settings()->stats;
     const std::uint64_t active = stats.connections_active;
@@ -586,7 +747,6 @@ void Shard::reset_stats() {
     exec.active = active;
   }
   file_stats_ = commands::FileStats{};
-  daemon_.reset_counters();
 }
 
 void Shard::expire_partial_uploads_on_time() {
@@ -676,7 +836,7 @@ void Shard::begin_shutdown() {
   if (shutting_down_) return;
   shutting_down_ = true;
   replies_before_drain_ = replies_out();
-  SPDLOG_INFO("shutting down: {} connection(s) to finish", connections_.size());
+  SPDLOG_INFO("shutting down: {} connection(s) to finish{}", connections_.size(), reactor_label());
   for (auto& served : listeners_) {
     if (!served->settings()->speaks_http) served->stop();
   }
@@ -705,6 +865,15 @@ void Shard::maybe_finish_shutdown() {
     }
   }
   if (!closing_http_) {
+    // Several reactors: /healthz says 503 until every one has drained, so
+    // this one's http clients wait for the others (every_reactor_drained).
+    if (group_ != nullptr && !every_reactor_drained_) {
+      if (!reported_drained_) {
+        reported_drained_ = true;
+        group_->shard_drained();
+      }
+      return;
+    }
     // The drain is over: what answered /healthz with 503 meanwhile goes too.
     closing_http_ = true;
     for (auto& served : listeners_) served->stop();
@@ -715,8 +884,18 @@ void Shard::maybe_finish_shutdown() {
     reactor_.cancel_timer(shutdown_timer_);
     shutdown_timer_ = 0;
   }
-  SPDLOG_INFO("answered {} requests while draining", replies_out() - replies_before_drain_);
+  if (finished_) return;
+  finished_ = true;
+  SPDLOG_INFO("answered {} requests while draining{}", replies_out() - replies_before_drain_, reactor_label());
+  // Every reactor keeps running until all have finished: a publish or a
+  // stats request on one still asks the others.
+  if (group_ != nullptr) return group_->shard_finished();
   reactor_.stop();
+}
+
+void Shard::every_reactor_drained() {
+  every_reactor_drained_ = true;
+  maybe_finish_shutdown();
 }
 
 std::uint64_t Shard::replies_out() const noexcept {
@@ -734,6 +913,86 @@ void Shard::note_client_error(const std::string& listener, const sockaddr_storag
   address.length = sizeof peer;
   SPDLOG_DEBUG("{}: datagram from {}: {}: {}{}", listener, address.to_string(), proto::to_string(reply.error_code),
                reply.error_message, client_errors_.take_suppressed_note());
+}
+
+std::optional<std::size_t> Shard::publish(std::string_view channel, std::string_view message,
+                                          std::function<void(std::size_t receivers)> done) {
+  if (group_ == nullptr || group_->size() == 1) return channels_.publish(channel, message, std::move(done));
+  // Every reactor's table gets the message through its post queue, all of
+  // them under one lock (ShardGroup::post_everywhere_in_order): two
+  // publishes from two reactors reach every reactor in the same order, so
+  // every subscriber of a channel sees one order. The publisher's own
+  // reactor takes its turn in that queue too. The counts come back here.
+  struct Tally {
+    unsigned waiting;
+    std::size_t receivers = 0;
+    std::function<void(std::size_t)> done;
+  };
+  auto tally = std::make_shared<Tally>(Tally{group_->size(), 0, std::move(done)});  // touched on this thread only
+  auto text = std::make_shared<const std::pair<std::string, std::string>>(channel, message);
+  ShardGroup* group = group_;
+  const unsigned origin = index_;
+  group_->post_everywhere_in_order([&](unsigned index) -> std::function<void()> {
+    return [group, index, origin, tally, text] {
+      const auto count_back = [group, origin, tally](std::size_t receivers) {
+        group->post(origin, [tally, receivers] {
+          tally->receivers += receivers;
+          if (--tally->waiting == 0) tally->done(tally->receivers);
+        });
+      };
+      if (const auto receivers = group->shard(index).channels_.publish(text->first, text->second, count_back)) {
+        count_back(*receivers);
+      }
+    };
+  });
+  return std::nullopt;
+}
+
+std::optional<StatsSnapshot> Shard::gather_stats(bool reset, StatsReady later) {
+  if (group_ == nullptr || group_->size() == 1) {
+    StatsSnapshot snapshot = stats();
+    if (reset) reset_stats();
+    return snapshot;
+  }
+  // Each reactor copies its counters on its own thread (and zeroes them
+  // there, in the same step, for a reset); the shares come back here, and
+  // are added up once the last one has.
+  struct Gathering {
+    std::vector<std::shared_ptr<StatsSnapshot>> shares;
+    unsigned waiting;
+    StatsReady ready;
+  };
+  const unsigned reactors = group_->size();
+  auto gathering = std::make_shared<Gathering>(
+      Gathering{std::vector<std::shared_ptr<StatsSnapshot>>(reactors), reactors, std::move(later)});
+  ShardGroup* group = group_;
+  const unsigned origin = index_;
+  for (unsigned index = 0; index < reactors; ++index) {
+    group_->post(index, [group, index, origin, reset, gathering] {
+      Shard& shard = group->shard(index);
+      auto share = std::make_shared<StatsSnapshot>(shard.stats());
+      if (reset) shard.reset_own_counters();
+      group->post(origin, [group, index, origin, reset, gathering, share = std::move(share)] {
+        gathering->shares[index] = share;
+        if (--gathering->waiting != 0) return;
+        Shard& here = group->shard(origin);
+        if (reset) here.daemon_.reset_counters();
+        // The process-wide figures are the first reactor's copy of them.
+        StatsSnapshot sum = std::move(*gathering->shares[0]);
+        for (unsigned other = 1; other < gathering->shares.size(); ++other) {
+          add_reactor_share(sum, *gathering->shares[other]);
+        }
+        gathering->ready(sum);
+      });
+    });
+  }
+  return std::nullopt;
+}
+
+std::optional<StatsSnapshot> Shard::stats_for(std::uint64_t id) {
+  return gather_stats(false, [this, id](const StatsSnapshot& stats) {
+    if (const auto it = http_connections_.find(id); it != http_connections_.end()) it->second->stats_ready(stats);
+  });
 }
 
 }  // namespace framed::server

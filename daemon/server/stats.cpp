@@ -4,6 +4,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 
 #include "base/unique_fd.hpp"
@@ -59,6 +60,57 @@ TrafficStats& TrafficStats::operator+=(const TrafficStats& other) noexcept {
   tls_handshake_failures += other.tls_handshake_failures;
   for (std::size_t i = 0; i < errors.size(); ++i) errors[i] += other.errors[i];
   return *this;
+}
+
+ShardStats& ShardStats::operator+=(const ShardStats& other) noexcept {
+  idle_timeouts += other.idle_timeouts;
+  header_timeouts += other.header_timeouts;
+  body_timeouts += other.body_timeouts;
+  accept_errors += other.accept_errors;
+  accept_fd_exhausted += other.accept_fd_exhausted;
+  slow_subscribers += other.slow_subscribers;
+  connections_shed_for_memory += other.connections_shed_for_memory;
+  allocation_failures += other.allocation_failures;
+  return *this;
+}
+
+void add_reactor_share(StatsSnapshot& sum, const StatsSnapshot& other) {
+  sum.total += other.total;
+  sum.shard += other.shard;
+  sum.bytes_buffered += other.bytes_buffered;
+  // Every reactor serves every listener, under the same names; a reload
+  // in progress may leave one reactor with a listener the other has not
+  // taken yet, which is added as it comes.
+  for (const ListenerSnapshot& listener : other.listeners) {
+    const auto same = std::find_if(sum.listeners.begin(), sum.listeners.end(), [&](const ListenerSnapshot& mine) {
+      return mine.name == listener.name && mine.kind == listener.kind;
+    });
+    if (same == sum.listeners.end()) {
+      sum.listeners.push_back(listener);
+    } else {
+      same->traffic += listener.traffic;
+    }
+  }
+  for (const auto& [name, counters] : other.commands) {
+    const auto same = std::find_if(sum.commands.begin(), sum.commands.end(),
+                                   [&name](const auto& mine) { return mine.first == name; });
+    if (same == sum.commands.end()) {
+      sum.commands.emplace_back(name, counters);
+    } else {
+      same->second += counters;
+    }
+  }
+  for (const auto& [name, exec] : other.exec) {
+    const auto same =
+        std::find_if(sum.exec.begin(), sum.exec.end(), [&name](const auto& mine) { return mine.first == name; });
+    if (same == sum.exec.end()) {
+      sum.exec.emplace_back(name, exec);
+    } else {
+      same->second += exec;
+    }
+  }
+  sum.files += other.files;
+  sum.reactors.insert(sum.reactors.end(), other.reactors.begin(), other.reactors.end());
 }
 
 }  // namespace framed::server

@@ -58,6 +58,7 @@ struct ShardStats {
   // the work at hand, never the process.
   std::uint64_t allocation_failures = 0;
 
+  ShardStats& operator+=(const ShardStats& other) noexcept;
 };
 
 // The process as the kernel sees it: what operators look for in Redis INFO
@@ -78,13 +79,19 @@ struct ListenerSnapshot {
   TrafficStats traffic;
 };
 
+// One reactor's share of the traffic (the sum of its listeners').
+struct ReactorSnapshot {
+  unsigned index = 0;
+  TrafficStats traffic;
+};
+
 // Everything `stats` shows, copied out at one moment; what a later /metrics
 // renders too.
 struct StatsSnapshot {
   std::string_view backend;
   std::chrono::seconds uptime{};
   ProcessStats process;
-  std::string_view config_path;  // empty: built-in defaults
+  std::string config_path;  // empty: built-in defaults
   TrafficStats total;  // the sum of every listener's
   ShardStats shard;
   std::uint64_t reload_failures = 0;
@@ -111,6 +118,14 @@ struct StatsSnapshot {
   std::vector<std::pair<std::string, commands::ExecStats>> exec;              // by name
   commands::FileStats files;               // summed over shards
   commands::PartialCounters partials;      // process-wide: read once, not summed
+  std::vector<ReactorSnapshot> reactors;   // by index: one per reactor
 };
+
+// Adds `other`, one more reactor's snapshot, to `sum`: what each reactor
+// counts (traffic per listener, command, exec name, files, its own
+// counters, bytes buffered) is added by name; what is the process's (the
+// process, the config, the worker pool, memory, partial uploads) is left as
+// `sum` has it, read once.
+void add_reactor_share(StatsSnapshot& sum, const StatsSnapshot& other);
 
 }  // namespace framed::server

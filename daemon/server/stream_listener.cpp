@@ -1,7 +1,7 @@
 #include "server/stream_listener.hpp"
 
+#include <fcntl.h>
 #include <spdlog/spdlog.h>
-
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -100,6 +100,10 @@ void StreamListener::stop() {
     reactor_.close(fd_);
   }
   socket_file_.remove();
+}
+
+base::UniqueFd StreamListener::duplicate_socket() const noexcept {
+  return base::UniqueFd(::fcntl(fd_.get(), F_DUPFD_CLOEXEC, 0));
 }
 
 }  // namespace framed::server

@@ -51,6 +51,9 @@ class StreamListener final : public reactor::IoHandler {
   // listen(2) again: the kernel takes a new backlog for a listening socket.
   void set_backlog(int backlog) noexcept;
   [[nodiscard]] const net::SocketAddress& address() const noexcept { return address_; }
+  // A second descriptor of the listening socket (another reactor accepting
+  // from the same one); invalid when it cannot be had (errno says why).
+  [[nodiscard]] base::UniqueFd duplicate_socket() const noexcept;
 
   void on_io(std::uint8_t tag, std::int32_t result, std::uint32_t flags) override;
   // Accepting a connection ran out of memory (it was closed): accepting

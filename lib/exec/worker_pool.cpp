@@ -34,7 +34,10 @@ class AllSignalsBlocked {
 }  // namespace
 
 WorkerPool::WorkerPool(std::size_t max_queued)
-    : max_queued_(max_queued), cancel_fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
+    : max_queued_(max_queued), cancel_fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
+  CPU_ZERO(&allowed_cpus_);
+  if (::sched_getaffinity(0, sizeof allowed_cpus_, &allowed_cpus_) != 0) allowed_cpus_valid_ = false;
+}
 
 WorkerPool::~WorkerPool() { shutdown(); }
 
@@ -94,7 +97,12 @@ std::error_code WorkerPool::resize(unsigned threads) {
       try {
         const AllSignalsBlocked blocked;
         // It waits for mutex_, which is held here, before touching anything.
-        worker.thread = std::thread([this, &worker] { work(worker); });
+        worker.thread = std::thread([this, &worker] {
+          // Every CPU the process had: a reactor pinned to one
+          // (daemon.pin_reactors) may be the thread that starts a worker.
+          if (allowed_cpus_valid_) ::sched_setaffinity(0, sizeof allowed_cpus_, &allowed_cpus_);
+          work(worker);
+        });
       } catch (const std::system_error& e) {
         workers_.pop_back();
         error = e.code();

@@ -24,6 +24,8 @@
 // resize() and shutdown() from the owner's thread (the reactor), one at a
 // time.
 
+#include <sched.h>
+
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
@@ -91,6 +93,9 @@ class WorkerPool {
   std::size_t max_queued_;
   bool stopping_ = false;
   base::UniqueFd cancel_fd_;
+  // The CPUs the process could use when the pool was made: every worker's.
+  cpu_set_t allowed_cpus_{};
+  bool allowed_cpus_valid_ = true;
 };
 
 // The CPUs this process may run on (its affinity mask), at least 1: what

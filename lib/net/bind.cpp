@@ -18,14 +18,21 @@ BindResult fail(const SocketAddress& address, std::string_view what, int err) {
   return {base::UniqueFd(), "cannot " + std::string(what) + " " + address.to_string() + ": " + base::errno_text(err)};
 }
 
+constexpr int kOn = 1;
+
 void set_int_option(int fd, int level, int name, int value) {
   ::setsockopt(fd, level, name, &value, sizeof value);
 }
 
-BindResult bind_inet(const SocketAddress& address, int type) {
+BindResult bind_inet(const SocketAddress& address, int type, PortSharing sharing) {
   base::UniqueFd fd(::socket(address.family(), type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd) return fail(address, "create a socket for", errno);
   set_int_option(fd.get(), SOL_SOCKET, SO_REUSEADDR, 1);
+  if (sharing == PortSharing::reuse_port) {
+    if (::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &kOn, sizeof kOn) != 0) {
+      return fail(address, "set SO_REUSEPORT on", errno);
+    }
+  }
   if (address.family() == AF_INET6) set_int_option(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, 1);
   if (::bind(fd.get(), address.get(), address.length) != 0) return fail(address, "bind", errno);
   return {std::move(fd), {}};
@@ -49,14 +56,16 @@ PathState probe_unix_path(const SocketAddress& address, int type, const char* pa
 
 }  // namespace
 
-BindResult bind_tcp(const SocketAddress& address, int backlog) {
-  BindResult result = bind_inet(address, SOCK_STREAM);
+BindResult bind_tcp(const SocketAddress& address, int backlog, PortSharing sharing) {
+  BindResult result = bind_inet(address, SOCK_STREAM, sharing);
   if (!result.fd) return result;
   if (::listen(result.fd.get(), backlog) != 0) return fail(address, "listen on", errno);
   return result;
 }
 
-BindResult bind_udp(const SocketAddress& address) { return bind_inet(address, SOCK_DGRAM); }
+BindResult bind_udp(const SocketAddress& address, PortSharing sharing) {
+  return bind_inet(address, SOCK_DGRAM, sharing);
+}
 
 BindResult bind_unix(const SocketAddress& address, int type, mode_t mode, int backlog) {
   const auto* un = reinterpret_cast<const sockaddr_un*>(&address.storage);

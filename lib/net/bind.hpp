@@ -18,13 +18,19 @@ struct BindResult {
   std::string error;  // empty on success
 };
 
+// reuse_port: SO_REUSEPORT, for one socket per reactor on one address (the
+// kernel spreads connections and datagrams over them). Off by default: with
+// it, a second daemon started by mistake would share the port silently
+// instead of failing to bind.
+enum class PortSharing { exclusive, reuse_port };
+
 // TCP: SO_REUSEADDR (restart while old connections sit in TIME_WAIT),
 // IPV6_V6ONLY on IPv6 (so "[::]:9000" and "0.0.0.0:9000" can both be
 // configured, as two listeners), then listen(backlog).
-BindResult bind_tcp(const SocketAddress& address, int backlog);
+BindResult bind_tcp(const SocketAddress& address, int backlog, PortSharing sharing = PortSharing::exclusive);
 
 // UDP: SO_REUSEADDR, IPV6_V6ONLY on IPv6.
-BindResult bind_udp(const SocketAddress& address);
+BindResult bind_udp(const SocketAddress& address, PortSharing sharing = PortSharing::exclusive);
 
 // Unix stream or datagram (type = SOCK_STREAM / SOCK_DGRAM). A socket file
 // left by a dead process (nothing answers a connect) is replaced; a live one

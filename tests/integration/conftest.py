@@ -2,6 +2,8 @@
 
 FRAMED_BIN     the daemon to test (default: build/daemon/framed of this tree)
 FRAMED_BACKEND passed through to the daemon (epoll | io_uring | auto)
+FRAMED_REACTORS daemon.reactors in every config the tests render (default:
+               the daemon's own, 1): the whole suite on several reactors
 
 Every daemon gets its own temp directory (config, Unix socket paths, the
 NOTIFY_SOCKET it reports READY=1 to) and free loopback ports; it is stopped at
@@ -29,6 +31,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 FRAMED_BIN = os.path.abspath(os.environ.get("FRAMED_BIN") or os.path.join(REPO, "build", "daemon", "framed"))
 BACKEND = os.environ.get("FRAMED_BACKEND", "")
+REACTORS = int(os.environ.get("FRAMED_REACTORS") or 0)
 READY_TIMEOUT = 10.0
 STOP_TIMEOUT = 10.0
 
@@ -74,6 +77,8 @@ def toml_value(value):
 
 
 def render_config(listeners, daemon=None, limits=None):
+    if REACTORS and "reactors" not in (daemon or {}):
+        daemon = dict(daemon or {}, reactors=REACTORS)
     lines = []
     for table, values in (("daemon", daemon), ("limits", limits)):
         if values:

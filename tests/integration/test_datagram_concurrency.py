@@ -1,7 +1,12 @@
 """Datagram listeners answer without head-of-line blocking: a command that
 takes a while holds up only its own sender's reply, while the listener goes
 on reading and answering everyone else, up to max_pending_replies datagrams
-at once."""
+at once.
+
+max_pending_replies bounds each datagram socket; with several reactors each
+has a UDP socket of its own on the port (and its own slots), so these
+daemons run one reactor whatever FRAMED_REACTORS says.
+"""
 
 import socket
 import time
@@ -19,7 +24,7 @@ def daemon(request):
         {"kind": "udp", "name": "udp", "framing": "datagram", "payload": "text"},
         {"kind": "unix_dgram", "name": "unix", "framing": "datagram", "payload": "text"},
         {"kind": "udp", "name": "narrow", "framing": "datagram", "payload": "text", "max_pending_replies": 2},
-    ], daemon={"workers": 4})
+    ], daemon={"workers": 4, "reactors": 1})
     with open(started.config_path, "a") as config:
         config.write('\n[commands.nap]\nargv = ["/bin/sleep", "%s"]\ntimeout = "10s"\n' % NAP_SECONDS)
     started.start()

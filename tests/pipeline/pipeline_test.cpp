@@ -18,6 +18,7 @@
 #include "auth/rate_buckets.hpp"
 #include "codec/byte_order.hpp"
 #include "commands/command.hpp"
+#include "commands/concurrent_runs.hpp"
 #include "commands/exec.hpp"
 #include "config/config.hpp"
 #include "exec/worker_pool.hpp"
@@ -163,8 +164,13 @@ class TestHost final : public commands::CommandHost, public server::StreamConnec
   commands::FileStats& file_stats() noexcept override { return files_; }
   commands::PartialUploads& partial_uploads() noexcept override { return partials_; }
   void expire_partial_uploads_on_time() override {}
-  server::StatsSnapshot stats() const override { return {}; }
-  void reset_stats() override {}
+  std::optional<std::size_t> publish(std::string_view channel, std::string_view message,
+                                     std::function<void(std::size_t)> done) override {
+    return channels_.publish(channel, message, std::move(done));
+  }
+  bool publishes_are_queued() const noexcept override { return false; }
+  std::optional<server::StatsSnapshot> gather_stats(bool, StatsReady) override { return server::StatsSnapshot{}; }
+  commands::ConcurrentRuns& concurrent_runs() noexcept override { return runs_; }
   base::TimePoint now() noexcept override { return reactor_.now(); }
   void warn_rate_limited(const std::string&) override {}
   void run_at(base::TimePoint deadline, std::function<void()> fn) override {
@@ -201,6 +207,7 @@ class TestHost final : public commands::CommandHost, public server::StreamConnec
   commands::FileStats files_;
   std::shared_ptr<const auth::PrincipalTable> principals_ = std::make_shared<const auth::PrincipalTable>();
   auth::RateBuckets rate_buckets_;
+  commands::ConcurrentRuns runs_;
   commands::PartialUploads partials_;
   exec::WorkerPool pool_;
 };

@@ -1285,8 +1285,8 @@ TEST_CASE("integer and size rows are enforced at their bounds and one past them"
     }
     ++probed;
   }
-  // daemon 3, limits 5, listener 6, files 2, commands 4.
-  CHECK(probed == 24);
+  // daemon 4, limits 5, listener 6, files 2, commands 4.
+  CHECK(probed == 25);
 }
 
 TEST_CASE("duration rows: zero where it means something, and nowhere else", "[config][schema]") {
@@ -1371,22 +1371,32 @@ TEST_CASE("which keys a reload may change", "[config][schema]") {
   CHECK(key_is_reloadable("files.root"));
   CHECK(key_is_reloadable("commands.date.argv"));
   CHECK(key_is_reloadable("commands.*.timeout"));
-  // Not keys at all.
+  // Threads and their sockets are made at start.
   CHECK_FALSE(key_is_reloadable("daemon.reactors"));
+  CHECK_FALSE(key_is_reloadable("daemon.pin_reactors"));
+  // Not keys at all.
   CHECK_FALSE(key_is_reloadable("commands.date"));
   CHECK_FALSE(key_is_reloadable("workers"));
 
   for (const auto& spec : framed::config::config_keys()) {
     INFO(spec.dotted_key);
-    CHECK(spec.reloadable == (spec.dotted_key != "daemon.backend" && spec.dotted_key != "daemon.exec_containment"));
+    const bool restart_only = spec.dotted_key == "daemon.backend" || spec.dotted_key == "daemon.exec_containment" ||
+                              spec.dotted_key == "daemon.reactors" || spec.dotted_key == "daemon.pin_reactors";
+    CHECK(spec.reloadable == !restart_only);
     CHECK(key_is_reloadable(spec.dotted_key) == spec.reloadable);
   }
 }
 
-TEST_CASE("keys of features that are not built are refused", "[config][schema][errors]") {
-  // A key that does nothing must not be accepted (CONFIG.md lists these for
-  // later versions).
-  require_error(parse("[daemon]\nreactors = 2\n"), 2, 1, "unknown key 'reactors' in [daemon]");
+TEST_CASE("daemon.reactors: a count of threads, 0 for one per CPU", "[config][errors]") {
+  CHECK(require_ok(parse("")).daemon.reactors == 1);
+  CHECK_FALSE(require_ok(parse("")).daemon.pin_reactors);
+  CHECK(require_ok(parse("[daemon]\nreactors = 0\n")).daemon.reactors == 0);
+  CHECK(require_ok(parse("[daemon]\nreactors = 4\npin_reactors = true\n")).daemon.reactors == 4);
+  CHECK(require_ok(parse("[daemon]\nreactors = 1024\n")).daemon.reactors == 1024);
+  require_error(parse("[daemon]\nreactors = 1025\n"), 2, 12, "daemon.reactors");
+  require_error(parse("[daemon]\nreactors = -1\n"), 2, 12, "daemon.reactors");
+  require_error(parse("[daemon]\nreactors = \"2\"\n"), 2, 12, "daemon.reactors");
+  require_error(parse("[daemon]\npin_reactors = 1\n"), 2, 16, "daemon.pin_reactors");
 }
 
 TEST_CASE("tls keys: pairs, kinds and files", "[config][errors]") {

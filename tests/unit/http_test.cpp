@@ -181,6 +181,10 @@ TEST_CASE("metrics: the exact exposition of a small snapshot", "[http][metrics]"
   traffic.bytes_out = 200;
   traffic.count_error(framed::proto::ErrorCode::unknown_command);
   snapshot.listeners.push_back({"a\"b\\c\nd", "tcp", traffic});
+  snapshot.reactors.push_back({0, traffic});
+  traffic.connections_active = 0;
+  traffic.frames_in = 2;
+  snapshot.reactors.push_back({1, traffic});
   framed::commands::CommandStats ping;
   ping.calls = 6;
   ping.latency.record(std::chrono::microseconds(5), 4);  // a batch of four
@@ -275,6 +279,14 @@ TEST_CASE("metrics: the exact exposition of a small snapshot", "[http][metrics]"
       "# HELP framed_tls_handshake_failures_total TLS connections closed before their handshake completed.\n"
       "# TYPE framed_tls_handshake_failures_total counter\n"
       "framed_tls_handshake_failures_total{" + l + "} 0\n"
+      "# HELP framed_reactor_connections_active Connections open now, by reactor.\n"
+      "# TYPE framed_reactor_connections_active gauge\n"
+      "framed_reactor_connections_active{reactor=\"0\"} 1\n"
+      "framed_reactor_connections_active{reactor=\"1\"} 0\n"
+      "# HELP framed_reactor_frames_in_total Requests decoded, by reactor.\n"
+      "# TYPE framed_reactor_frames_in_total counter\n"
+      "framed_reactor_frames_in_total{reactor=\"0\"} 7\n"
+      "framed_reactor_frames_in_total{reactor=\"1\"} 2\n"
       "# HELP framed_errors_total Error replies, by listener and error code.\n"
       "# TYPE framed_errors_total counter\n" + errors +
       "# HELP framed_idle_timeouts_total Connections closed for idle_timeout.\n"
