@@ -103,6 +103,9 @@ class CommandHost {
   // when it cannot take events: a datagram endpoint, a simple framing).
   [[nodiscard]] virtual pubsub::ChannelTable& channels() noexcept = 0;
   [[nodiscard]] virtual pubsub::Subscriber* subscriber(std::uint64_t requester) noexcept = 0;
+  // A publish done here, for the subscribers of the other hosts ([pubsub]
+  // bridge; nothing without one). Never blocks.
+  virtual void forward_publish(std::string_view channel, std::string_view message) = 0;
   // exec's per-command counters, of this shard (reactor thread).
   [[nodiscard]] virtual ExecStats& exec_stats(std::string_view name) = 0;
   // The file commands' counters, of this shard (reactor thread).

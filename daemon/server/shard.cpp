@@ -107,6 +107,15 @@ Shard::Shard(reactor::Reactor& reactor, Daemon& daemon)
       warnings_(spdlog::level::warn, kWarningInterval),
       client_errors_(spdlog::level::debug, kClientErrorInterval) {
   for (const auto& [name, command] : daemon.config().commands) exec_stats_.try_emplace(name);
+  if (const auto& endpoint = daemon.config().pubsub.bridge) {
+    pubsub::BridgeConfig bridge{*endpoint, daemon.config().pubsub.bridge_prefix};
+    // Another host's message is published here as a local one is, answering
+    // nobody; it is not forwarded again.
+    bridge_ = std::make_unique<pubsub::RedisBridge>(
+        reactor_, std::move(bridge), [this](std::string_view channel, std::string_view message) {
+          channels_.publish(channel, message, [](std::size_t /*receivers*/) {});
+        });
+  }
 }
 
 // Workers hold a reference to this shard (their results are posted to it):
@@ -162,6 +171,7 @@ std::vector<std::string> Shard::start(std::vector<ActivatedSocket> activated) {
     return errors;
   }
   for (auto& served : listeners_) served->start();
+  if (bridge_) bridge_->start();
   return errors;
 }
 
@@ -242,6 +252,10 @@ std::vector<std::string> Shard::reload(config::Config next) {
   if (next.daemon.exec_containment != config().daemon.exec_containment) {
     SPDLOG_WARN("reload: daemon.exec_containment changed: it takes effect at the next start ({} until then)",
                 exec_containment_in_use());
+  }
+  if (next.pubsub != config().pubsub) {
+    SPDLOG_WARN("reload: [pubsub] changed: it takes effect at the next start (bridge {} until then)",
+                config().pubsub.bridge ? "to " + config().pubsub.bridge->url() : std::string("off"));
   }
   if (next.daemon.backend != config().daemon.backend) {
     SPDLOG_WARN("reload: daemon.backend changed: it takes effect at the next start (running on {} until then)",
@@ -566,6 +580,14 @@ StatsSnapshot Shard::stats() const {
   for (const auto& [name, exec] : exec_stats_) snapshot.exec.emplace_back(name, exec);
   snapshot.files = file_stats_;
   snapshot.partials = daemon_.partial_uploads().counters();
+  if (bridge_) {
+    pubsub::BridgeStats bridge = bridge_->stats();
+    bridge.published -= bridge_stats_before_reset_.published;
+    bridge.received -= bridge_stats_before_reset_.received;
+    bridge.dropped -= bridge_stats_before_reset_.dropped;
+    bridge.reconnects -= bridge_stats_before_reset_.reconnects;
+    snapshot.bridge = bridge;
+  }
   return snapshot;
 }
 
@@ -586,6 +608,7 @@ void Shard::reset_stats() {
     exec.active = active;
   }
   file_stats_ = commands::FileStats{};
+  if (bridge_) bridge_stats_before_reset_ = bridge_->stats();
   daemon_.reset_counters();
 }
 
@@ -716,6 +739,7 @@ void Shard::maybe_finish_shutdown() {
     shutdown_timer_ = 0;
   }
   SPDLOG_INFO("answered {} requests while draining", replies_out() - replies_before_drain_);
+  if (bridge_) bridge_->stop();
   reactor_.stop();
 }
 

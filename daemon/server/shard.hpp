@@ -28,6 +28,7 @@
 #include "commands/exec.hpp"
 #include "pipeline/dispatcher.hpp"
 #include "pubsub/channel_table.hpp"
+#include "pubsub/redis_bridge.hpp"
 #include "reactor/reactor.hpp"
 #include "server/daemon.hpp"
 #include "server/datagram_endpoint.hpp"
@@ -85,6 +86,9 @@ class Shard final : public commands::CommandHost,
   bool push_event(std::uint64_t requester, std::string_view fields, std::string_view body) override;
   [[nodiscard]] pubsub::ChannelTable& channels() noexcept override { return channels_; }
   [[nodiscard]] pubsub::Subscriber* subscriber(std::uint64_t requester) noexcept override;
+  void forward_publish(std::string_view channel, std::string_view message) override {
+    if (bridge_) bridge_->forward(channel, message);
+  }
   [[nodiscard]] commands::ExecStats& exec_stats(std::string_view name) override;
   [[nodiscard]] commands::FileStats& file_stats() noexcept override { return file_stats_; }
   [[nodiscard]] commands::PartialUploads& partial_uploads() noexcept override { return daemon_.partial_uploads(); }
@@ -174,6 +178,11 @@ class Shard final : public commands::CommandHost,
   // Who is subscribed to what, on this shard (daemon/pubsub). Before the
   // connections: it holds pointers to them, and goes after them.
   pubsub::ChannelTable channels_;
+  // [pubsub] bridge: this shard's channels across hosts (null without one).
+  // After the table: what it receives is published there. Its counters as
+  // they were at the last stats reset.
+  std::unique_ptr<pubsub::RedisBridge> bridge_;
+  pubsub::BridgeStats bridge_stats_before_reset_;
 
   // Every requester (connection or endpoint) by id: where deferred replies
   // and resumed bodies are routed. Declared before the requesters, so it

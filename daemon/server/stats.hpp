@@ -9,6 +9,7 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -19,6 +20,7 @@
 #include "commands/file_stats.hpp"
 #include "commands/partial_uploads.hpp"
 #include "proto/error_code.hpp"
+#include "pubsub/bridge_stats.hpp"
 
 namespace framed::server {
 
@@ -111,6 +113,7 @@ struct StatsSnapshot {
   std::vector<std::pair<std::string, commands::ExecStats>> exec;              // by name
   commands::FileStats files;               // summed over shards
   commands::PartialCounters partials;      // process-wide: read once, not summed
+  std::optional<pubsub::BridgeStats> bridge;  // set only with a [pubsub] bridge
 };
 
 }  // namespace framed::server
