@@ -115,6 +115,9 @@ class CommandHost {
   // queue (several reactors): a subscription change must take its turn
   // there too, behind them.
   [[nodiscard]] virtual bool publishes_are_queued() const noexcept = 0;
+  // A publish done here, for the subscribers of the other hosts ([pubsub]
+  // bridge; nothing without one). Never blocks.
+  virtual void forward_publish(std::string_view channel, std::string_view message) = 0;
   // exec's per-command counters, of this shard (reactor thread).
   [[nodiscard]] virtual ExecStats& exec_stats(std::string_view name) = 0;
   // The file commands' counters, of this shard (reactor thread).

@@ -185,6 +185,17 @@ class Stats final : public Command {
     json.key("partials_held").value(stats.partials.held);
     json.end_object();
 
+    // The [pubsub] bridge, when there is one.
+    if (stats.bridge) {
+      json.key("bridge").begin_object();
+      json.key("connected").value(stats.bridge->connected);
+      json.key("published").value(stats.bridge->published);
+      json.key("received").value(stats.bridge->received);
+      json.key("dropped").value(stats.bridge->dropped);
+      json.key("reconnects").value(stats.bridge->reconnects);
+      json.end_object();
+    }
+
     // Per configured exec command; latencies in microseconds, queueing included.
     json.key("exec").begin_object();
     for (const auto& [name, exec] : stats.exec) {

@@ -6,7 +6,9 @@
 // publish: json header `channel`, the message as body; simple mode (line,
 // length, text datagrams) `publish CHANNEL MESSAGE`: the channel is the first
 // word, the message everything after the one space that follows it. Reply:
-// `receivers` (json), or the count as text (simple mode).
+// `receivers` (json), or the count as text (simple mode): this host's
+// subscribers only. With a [pubsub] bridge the message also goes to the
+// other hosts (forward_publish), whose subscribers are not counted.
 //
 // subscribe / unsubscribe: json header `channel`, json stream connections
 // only (events are json frames). Reply: `channel` and `subscriptions`, how
@@ -97,6 +99,9 @@ class Publish final : public Command {
     }
     if (!may_use(context, "publish", channel, reply)) return;
     CommandHost& host = context.host;
+    // The other hosts' subscribers (the bridge); `receivers` counts this
+    // host's alone.
+    host.forward_publish(channel, message);
     const ReplyRoute route = context.route;
     const auto receivers = host.publish(channel, message, [&host, route, simple](std::size_t count) {
       proto::Reply later;

@@ -365,6 +365,7 @@ class Validator {
   std::optional<reactor::BackendChoice> read_backend(const toml::node& node,
                                                      std::string_view label);
   std::optional<std::string> read_address(const toml::node& node, std::string_view label);
+  std::optional<RedisEndpoint> read_redis_url(const toml::node& node, std::string_view label);
   std::optional<std::uint32_t> read_mode(const toml::node& node, std::string_view label);
   std::optional<std::string> read_unix_path(const toml::node& node, std::string_view label);
   std::optional<std::string> read_command_word(const toml::node& node, std::string_view label);
@@ -693,10 +694,20 @@ const std::vector<Row<Principal>>& principal_rows() {
   return rows;
 }
 
+// Both keys are read once, at start: the bridge's connections and its
+// subscription are made then (a reload that changes them warns).
+const std::vector<Row<Pubsub>>& pubsub_rows() {
+  static const std::vector<Row<Pubsub>> rows{
+      restart_only(custom_key("bridge", ValueType::string, &Validator::read_redis_url, &Pubsub::bridge)),
+      restart_only(string_key("bridge_prefix", &Pubsub::bridge_prefix)),
+  };
+  return rows;
+}
+
 // The top level holds tables only; each is read by hand in build(), since
 // their shapes differ ([daemon], [[listener]], [commands.NAME]).
-constexpr std::array<std::string_view, 6> kTopKeys{"daemon", "limits", "listener", "files",
-                                                   "commands", "principals"};
+constexpr std::array<std::string_view, 7> kTopKeys{"daemon", "limits", "listener", "files",
+                                                   "commands", "principals", "pubsub"};
 
 // ---------------------------------------------------------------------------
 // The walker.
@@ -882,6 +893,17 @@ std::optional<std::string> Validator::read_address(const toml::node& node,
     return std::nullopt;
   }
   return text;  // as written: logs and default names show what the operator wrote
+}
+
+std::optional<RedisEndpoint> Validator::read_redis_url(const toml::node& node, std::string_view label) {
+  auto text = read_string(node, label);
+  if (!text) return std::nullopt;
+  auto parsed = parse_redis_url(*text);
+  if (!parsed.value) {
+    error(node, cat(label, ": ", parsed.error));
+    return std::nullopt;
+  }
+  return std::move(parsed.value);
 }
 
 std::optional<std::uint32_t> Validator::read_mode(const toml::node& node, std::string_view label) {
@@ -1209,6 +1231,9 @@ Config Validator::build(const toml::table& root) {
   if (const auto* principals = as_table(lookup(root, "principals"), "principals", "[principals.NAME]")) {
     read_principals(*principals, config.principals);
     check_principal_credentials(*principals, config.principals);
+  }
+  if (const auto* pubsub = as_table(lookup(root, "pubsub"), "pubsub", "[pubsub]")) {
+    walk<Pubsub>(*pubsub, pubsub_rows(), "pubsub", "[pubsub]", config.pubsub);
   }
   check_allowed_commands_exist(commands);
   check_listener_auth(config.principals);
@@ -1608,6 +1633,7 @@ std::vector<KeySpec> config_keys() {
   describe(files_rows(), "files", keys);
   describe(command_rows(), "commands.*", keys);
   describe(principal_rows(), "principals.*", keys);
+  describe(pubsub_rows(), "pubsub", keys);
   return keys;
 }
 

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "codec/framing.hpp"
+#include "config/redis_url.hpp"
 #include "reactor/backend.hpp"
 #include "transport/tls_context.hpp"
 
@@ -176,6 +177,15 @@ struct Daemon {
   bool pin_reactors = false;  // reactor i on the i-th CPU the process may use
 };
 
+// [pubsub]: the bridge that carries publishes between framed hosts through
+// Redis (docs/pubsub.md, "Across hosts"). Both keys take effect at start.
+struct Pubsub {
+  std::optional<RedisEndpoint> bridge;  // absent: no bridge, channels are this host's alone
+  std::string bridge_prefix = "framed:";  // Redis channel = prefix + channel
+
+  bool operator==(const Pubsub&) const = default;
+};
+
 struct Config {
   std::string source;  // the file it came from; empty for built-in defaults
   Daemon daemon;
@@ -184,6 +194,7 @@ struct Config {
   std::optional<Files> files;           // absent: put/get/list answer forbidden
   std::map<std::string, Command> commands;  // by exec name
   std::map<std::string, Principal> principals;  // by name
+  Pubsub pubsub;
 };
 
 // One problem found in a file: rendered "FILE:LINE:COLUMN: message", or

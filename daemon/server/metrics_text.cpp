@@ -270,6 +270,29 @@ void render_metrics(const StatsSnapshot& snapshot, std::string_view version, std
   metrics.family("framed_partial_uploads", "gauge", "Failed uploads kept for resuming now.")
       .sample("framed_partial_uploads", {}, snapshot.partials.held);
 
+  // The [pubsub] bridge's families only where there is a bridge: a host
+  // without one has nothing to say about Redis.
+  if (const auto& bridge = snapshot.bridge) {
+    metrics
+        .family("framed_bridge_messages_published_total", "counter",
+                "Local publishes the pub/sub bridge handed to Redis (answered).")
+        .sample("framed_bridge_messages_published_total", {}, bridge->published);
+    metrics
+        .family("framed_bridge_messages_received_total", "counter",
+                "Other hosts' messages the pub/sub bridge delivered here.")
+        .sample("framed_bridge_messages_received_total", {}, bridge->received);
+    metrics
+        .family("framed_bridge_messages_dropped_total", "counter",
+                "Local publishes that never reached Redis (queue full, connection lost).")
+        .sample("framed_bridge_messages_dropped_total", {}, bridge->dropped);
+    metrics
+        .family("framed_bridge_reconnects_total", "counter",
+                "Times the pub/sub bridge came back after losing Redis.")
+        .sample("framed_bridge_reconnects_total", {}, bridge->reconnects);
+    metrics.family("framed_bridge_connected", "gauge", "1 while the pub/sub bridge is connected to Redis.")
+        .sample("framed_bridge_connected", {}, std::uint64_t{bridge->connected ? 1U : 0U});
+  }
+
   per_exec(metrics, snapshot, "framed_exec_runs_total", "counter", "exec runs that ended, by configured command.",
            &commands::ExecStats::runs);
   per_exec(metrics, snapshot, "framed_exec_failures_total", "counter",

@@ -115,6 +115,17 @@ Shard::Shard(reactor::Reactor& reactor, Daemon& daemon, ShardGroup* group, unsig
   // connection in the whole daemon.
   next_requester_id_ = (std::uint64_t{index} << 48) + 1;
   for (const auto& [name, command] : config_->commands) exec_stats_.try_emplace(name);
+  // The bridge is the first reactor's (one pair of connections to Redis
+  // for the daemon); what it receives goes to every reactor's subscribers.
+  if (const auto& endpoint = config_->pubsub.bridge; endpoint && index_ == 0) {
+    pubsub::BridgeConfig bridge{*endpoint, config_->pubsub.bridge_prefix};
+    // Another host's message is published here as a local one is, answering
+    // nobody; it is not forwarded again.
+    bridge_ = std::make_unique<pubsub::RedisBridge>(
+        reactor_, std::move(bridge), [this](std::string_view channel, std::string_view message) {
+          publish(channel, message, [](std::size_t /*receivers*/) {});
+        });
+  }
 }
 
 // Workers hold a reference to this shard (their results are posted to it):
@@ -174,6 +185,7 @@ std::vector<std::string> Shard::start(std::vector<ActivatedSocket> activated) {
     return errors;
   }
   for (auto& served : listeners_) served->start();
+  if (bridge_) bridge_->start();
   return errors;
 }
 
@@ -338,6 +350,10 @@ std::vector<std::string> Shard::reload(config::Config next) {
   if (next.daemon.exec_containment != config().daemon.exec_containment) {
     SPDLOG_WARN("reload: daemon.exec_containment changed: it takes effect at the next start ({} until then)",
                 exec_containment_in_use());
+  }
+  if (next.pubsub != config().pubsub) {
+    SPDLOG_WARN("reload: [pubsub] changed: it takes effect at the next start (bridge {} until then)",
+                config().pubsub.bridge ? "to " + config().pubsub.bridge->url() : std::string("off"));
   }
   if (next.daemon.backend != config().daemon.backend) {
     SPDLOG_WARN("reload: daemon.backend changed: it takes effect at the next start (running on {} until then)",
@@ -722,6 +738,14 @@ StatsSnapshot Shard::stats() const {
   for (const auto& [name, exec] : exec_stats_) snapshot.exec.emplace_back(name, exec);
   snapshot.files = file_stats_;
   snapshot.partials = daemon_.partial_uploads().counters();
+  if (bridge_) {
+    pubsub::BridgeStats bridge = bridge_->stats();
+    bridge.published -= bridge_stats_before_reset_.published;
+    bridge.received -= bridge_stats_before_reset_.received;
+    bridge.dropped -= bridge_stats_before_reset_.dropped;
+    bridge.reconnects -= bridge_stats_before_reset_.reconnects;
+    snapshot.bridge = bridge;
+  }
   return snapshot;
 }
 
@@ -747,6 +771,7 @@ void Shard::reset_own_counters() {
     exec.active = active;
   }
   file_stats_ = commands::FileStats{};
+  if (bridge_) bridge_stats_before_reset_ = bridge_->stats();
 }
 
 void Shard::expire_partial_uploads_on_time() {
@@ -889,6 +914,7 @@ void Shard::maybe_finish_shutdown() {
   SPDLOG_INFO("answered {} requests while draining{}", replies_out() - replies_before_drain_, reactor_label());
   // Every reactor keeps running until all have finished: a publish or a
   // stats request on one still asks the others.
+  if (bridge_) bridge_->stop();
   if (group_ != nullptr) return group_->shard_finished();
   reactor_.stop();
 }
@@ -992,6 +1018,17 @@ std::optional<StatsSnapshot> Shard::gather_stats(bool reset, StatsReady later) {
 std::optional<StatsSnapshot> Shard::stats_for(std::uint64_t id) {
   return gather_stats(false, [this, id](const StatsSnapshot& stats) {
     if (const auto it = http_connections_.find(id); it != http_connections_.end()) it->second->stats_ready(stats);
+  });
+}
+
+void Shard::forward_publish(std::string_view channel, std::string_view message) {
+  if (!config_->pubsub.bridge) return;
+  if (index_ == 0 || group_ == nullptr) {
+    if (bridge_) bridge_->forward(channel, message);
+    return;
+  }
+  group_->post(0, [first = &group_->shard(0), channel = std::string(channel), message = std::string(message)] {
+    first->forward_publish(channel, message);
   });
 }
 

@@ -37,6 +37,7 @@
 #include "net/bind.hpp"
 #include "pipeline/dispatcher.hpp"
 #include "pubsub/channel_table.hpp"
+#include "pubsub/redis_bridge.hpp"
 #include "reactor/reactor.hpp"
 #include "server/daemon.hpp"
 #include "server/datagram_endpoint.hpp"
@@ -124,6 +125,8 @@ class Shard final : public commands::CommandHost,
   std::optional<std::size_t> publish(std::string_view channel, std::string_view message,
                                      std::function<void(std::size_t receivers)> done) override;
   [[nodiscard]] bool publishes_are_queued() const noexcept override { return group_ != nullptr && group_->size() > 1; }
+  // Sent to Redis by the first reactor, which holds the bridge.
+  void forward_publish(std::string_view channel, std::string_view message) override;
   [[nodiscard]] commands::ExecStats& exec_stats(std::string_view name) override;
   [[nodiscard]] commands::FileStats& file_stats() noexcept override { return file_stats_; }
   [[nodiscard]] commands::PartialUploads& partial_uploads() noexcept override { return daemon_.partial_uploads(); }
@@ -246,6 +249,11 @@ class Shard final : public commands::CommandHost,
   // Who is subscribed to what, on this shard (daemon/pubsub). Before the
   // connections: it holds pointers to them, and goes after them.
   pubsub::ChannelTable channels_;
+  // [pubsub] bridge: this shard's channels across hosts (null without one).
+  // After the table: what it receives is published there. Its counters as
+  // they were at the last stats reset.
+  std::unique_ptr<pubsub::RedisBridge> bridge_;
+  pubsub::BridgeStats bridge_stats_before_reset_;
 
   // Every requester (connection or endpoint) by id: where deferred replies
   // and resumed bodies are routed. Declared before the requesters, so it

@@ -9,6 +9,7 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -19,6 +20,7 @@
 #include "commands/file_stats.hpp"
 #include "commands/partial_uploads.hpp"
 #include "proto/error_code.hpp"
+#include "pubsub/bridge_stats.hpp"
 
 namespace framed::server {
 
@@ -119,6 +121,7 @@ struct StatsSnapshot {
   commands::FileStats files;               // summed over shards
   commands::PartialCounters partials;      // process-wide: read once, not summed
   std::vector<ReactorSnapshot> reactors;   // by index: one per reactor
+  std::optional<pubsub::BridgeStats> bridge;  // set only with a [pubsub] bridge
 };
 
 // Adds `other`, one more reactor's snapshot, to `sum`: what each reactor

@@ -72,6 +72,14 @@ class Backend {
   virtual void recvmsg(int fd, msghdr* message, std::uint64_t user_data) = 0;
   // One read(2) on a non-socket fd (eventfd, signalfd).
   virtual void read(int fd, void* buffer, std::size_t length, std::uint64_t user_data) = 0;
+  // Readiness, for a library that does its own I/O on an fd (hiredis): one
+  // wait that completes once the fd is readable (or writable), with the
+  // poll(2) events that hold then (POLLIN / POLLOUT, POLLERR, POLLHUP), or
+  // -errno. Level-triggered: a wait submitted while the fd is ready completes
+  // at once. A read wait and a write wait are two kinds: one of each may be
+  // outstanding per fd. Such an fd takes no other operation.
+  virtual void wait_readable(int fd, std::uint64_t user_data) = 0;
+  virtual void wait_writable(int fd, std::uint64_t user_data) = 0;
   // Ends every outstanding operation on fd (see above).
   virtual void cancel(int fd) = 0;
   // Must be called just before an fd that was ever used here is closed (its

@@ -1,5 +1,6 @@
 #include "reactor/epoll_backend.hpp"
 
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -66,6 +67,29 @@ void EpollBackend::sendmsg(int fd, const msghdr* message, std::uint64_t user_dat
   FdState& state = state_for(fd);
   state.output = OutputOp{true, user_data, message};
   if (state.writable) try_output(fd, state);
+}
+
+void EpollBackend::wait_readable(int fd, std::uint64_t user_data) {
+  FdState& state = state_for(fd);
+  state.read_waiter = Waiter{true, user_data};
+  try_wait(fd, state.read_waiter, POLLIN);
+}
+
+void EpollBackend::wait_writable(int fd, std::uint64_t user_data) {
+  FdState& state = state_for(fd);
+  state.write_waiter = Waiter{true, user_data};
+  try_wait(fd, state.write_waiter, POLLOUT);
+}
+
+void EpollBackend::try_wait(int fd, Waiter& waiter, short events) {
+  if (!waiter.active) return;
+  pollfd probe{fd, events, 0};
+  int ready;
+  do ready = ::poll(&probe, 1, 0);
+  while (ready < 0 && errno == EINTR);
+  if (ready == 0) return;  // not now: the next edge completes it
+  waiter.active = false;
+  complete(waiter.user_data, ready < 0 ? -errno : static_cast<std::int32_t>(probe.revents));
 }
 
 void EpollBackend::try_input(int fd, FdState& state) {
@@ -154,6 +178,8 @@ void EpollBackend::cancel(int fd) {
   FdState& state = fds_[static_cast<std::size_t>(fd)];
   if (state.input.kind != OpKind::none) complete(state.input.user_data, -ECANCELED);
   if (state.output.active) complete(state.output.user_data, -ECANCELED);
+  if (state.read_waiter.active) complete(state.read_waiter.user_data, -ECANCELED);
+  if (state.write_waiter.active) complete(state.write_waiter.user_data, -ECANCELED);
   if (state.registered) ::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_DEL, fd, nullptr);
   // The retry list may still name fd; a reset state has nothing to retry.
   state = FdState{};
@@ -189,10 +215,12 @@ void EpollBackend::poll(std::optional<std::chrono::nanoseconds> timeout, Complet
     if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
       state.readable = true;
       try_input(fd, state);
+      try_wait(fd, state.read_waiter, POLLIN);
     }
     if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR)) {
       state.writable = true;
       try_output(fd, state);
+      try_wait(fd, state.write_waiter, POLLOUT);
     }
   }
 

@@ -31,6 +31,8 @@ class EpollBackend final : public Backend {
   void sendmsg(int fd, const msghdr* message, std::uint64_t user_data) override;
   void recvmsg(int fd, msghdr* message, std::uint64_t user_data) override;
   void read(int fd, void* buffer, std::size_t length, std::uint64_t user_data) override;
+  void wait_readable(int fd, std::uint64_t user_data) override;
+  void wait_writable(int fd, std::uint64_t user_data) override;
   void cancel(int fd) override;
   void forget(int fd) override;
   void poll(std::optional<std::chrono::nanoseconds> timeout, CompletionSink& sink) override;
@@ -49,6 +51,11 @@ class EpollBackend final : public Backend {
     std::uint64_t user_data = 0;
     const msghdr* message = nullptr;
   };
+  // A readiness wait (wait_readable / wait_writable).
+  struct Waiter {
+    bool active = false;
+    std::uint64_t user_data = 0;
+  };
   struct FdState {
     bool registered = false;
     bool readable = false;
@@ -59,6 +66,8 @@ class EpollBackend final : public Backend {
     bool queued_for_retry = false;
     InputOp input;
     OutputOp output;
+    Waiter read_waiter;
+    Waiter write_waiter;
   };
 
   explicit EpollBackend(base::UniqueFd epoll_fd) : epoll_fd_(std::move(epoll_fd)) {}
@@ -67,6 +76,9 @@ class EpollBackend final : public Backend {
   void submit_input(int fd, InputOp op);
   void try_input(int fd, FdState& state);
   void try_output(int fd, FdState& state);
+  // Completes `waiter` if poll(2) says fd has `events` now; otherwise the
+  // next edge will.
+  void try_wait(int fd, Waiter& waiter, short events);
   void complete(std::uint64_t user_data, std::int32_t result, std::uint32_t flags = 0) {
     ready_.push_back(Completion{user_data, result, flags});
   }

@@ -102,6 +102,8 @@ class Reactor final : private CompletionSink {
   void read(IoToken token, std::uint8_t tag, int fd, void* buffer, std::size_t length) {
     backend_->read(fd, buffer, length, encode(token, tag));
   }
+  void wait_readable(IoToken token, std::uint8_t tag, int fd) { backend_->wait_readable(fd, encode(token, tag)); }
+  void wait_writable(IoToken token, std::uint8_t tag, int fd) { backend_->wait_writable(fd, encode(token, tag)); }
   void cancel(int fd) {
     if (backend_) backend_->cancel(fd);
   }

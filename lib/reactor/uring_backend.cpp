@@ -1,5 +1,6 @@
 #include "reactor/uring_backend.hpp"
 
+#include <poll.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -211,6 +212,20 @@ void UringBackend::recvmsg(int fd, msghdr* message, std::uint64_t user_data) {
 void UringBackend::read(int fd, void* buffer, std::size_t length, std::uint64_t user_data) {
   io_uring_sqe* sqe = next_sqe();
   io_uring_prep_read(sqe, fd, buffer, clamp_length(length), kCurrentPosition);
+  io_uring_sqe_set_data64(sqe, user_data);
+}
+
+// One-shot POLL_ADD: the kernel answers with the poll(2) events, as the
+// Backend contract has it.
+void UringBackend::wait_readable(int fd, std::uint64_t user_data) {
+  io_uring_sqe* sqe = next_sqe();
+  io_uring_prep_poll_add(sqe, fd, POLLIN);
+  io_uring_sqe_set_data64(sqe, user_data);
+}
+
+void UringBackend::wait_writable(int fd, std::uint64_t user_data) {
+  io_uring_sqe* sqe = next_sqe();
+  io_uring_prep_poll_add(sqe, fd, POLLOUT);
   io_uring_sqe_set_data64(sqe, user_data);
 }
 

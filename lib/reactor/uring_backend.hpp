@@ -1,8 +1,8 @@
 #pragma once
 // Backend on io_uring (liburing). See backend.hpp for the contract it keeps.
 //
-// Operations go to the kernel as they are: recv, sendmsg, recvmsg and read are
-// single-shot SQEs, accept is one multishot SQE per listener. The SQE's
+// Operations go to the kernel as they are: recv, sendmsg, recvmsg, read and
+// the readiness waits (POLL_ADD) are single-shot SQEs, accept is one multishot SQE per listener. The SQE's
 // user_data is the caller's user_data, untouched (the Reactor already packs
 // handler slot, generation and tag into it), so the common completion needs
 // no lookup. user_data 0, which the Reactor never produces, marks the
@@ -55,6 +55,8 @@ class UringBackend final : public Backend {
   void sendmsg(int fd, const msghdr* message, std::uint64_t user_data) override;
   void recvmsg(int fd, msghdr* message, std::uint64_t user_data) override;
   void read(int fd, void* buffer, std::size_t length, std::uint64_t user_data) override;
+  void wait_readable(int fd, std::uint64_t user_data) override;
+  void wait_writable(int fd, std::uint64_t user_data) override;
   void cancel(int fd) override;
   void poll(std::optional<std::chrono::nanoseconds> timeout, CompletionSink& sink) override;
 

@@ -159,6 +159,7 @@ class TestHost final : public commands::CommandHost, public server::StreamConnec
     return connection->push_event(std::make_shared<const std::string>(out.readable()));
   }
   pubsub::ChannelTable& channels() noexcept override { return channels_; }
+  void forward_publish(std::string_view /*channel*/, std::string_view /*message*/) override {}
   pubsub::Subscriber* subscriber(std::uint64_t) noexcept override { return connection; }
   commands::ExecStats& exec_stats(std::string_view) override { return exec_; }
   commands::FileStats& file_stats() noexcept override { return files_; }

@@ -2,6 +2,7 @@
 // for every backend (see main.cpp for how one is chosen).
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -25,6 +26,8 @@ constexpr std::uint8_t kTagRecv = 1;
 constexpr std::uint8_t kTagSend = 2;
 constexpr std::uint8_t kTagAccept = 3;
 constexpr std::uint8_t kTagRead = 4;
+constexpr std::uint8_t kTagReadable = 5;
+constexpr std::uint8_t kTagWritable = 6;
 
 // Drops the first n bytes of an iovec array in place (after a short send).
 void consume(std::vector<iovec>& iov, std::size_t n) {
@@ -480,6 +483,48 @@ TEST_CASE("more operations than the submission queue holds are all submitted and
     CHECK(std::string(rx[2 * i].data(), 2) == "ab");
     CHECK(std::string(rx[2 * i + 1].data(), 2) == "cd");
   }
+}
+
+TEST_CASE("readiness waits are level-triggered, complete once, and wait for the next byte", "[reactor][readiness]") {
+  SocketPair pair = make_socketpair();
+  Recorder watcher;
+  auto reactor = make_reactor();
+  const IoToken token = reactor->register_handler(watcher);
+
+  // Writable at once (an empty socket buffer), and only once.
+  reactor->wait_writable(token, kTagWritable, pair.a.get());
+  REQUIRE(run_until(*reactor, [&] { return watcher.count(kTagWritable) == 1; }));
+  CHECK((watcher.events[0].result & POLLOUT) != 0);
+
+  // Nothing to read: the wait stays pending.
+  reactor->wait_readable(token, kTagReadable, pair.a.get());
+  settle(*reactor);
+  CHECK(watcher.count(kTagReadable) == 0);
+  REQUIRE(::write(pair.b.get(), "x", 1) == 1);
+  REQUIRE(run_until(*reactor, [&] { return watcher.count(kTagReadable) == 1; }));
+  CHECK((watcher.events.back().result & POLLIN) != 0);
+
+  // Not read yet: a new wait completes at once (level-triggered).
+  reactor->wait_readable(token, kTagReadable, pair.a.get());
+  REQUIRE(run_until(*reactor, [&] { return watcher.count(kTagReadable) == 2; }));
+
+  // Drained: the next wait waits for the next byte, and no earlier.
+  char byte = 0;
+  REQUIRE(::read(pair.a.get(), &byte, 1) == 1);
+  reactor->wait_readable(token, kTagReadable, pair.a.get());
+  settle(*reactor);
+  CHECK(watcher.count(kTagReadable) == 2);
+  REQUIRE(::write(pair.b.get(), "y", 1) == 1);
+  REQUIRE(run_until(*reactor, [&] { return watcher.count(kTagReadable) == 3; }));
+
+  // A pending wait ends with the fd's cancel.
+  REQUIRE(::read(pair.a.get(), &byte, 1) == 1);
+  reactor->wait_readable(token, kTagReadable, pair.a.get());
+  settle(*reactor);
+  reactor->cancel(pair.a.get());
+  REQUIRE(run_until(*reactor, [&] { return watcher.count(kTagReadable) == 4; }));
+  CHECK(watcher.events.back().result == -ECANCELED);
+  reactor->close(pair.a);
 }
 
 }  // namespace framed::reactor::testing

@@ -1215,6 +1215,7 @@ KeyProbe probe_for(const std::string& dotted_key) {
   if (section == "daemon") return {"[daemon]\n", dotted_key};
   if (section == "limits") return {"[limits]\n", dotted_key};
   if (section == "files") return {"[files]\nroot = \"/srv\"\n", dotted_key};
+  if (section == "pubsub") return {"[pubsub]\n", dotted_key};
   if (section == "listener") {
     return {"[[listener]]\nkind = \"tcp\"\naddress = \"127.0.0.1:1\"\n", dotted_key};
   }
@@ -1246,7 +1247,8 @@ TEST_CASE("every row is documented in config/framed.toml, every key there has a 
                                                     {"listener", "LISTENERS"},
                                                     {"files", "FILES"},
                                                     {"commands", "COMMANDS"},
-                                                    {"principals", "PRINCIPALS"}};
+                                                    {"principals", "PRINCIPALS"},
+                                                    {"pubsub", "PUBSUB"}};
   for (const auto& spec : keys) {
     const std::string& key = spec.dotted_key;
     const std::string table = key.substr(0, key.find('.'));
@@ -1360,6 +1362,8 @@ TEST_CASE("which keys a reload may change", "[config][schema]") {
   // So is the way commands are contained: the daemon cannot stop being a
   // subreaper with orphans already handed to it.
   CHECK_FALSE(key_is_reloadable("daemon.exec_containment"));
+  CHECK_FALSE(key_is_reloadable("pubsub.bridge"));
+  CHECK_FALSE(key_is_reloadable("pubsub.bridge_prefix"));
   CHECK(key_is_reloadable("daemon.workers"));
   CHECK(key_is_reloadable("daemon.log_level"));
   CHECK(key_is_reloadable("daemon.max_connections"));
@@ -1381,7 +1385,8 @@ TEST_CASE("which keys a reload may change", "[config][schema]") {
   for (const auto& spec : framed::config::config_keys()) {
     INFO(spec.dotted_key);
     const bool restart_only = spec.dotted_key == "daemon.backend" || spec.dotted_key == "daemon.exec_containment" ||
-                              spec.dotted_key == "daemon.reactors" || spec.dotted_key == "daemon.pin_reactors";
+                              spec.dotted_key == "daemon.reactors" || spec.dotted_key == "daemon.pin_reactors" ||
+                              spec.dotted_key.starts_with("pubsub.");
     CHECK(spec.reloadable == !restart_only);
     CHECK(key_is_reloadable(spec.dotted_key) == spec.reloadable);
   }

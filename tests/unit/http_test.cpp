@@ -146,6 +146,42 @@ TEST_CASE("html escaping of config names", "[http]") {
   CHECK(out == "&lt;a href=&quot;x&quot;&gt;&amp;&#39;&lt;/a&gt;");
 }
 
+TEST_CASE("metrics: the bridge's families only with a bridge, right after the partial uploads", "[http][metrics]") {
+  framed::server::StatsSnapshot snapshot;
+  std::string without;
+  framed::server::render_metrics(snapshot, "9.9.9", without);
+  CHECK(without.find("framed_bridge_") == std::string::npos);
+
+  snapshot.bridge = framed::pubsub::BridgeStats{true, 5, 7, 2, 1};
+  std::string with;
+  framed::server::render_metrics(snapshot, "9.9.9", with);
+  const std::string families =
+      "framed_partial_uploads 0\n"
+      "# HELP framed_bridge_messages_published_total Local publishes the pub/sub bridge handed to Redis (answered).\n"
+      "# TYPE framed_bridge_messages_published_total counter\n"
+      "framed_bridge_messages_published_total 5\n"
+      "# HELP framed_bridge_messages_received_total Other hosts' messages the pub/sub bridge delivered here.\n"
+      "# TYPE framed_bridge_messages_received_total counter\n"
+      "framed_bridge_messages_received_total 7\n"
+      "# HELP framed_bridge_messages_dropped_total Local publishes that never reached Redis (queue full, connection "
+      "lost).\n"
+      "# TYPE framed_bridge_messages_dropped_total counter\n"
+      "framed_bridge_messages_dropped_total 2\n"
+      "# HELP framed_bridge_reconnects_total Times the pub/sub bridge came back after losing Redis.\n"
+      "# TYPE framed_bridge_reconnects_total counter\n"
+      "framed_bridge_reconnects_total 1\n"
+      "# HELP framed_bridge_connected 1 while the pub/sub bridge is connected to Redis.\n"
+      "# TYPE framed_bridge_connected gauge\n"
+      "framed_bridge_connected 1\n"
+      "# HELP framed_exec_runs_total";
+  CHECK_THAT(with, Catch::Contains(families));
+  // Everything else is as without a bridge.
+  const std::size_t start = with.find("# HELP framed_bridge_messages_published_total");
+  const std::size_t end = with.find("# HELP framed_exec_runs_total");
+  REQUIRE(start != std::string::npos);
+  CHECK(with.substr(0, start) + with.substr(end) == without);
+}
+
 TEST_CASE("metrics: the exact exposition of a small snapshot", "[http][metrics]") {
   framed::server::StatsSnapshot snapshot;
   snapshot.backend = "epoll";
