@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Helpers that bench/run.sh, bench/fanout.sh and bench/tls.sh share,
+# Helpers that bench/run.sh, bench/fanout.sh, bench/tls.sh and bench/fleet.sh share,
 # sourced by each. The sourcing script sets server_pid when it starts a
 # server, and work to its temporary directory.
 
@@ -16,12 +16,14 @@ stop_server() {
   server_pid=""
 }
 
-port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# port_in_use PORT [HOST]: something accepts on HOST (127.0.0.1) port PORT.
+port_in_use() { (exec 3<>"/dev/tcp/${2:-127.0.0.1}/$1") 2>/dev/null; }
 
-# Waits until the server started as $server_pid accepts on port $1.
+# wait_for_port PORT [HOST]: waits until the server started as $server_pid
+# accepts on HOST (127.0.0.1) port PORT.
 wait_for_port() {
   for _ in $(seq 100); do  # 10 s: start-up is milliseconds; this is for slow CI boxes
-    port_in_use "$1" && return 0
+    port_in_use "$1" "${2:-127.0.0.1}" && return 0
     kill -0 "$server_pid" 2>/dev/null || return 1
     sleep 0.1
   done

@@ -28,6 +28,10 @@ packages=(
   clang libclang-rt-14-dev
   # the TLS tests: certificates made at test time, and s_client as a client
   openssl
+  # the fleet test and bench/fleet.sh: framed daemons behind a real load balancer
+  # (on a systemd machine the package also starts its own, idle, service;
+  # they run HAProxy processes of their own)
+  haproxy
 )
 
 missing=()
