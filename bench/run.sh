@@ -11,6 +11,7 @@
 #   FRAMED_PORT      daemon TCP port on 127.0.0.1       (9000; another port gets a temporary config)
 #   REDIS_PORT       redis-server port on 127.0.0.1     (16379: clear of a system Redis on 6379)
 #   BACKENDS         daemon backends to measure         ("epoll io_uring")
+#   REACTORS         daemon.reactors values to measure  ("1"; e.g. "1 2")
 #   DURATION, WARMUP seconds per point                  (5, 1)
 #   THREADS          client threads                     (1)
 #   SKIP_REDIS=1     do not measure Redis
@@ -23,6 +24,7 @@ BENCH_BIN=${BENCH_BIN:-build/bench/framed-bench}
 FRAMED_PORT=${FRAMED_PORT:-9000}
 REDIS_PORT=${REDIS_PORT:-16379}
 BACKENDS=${BACKENDS:-epoll io_uring}
+REACTORS=${REACTORS:-1}
 DURATION=${DURATION:-5}
 WARMUP=${WARMUP:-1}
 THREADS=${THREADS:-1}
@@ -73,23 +75,28 @@ measure() {
 
 port_in_use "$FRAMED_PORT" && die "something already listens on 127.0.0.1:$FRAMED_PORT; set FRAMED_PORT"
 if [ -x "$FRAMED_BIN" ]; then
-  config_args=()
-  if [ "$FRAMED_PORT" != 9000 ]; then
-    printf '[[listener]]\nkind = "tcp"\naddress = "127.0.0.1:%s"\n' "$FRAMED_PORT" >"$work/framed.toml"
-    config_args=(--config "$work/framed.toml")
-  fi
-  for backend in $BACKENDS; do
-    FRAMED_BACKEND=$backend "$FRAMED_BIN" "${config_args[@]}" >"$work/framed-$backend.log" 2>&1 &
-    server_pid=$!
-    if wait_for_port "$FRAMED_PORT"; then
-      measure "framed $backend" "$FRAMED_PORT" json
-    else
-      # io_uring may be unavailable (kernel built without it, seccomp): that
-      # is the machine, not a failure; any other backend must start.
-      [ "$backend" = io_uring ] || failed=1
-      rows+=("| framed $backend | - | - | did not start: $(tail -n 1 "$work/framed-$backend.log") | | |")
+  for reactors in $REACTORS; do
+    config_args=()
+    label_suffix=""
+    if [ "$FRAMED_PORT" != 9000 ] || [ "$reactors" != 1 ]; then
+      printf '[daemon]\nreactors = %s\n\n[[listener]]\nkind = "tcp"\naddress = "127.0.0.1:%s"\n' \
+        "$reactors" "$FRAMED_PORT" >"$work/framed.toml"
+      config_args=(--config "$work/framed.toml")
     fi
-    stop_server
+    [ "$reactors" = 1 ] || label_suffix=", $reactors reactors"
+    for backend in $BACKENDS; do
+      FRAMED_BACKEND=$backend "$FRAMED_BIN" "${config_args[@]}" >"$work/framed-$backend.log" 2>&1 &
+      server_pid=$!
+      if wait_for_port "$FRAMED_PORT"; then
+        measure "framed $backend$label_suffix" "$FRAMED_PORT" json
+      else
+        # io_uring may be unavailable (kernel built without it, seccomp): that
+        # is the machine, not a failure; any other backend must start.
+        [ "$backend" = io_uring ] || failed=1
+        rows+=("| framed $backend$label_suffix | - | - | did not start: $(tail -n 1 "$work/framed-$backend.log") | | |")
+      fi
+      stop_server
+    done
   done
 else
   printf 'run.sh: %s not found, framed not measured\n' "$FRAMED_BIN" >&2
