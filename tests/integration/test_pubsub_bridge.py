@@ -18,6 +18,7 @@ import pytest
 
 from conftest import free_port, render_config
 from framed_client import assert_ok
+from test_pubsub import expect_message as pubsub_expect_message, expect_nothing as pubsub_expect_nothing
 
 REDIS = shutil.which("redis-server")
 pytestmark = pytest.mark.skipif(REDIS is None, reason="redis-server is not installed")
@@ -112,20 +113,11 @@ def publish(daemon, channel, body):
 
 
 def expect_message(client, channel, body, timeout=WAIT):
-    header, got = client.read_reply(timeout)
-    assert header == {"event": "message", "channel": channel, "total_size": len(body)}, header
-    assert got == body
+    pubsub_expect_message(client, channel, body, timeout)
 
 
 def expect_nothing(client, wait=0.5):
-    client.sock.settimeout(wait)
-    try:
-        data = client.sock.recv(1)
-    except socket.timeout:
-        return
-    finally:
-        client.sock.settimeout(client.timeout)
-    raise AssertionError("expected nothing more, got %r" % data)
+    pubsub_expect_nothing(client, wait)
 
 
 @pytest.fixture

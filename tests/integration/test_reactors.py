@@ -15,7 +15,6 @@ integration-reactors), where every other test's daemon has two reactors.
 import json
 import re
 import signal
-import socket
 import threading
 import time
 
@@ -23,6 +22,7 @@ import pytest
 
 from conftest import free_port
 from framed_client import assert_error, assert_ok, frame
+from test_http import raw_exchange
 from test_reload import refused
 from test_reload import reloadable  # noqa: F401 (a fixture)
 
@@ -55,15 +55,8 @@ def per_reactor(stats, field):
 
 
 def http_get(daemon, path):
-    family, address = daemon.address("http")
-    with socket.create_connection(address, timeout=10) as sock:
-        sock.sendall(("GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % path).encode())
-        data = b""
-        while True:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
+    data = raw_exchange(daemon, ("GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % path).encode(),
+                        name="http", timeout=10)
     head, _, body = data.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200"), head
     return body.decode()
