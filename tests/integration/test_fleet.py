@@ -28,6 +28,7 @@ import pytest
 
 import framed_client
 from conftest import REPO, STOP_TIMEOUT, Daemon, free_port
+from test_pubsub import expect_nothing
 
 EXAMPLES = os.path.join(REPO, "config", "examples")
 HAPROXY_EXAMPLE = os.path.join(EXAMPLES, "haproxy.cfg")
@@ -108,7 +109,8 @@ def haproxy_config(frontend_port, port, http_port, stats_path):
 class Fleet:
     """Three members and HAProxy in front of them, in one temp directory."""
 
-    def __init__(self):
+    def __init__(self, redis_port=None):
+        self.redis_port = redis_port  # members bridge their channels through it
         self.dir = tempfile.mkdtemp(prefix="framed-fleet-")
         self.port = port_free_on_every_host()
         self.http_port = port_free_on_every_host(exclude=(self.port,))
@@ -122,7 +124,12 @@ class Fleet:
         self.log_file = None
 
     def start_member(self, index):
-        daemon = Daemon(config_text=member_config(HOSTS[index], self.port, self.http_port))
+        text = member_config(HOSTS[index], self.port, self.http_port)
+        if self.redis_port is not None:
+            # The example's commented [pubsub] table, switched on.
+            text = replace_exactly(text, '# [pubsub]\n# bridge = "redis://127.0.0.1:6379"',
+                                   '[pubsub]\nbridge = "redis://127.0.0.1:%d"' % self.redis_port, 1)
+        daemon = Daemon(config_text=text)
         self.members[index] = daemon
         return daemon.start()
 
@@ -214,10 +221,9 @@ class Fleet:
             shutil.rmtree(self.dir, ignore_errors=True)
 
 
-@pytest.fixture
-def fleet(request):
+def started_fleet(request, redis_port=None):
     """Three healthy members behind HAProxy; everything stopped afterwards."""
-    fleet = Fleet()
+    fleet = Fleet(redis_port)
     try:
         for index in range(len(HOSTS)):
             fleet.start_member(index)
@@ -227,6 +233,11 @@ def fleet(request):
     finally:
         failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
         fleet.close(failed)
+
+
+@pytest.fixture
+def fleet(request):
+    yield from started_fleet(request)
 
 
 def member_pid(client):
@@ -408,3 +419,99 @@ def test_a_member_stopped_and_restarted_under_pipelined_load(fleet):
     assert all(c.answered_at[-1] > t_up for c in clients), "a client stopped being answered"
     # Back in rotation: leastconn gives it the new connections.
     assert fresh_pids == [restarted.pid] * 3, (fresh_pids, restarted.pid)
+
+
+# --- channels across the fleet: the Redis bridge ------------------------------
+
+@pytest.fixture
+def bridged_fleet(request):
+    from test_pubsub_bridge import REDIS, RedisServer
+    if REDIS is None:
+        pytest.skip("redis-server is not installed")
+    redis = RedisServer(free_port()).start()
+    try:
+        for fleet in started_fleet(request, redis.port):
+            yield fleet, redis
+    finally:
+        redis.stop()
+
+
+def member_client(fleet, index):
+    """A connection to one member itself, past HAProxy."""
+    return framed_client.Client((HOSTS[index], fleet.port), timeout=10)
+
+
+def bridges_connected(fleet):
+    for index in range(len(HOSTS)):
+        with member_client(fleet, index) as client:
+            header, body = client.request({"cmd": "stats"})
+            if not json.loads(body).get("bridge", {}).get("connected"):
+                return False
+    return True
+
+
+def publish_through_haproxy(fleet, count, tag):
+    """`count` publishes, each on a new connection through HAProxy (so on
+    whichever member it picks); the members each one landed on."""
+    landed = collections.Counter()
+    for number in range(count):
+        with fleet.connect(timeout=10) as client:
+            landed[member_pid(client)] += 1
+            header, _ = client.request({"cmd": "publish", "channel": "fleet"}, b"%s-%d" % (tag, number))
+            framed_client.assert_ok(header)
+    return landed
+
+
+def receive(subscriber, count):
+    bodies = []
+    for _ in range(count):
+        header, body = subscriber.read_reply(10)
+        assert header["event"] == "message" and header["channel"] == "fleet", header
+        bodies.append(body)
+    return bodies
+
+
+def test_a_publish_through_haproxy_reaches_every_members_subscribers_through_redis(bridged_fleet):
+    fleet, redis = bridged_fleet
+    fleet.wait_for(lambda: bridges_connected(fleet), "every member's bridge connected")
+    # Subscribers on members A and C directly; publishers through HAProxy,
+    # which puts them on all three (least connections, one at a time).
+    subscribers = [member_client(fleet, 0), member_client(fleet, 2)]
+    for subscriber in subscribers:
+        framed_client.assert_ok(subscriber.request({"cmd": "subscribe", "channel": "fleet"})[0])
+    landed = publish_through_haproxy(fleet, 12, b"up")
+    assert len(landed) == 3, "the publishes did not land on every member: %r" % landed
+    expected = sorted(b"up-%d" % number for number in range(12))
+    for subscriber in subscribers:
+        # Each exactly once, whichever member it was published on.
+        assert sorted(receive(subscriber, 12)) == expected
+        expect_nothing(subscriber)
+
+    # Redis away: every member still serves, and each subscriber gets what
+    # was published on its own member.
+    redis.stop()
+    fleet.wait_for(lambda: not bridges_connected(fleet), "the bridges seeing Redis gone")
+    with member_client(fleet, 2) as client:
+        header, _ = client.request({"cmd": "publish", "channel": "fleet"}, b"local")
+        framed_client.assert_ok(header)
+        assert header["receivers"] == 1
+    assert receive(subscribers[1], 1) == [b"local"]
+    expect_nothing(subscribers[0])
+
+    # Redis back on its port: the bridges reconnect, and the fleet is one again.
+    redis.start()
+    fleet.wait_for(lambda: bridges_connected(fleet), "every member's bridge back")
+    publish_through_haproxy(fleet, 6, b"back")
+    expected = sorted(b"back-%d" % number for number in range(6))
+    # "local" waited in member C's bridge queue and is sent once C's bridge is
+    # back: A sees it once if its own subscription to Redis was back by then
+    # (Redis keeps nothing for a subscriber that is away), else never.
+    got = receive(subscribers[0], 6)
+    if b"local" in got:
+        got = [body for body in got if body != b"local"] + receive(subscribers[0], 1)
+    assert sorted(got) == expected
+    assert sorted(receive(subscribers[1], 6)) == expected
+    for subscriber in subscribers:
+        expect_nothing(subscriber)
+        subscriber.close()
+
