@@ -13,6 +13,7 @@ integration-reactors), where every other test's daemon has two reactors.
 """
 
 import json
+import os
 import re
 import signal
 import threading
@@ -263,3 +264,21 @@ def test_reload_adds_and_removes_listeners_on_every_reactor(reloadable):
         assert_ok(header)
         client.close()
     daemon.ping("two")
+
+
+def test_pin_reactors_puts_each_reactor_on_a_cpu_of_its_own_and_leaves_workers_free(daemon_factory):
+    allowed = sorted(os.sched_getaffinity(0))
+    daemon = daemon_factory([{"kind": "tcp", "name": "tcp"}],
+                            daemon={"reactors": 2, "pin_reactors": True, "workers": 2})
+    daemon.ping("tcp")
+    affinities = {}
+    for task in os.listdir("/proc/%d/task" % daemon.pid):
+        affinities[int(task)] = sorted(os.sched_getaffinity(int(task)))
+    # The main thread runs reactor 0: the first allowed CPU.
+    assert affinities[daemon.pid] == [allowed[0]]
+    pinned = sorted(cpus[0] for cpus in affinities.values() if len(cpus) == 1)
+    if len(allowed) > 1:
+        # Reactor 1 on the second; the worker threads keep every CPU.
+        assert allowed[1] in pinned
+        assert sum(1 for cpus in affinities.values() if cpus == allowed) >= 2, affinities
+    daemon.stop_cleanly()
