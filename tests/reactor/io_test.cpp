@@ -517,13 +517,16 @@ TEST_CASE("readiness waits are level-triggered, complete once, and wait for the 
   REQUIRE(::write(pair.b.get(), "y", 1) == 1);
   REQUIRE(run_until(*reactor, [&] { return watcher.count(kTagReadable) == 3; }));
 
-  // A pending wait ends with the fd's cancel.
+  // A pending wait ends with the fd's cancel: -ECANCELED, or, where the
+  // kernel cannot cancel by fd and the socket is shut down instead
+  // (io_uring-compat), the real result of that: hung up.
   REQUIRE(::read(pair.a.get(), &byte, 1) == 1);
   reactor->wait_readable(token, kTagReadable, pair.a.get());
   settle(*reactor);
   reactor->cancel(pair.a.get());
   REQUIRE(run_until(*reactor, [&] { return watcher.count(kTagReadable) == 4; }));
-  CHECK(watcher.events.back().result == -ECANCELED);
+  const std::int32_t ended = watcher.events.back().result;
+  CHECK((ended == -ECANCELED || (ended > 0 && (ended & POLLHUP) != 0)));
   reactor->close(pair.a);
 }
 
