@@ -74,6 +74,16 @@ void per_listener(Exposition& metrics, const StatsSnapshot& snapshot, std::strin
   }
 }
 
+// One family per reactor counter (daemon.reactors), a sample per reactor.
+template <typename Field>
+void per_reactor(Exposition& metrics, const StatsSnapshot& snapshot, std::string_view name, std::string_view type,
+                 std::string_view help, Field field) {
+  metrics.family(name, type, help);
+  for (const ReactorSnapshot& reactor : snapshot.reactors) {
+    metrics.sample(name, {{"reactor", std::to_string(reactor.index)}}, reactor.traffic.*field);
+  }
+}
+
 template <typename Field>
 void per_exec(Exposition& metrics, const StatsSnapshot& snapshot, std::string_view name, std::string_view type,
               std::string_view help, Field field) {
@@ -172,16 +182,10 @@ void render_metrics(const StatsSnapshot& snapshot, std::string_view version, std
 
   // Each reactor's share (daemon.reactors): how evenly the kernel spreads
   // the clients.
-  metrics.family("framed_reactor_connections_active", "gauge", "Connections open now, by reactor.");
-  for (const ReactorSnapshot& reactor : snapshot.reactors) {
-    const std::string index = std::to_string(reactor.index);
-    metrics.sample("framed_reactor_connections_active", {{"reactor", index}}, reactor.traffic.connections_active);
-  }
-  metrics.family("framed_reactor_frames_in_total", "counter", "Requests decoded, by reactor.");
-  for (const ReactorSnapshot& reactor : snapshot.reactors) {
-    const std::string index = std::to_string(reactor.index);
-    metrics.sample("framed_reactor_frames_in_total", {{"reactor", index}}, reactor.traffic.frames_in);
-  }
+  per_reactor(metrics, snapshot, "framed_reactor_connections_active", "gauge", "Connections open now, by reactor.",
+              &TrafficStats::connections_active);
+  per_reactor(metrics, snapshot, "framed_reactor_frames_in_total", "counter", "Requests decoded, by reactor.",
+              &TrafficStats::frames_in);
 
   metrics.family("framed_errors_total", "counter", "Error replies, by listener and error code.");
   for (const ListenerSnapshot& listener : snapshot.listeners) {

@@ -74,6 +74,24 @@ ShardStats& ShardStats::operator+=(const ShardStats& other) noexcept {
   return *this;
 }
 
+namespace {
+
+// (name, counters) pairs: `other`'s added to `sum`'s of the same name, or
+// appended where `sum` has none.
+template <typename Pairs>
+void add_by_name(Pairs& sum, const Pairs& other) {
+  for (const auto& [name, counters] : other) {
+    const auto same = std::find_if(sum.begin(), sum.end(), [&name](const auto& mine) { return mine.first == name; });
+    if (same == sum.end()) {
+      sum.emplace_back(name, counters);
+    } else {
+      same->second += counters;
+    }
+  }
+}
+
+}  // namespace
+
 void add_reactor_share(StatsSnapshot& sum, const StatsSnapshot& other) {
   sum.total += other.total;
   sum.shard += other.shard;
@@ -91,24 +109,8 @@ void add_reactor_share(StatsSnapshot& sum, const StatsSnapshot& other) {
       same->traffic += listener.traffic;
     }
   }
-  for (const auto& [name, counters] : other.commands) {
-    const auto same = std::find_if(sum.commands.begin(), sum.commands.end(),
-                                   [&name](const auto& mine) { return mine.first == name; });
-    if (same == sum.commands.end()) {
-      sum.commands.emplace_back(name, counters);
-    } else {
-      same->second += counters;
-    }
-  }
-  for (const auto& [name, exec] : other.exec) {
-    const auto same =
-        std::find_if(sum.exec.begin(), sum.exec.end(), [&name](const auto& mine) { return mine.first == name; });
-    if (same == sum.exec.end()) {
-      sum.exec.emplace_back(name, exec);
-    } else {
-      same->second += exec;
-    }
-  }
+  add_by_name(sum.commands, other.commands);
+  add_by_name(sum.exec, other.exec);
   sum.files += other.files;
   sum.reactors.insert(sum.reactors.end(), other.reactors.begin(), other.reactors.end());
 }
