@@ -2,17 +2,35 @@
 
 #include <algorithm>
 
+#include "pipeline/held_body.hpp"
+
 namespace framed::pipeline {
 namespace {
 
 // The most a streamed reply body adds to the output per pull: big enough for
 // few calls per MiB, small enough that other connections' turns come soon.
 constexpr std::size_t kBodyChunk = 64 * 1024;
+// The most of a streamed body one pump adds before it waits for the next
+// send to complete, even with room left in the output: the copy is one
+// uninterrupted step of the reactor, and filling the whole output (4 MiB)
+// at once kept a ping on another connection waiting for milliseconds. It
+// also keeps the output buffer below the size at which it is given back
+// after every send (StreamTransportOptions::shrink_above), so its memory is
+// reused instead of faulted in afresh.
+constexpr std::size_t kBodyPerPump = 512 * 1024;
 
 // The most room a recv is offered while a sink streams a request body in:
 // one read moves up to this much (and its copy into the sink, one turn of
 // the reactor for this connection, is bounded by it).
 constexpr std::size_t kStreamedBodyRead = 256 * 1024;
+
+// A reply body that views the request's bytes is sent from the input buffer
+// itself, in pieces (pipeline/held_body.hpp), from this size on; below it one
+// copy into the output costs less than the hand-over.
+constexpr std::size_t kHeldBodyMin = 256 * 1024;
+// Room given to the fresh input buffer that replaces a held one, besides
+// the bytes that followed the frame.
+constexpr std::size_t kFreshInputRoom = 16 * 1024;
 
 constexpr std::string_view kSlowConsumerEvent = R"(,"event":"dropped","reason":"slow_subscriber")";
 
@@ -121,7 +139,7 @@ void RequestPipeline::process(buffer::ByteBuffer& input) {
         input_wanted_ = result.frame_size;
         return;
       case codec::DecodeStatus::frame:
-        input.consume(handle_frame(result, stream_decoder_.header_object()));
+        input.consume(handle_frame(result, stream_decoder_.header_object(), &input));
         break;
       case codec::DecodeStatus::error:
         fail_stream(result.error, result.message);
@@ -141,7 +159,7 @@ void RequestPipeline::process_datagram(std::string_view datagram, bool truncated
     answered(reply_, next_sequence_++);
     return;
   }
-  const std::size_t consumed = handle_frame(result, datagram_decoder_.header_object());
+  const std::size_t consumed = handle_frame(result, datagram_decoder_.header_object(), nullptr);
   if (body_) {
     body_->datagram_rest = datagram.substr(consumed, result.body.size());
     body_->datagram_rest.remove_prefix(feed_body(body_->datagram_rest));
@@ -166,7 +184,8 @@ std::size_t RequestPipeline::handle_header_first(const codec::DecodeResult& head
   return head.header_size;
 }
 
-std::size_t RequestPipeline::handle_frame(const codec::DecodeResult& frame, simdjson::dom::object header) {
+std::size_t RequestPipeline::handle_frame(const codec::DecodeResult& frame, simdjson::dom::object header,
+                                          buffer::ByteBuffer* input) {
   const std::uint64_t sequence = next_sequence_++;
   Dispatcher::count_frame(origin_);
   const commands::RegisteredCommand* command = dispatcher_.prepare(origin_, header, frame.body, request_, reply_);
@@ -183,7 +202,9 @@ std::size_t RequestPipeline::handle_frame(const codec::DecodeResult& frame, simd
   commands::ReplyRoute route{requester_, sequence};
   const Dispatcher::RunOutcome outcome = dispatcher_.run(origin_, *command, request_, reply_, route);
   if (outcome == Dispatcher::RunOutcome::answered) {
+    const bool held = input != nullptr && hold_body(*input, frame.frame_size);
     answered(reply_, sequence);
+    if (held) return 0;  // the frame left the input with its reply
   } else {
     Slot& slot = push_slot();
     slot.sequence = sequence;
@@ -193,6 +214,24 @@ std::size_t RequestPipeline::handle_frame(const codec::DecodeResult& frame, simd
   }
   // The request's views point into the frame: consumed only now.
   return frame.frame_size;
+}
+
+bool RequestPipeline::hold_body(buffer::ByteBuffer& input, std::size_t frame_size) {
+  const std::string_view frame = input.readable().substr(0, frame_size);
+  const std::string_view body = reply_.body;
+  if (body.size() < kHeldBodyMin || reply_.body_source) return false;
+  // Only a view of this very frame: other bodies (body_storage) are owned by
+  // the reply already.
+  if (body.data() < frame.data() || body.data() + body.size() > frame.data() + frame.size()) return false;
+  const std::string_view following = input.readable().substr(frame_size);
+  buffer::ByteBuffer rest(following.size() + kFreshInputRoom);
+  rest.account_to(input.budget());
+  rest.append(following);
+  buffer::ByteBuffer holder = std::move(input);
+  input = std::move(rest);
+  reply_.body_source = std::make_unique<HeldBody>(std::move(holder), body);
+  reply_.body = {};
+  return true;
 }
 
 void RequestPipeline::start_body(const commands::RegisteredCommand& command, std::uint64_t sequence,
@@ -351,8 +390,11 @@ bool RequestPipeline::pump_source(Slot& slot) {
   buffer::ByteBuffer& out = output_.frames();
   const bool escaped = origin_.listener.format.framing == codec::Framing::line;
   std::string chunk;
+  std::size_t pumped = 0;
   while (slot.source_remaining > 0) {
-    if (output_.output_full()) return false;  // on_sent pulls again
+    // on_sent pulls again, once the output has room or this pump's bytes
+    // are on their way.
+    if (output_.output_full() || pumped >= kBodyPerPump) return false;
     const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(slot.source_remaining, kBodyChunk));
     proto::BodySource::Read read;
     if (escaped) {
@@ -377,6 +419,7 @@ bool RequestPipeline::pump_source(Slot& slot) {
       return false;
     }
     slot.source_remaining -= std::min<std::uint64_t>(read.bytes, slot.source_remaining);
+    pumped += read.bytes;
   }
   return true;
 }

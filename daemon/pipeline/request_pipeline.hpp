@@ -40,6 +40,7 @@
 #include <string_view>
 
 #include "buffer/byte_buffer.hpp"
+#include "buffer/ring_queue.hpp"
 #include "codec/datagram_decoder.hpp"
 #include "codec/reply_encoder.hpp"
 #include "codec/stream_decoder.hpp"
@@ -183,8 +184,15 @@ class RequestPipeline {
 
   // Answers one whole frame. Returns how many of its bytes (from the front)
   // may be consumed now: all, or only the header when a streaming command
-  // takes the body.
-  std::size_t handle_frame(const codec::DecodeResult& frame, simdjson::dom::object header);
+  // takes the body, or none when the frame has left the input with its
+  // reply (hold_body). `input`: the stream's buffer the frame is at the
+  // front of (null for a datagram).
+  std::size_t handle_frame(const codec::DecodeResult& frame, simdjson::dom::object header,
+                           buffer::ByteBuffer* input);
+  // reply_'s body is a large view of this frame, at the front of `input`:
+  // hands the input buffer to the reply as its body source and leaves
+  // `input` holding only what followed the frame. False: nothing done.
+  bool hold_body(buffer::ByteBuffer& input, std::size_t frame_size);
   // A header announced ahead of its body, for a streaming command: the body
   // goes to its sink as it arrives. Returns the header's bytes to consume.
   std::size_t handle_header_first(const codec::DecodeResult& head, simdjson::dom::object header);
@@ -226,7 +234,7 @@ class RequestPipeline {
   std::uint64_t next_sequence_ = 0;
   // Replies in the output but not yet sent: the stream offset at which
   // each ends. With slots_, what max_pending_replies bounds.
-  std::deque<std::uint64_t> reply_ends_;
+  buffer::RingQueue<std::uint64_t> reply_ends_;
   std::deque<Slot> slots_;
   // reply_ends_.size() + slots_.size(), kept as one count: checked per frame.
   std::size_t pending_ = 0;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <new>
 #include <utility>
 
 namespace framed::buffer {
@@ -33,19 +34,31 @@ void ByteBuffer::account_to(MemoryBudget* budget) noexcept {
 }
 
 void ByteBuffer::reallocate(std::size_t new_capacity) {
-  // make_unique_for_overwrite: a 64 MiB body buffer must not be zero-filled
-  // only to be overwritten by recv() a moment later.
-  auto fresh = std::make_unique_for_overwrite<char[]>(new_capacity);
   const std::size_t live = readable_size();
-  if (live != 0) std::memcpy(fresh.get(), read_ptr(), live);
-  data_ = std::move(fresh);
+  if (read_pos_ != 0) {
+    if (live != 0) std::memmove(data_.get(), read_ptr(), live);
+    read_pos_ = 0;
+    write_pos_ = live;
+  }
+  char* memory = nullptr;
+  if (new_capacity > capacity_ || live != 0) {
+    // Growing keeps the bytes: realloc moves a large block's pages rather
+    // than copying them. Not zero-filled: recv() overwrites it a moment later.
+    memory = static_cast<char*>(std::realloc(data_.get(), new_capacity));
+    if (memory == nullptr) throw std::bad_alloc();
+    (void)data_.release();
+  } else {
+    // Shrinking an empty buffer: a fresh small block, so a large one's
+    // mapping goes back to the system whole.
+    memory = static_cast<char*>(std::malloc(new_capacity));
+    if (memory == nullptr) throw std::bad_alloc();
+  }
+  data_.reset(memory);
   if (budget_ != nullptr) {
     budget_->add(new_capacity);
     budget_->remove(capacity_);
   }
   capacity_ = new_capacity;
-  read_pos_ = 0;
-  write_pos_ = live;
 }
 
 void ByteBuffer::ensure_writable(std::size_t n) {

@@ -8,9 +8,15 @@
 // cursor. simdjson reads up to that many bytes past the end of its input, so a
 // JSON header can be parsed in place, with no copy, wherever it sits.
 //
+// Memory comes from malloc and grows with realloc: a large buffer is its own
+// mapping, which glibc grows by remapping its pages, so a body growing to
+// 32 MiB is never copied from one block to the next (a copy that would be
+// one long, unbounded step on the reactor thread).
+//
 // Not thread-safe: owned by one connection on the reactor thread.
 
 #include <cstddef>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <span>
@@ -76,18 +82,24 @@ class ByteBuffer {
 
   // Bytes allocated, for memory accounting in stats and tests.
   [[nodiscard]] std::size_t capacity() const noexcept { return capacity_; }
+  // The budget this buffer's memory is counted in (null: none).
+  [[nodiscard]] MemoryBudget* budget() const noexcept { return budget_; }
 
   // Gives memory back when a large frame has passed and the buffer is empty,
   // so one 64 MiB body does not pin 64 MiB for the connection's lifetime.
   void shrink_if_idle(std::size_t keep_capacity);
 
  private:
+  struct FreeMemory {
+    void operator()(char* memory) const noexcept { std::free(memory); }
+  };
+
   void reallocate(std::size_t new_capacity);
   void unaccount() noexcept {
     if (budget_ != nullptr) budget_->remove(capacity_);
   }
 
-  std::unique_ptr<char[]> data_;
+  std::unique_ptr<char, FreeMemory> data_;
   std::size_t capacity_ = 0;
   std::size_t read_pos_ = 0;
   std::size_t write_pos_ = 0;

@@ -70,7 +70,12 @@ class EpollBackend final : public Backend {
     Waiter write_waiter;
   };
 
-  explicit EpollBackend(base::UniqueFd epoll_fd) : epoll_fd_(std::move(epoll_fd)) {}
+  explicit EpollBackend(base::UniqueFd epoll_fd) : epoll_fd_(std::move(epoll_fd)) {
+    // Room for a busy batch from the start: completions then queue without
+    // allocating (the two vectors swap, so each keeps what it grew to).
+    ready_.reserve(64);
+    delivering_.reserve(64);
+  }
 
   FdState& state_for(int fd);
   void submit_input(int fd, InputOp op);

@@ -76,22 +76,48 @@ void Reactor::run_posted() {
 }
 
 TimerId Reactor::add_timer(base::TimePoint deadline, std::function<void()> fn) {
-  const TimerId id = next_timer_id_++;
+  std::uint32_t index;
+  if (!free_timer_slots_.empty()) {
+    index = free_timer_slots_.back();
+    free_timer_slots_.pop_back();
+  } else {
+    index = static_cast<std::uint32_t>(timer_slots_.size());
+    timer_slots_.emplace_back();
+  }
+  TimerSlot& slot = timer_slots_[index];
+  slot.fn = std::move(fn);
+  slot.armed = true;
+  ++slot.generation;
+  const TimerId id = (TimerId{slot.generation} << 32) | (TimerId{index} + 1);
   timer_heap_.push(Timer{deadline, id});
-  timer_fns_.emplace(id, std::move(fn));
   return id;
 }
 
-void Reactor::cancel_timer(TimerId id) { timer_fns_.erase(id); }
+Reactor::TimerSlot* Reactor::armed_timer(TimerId id) noexcept {
+  const auto index = static_cast<std::uint32_t>(id & 0xFFFFFFFF);
+  if (index == 0 || index > timer_slots_.size()) return nullptr;
+  TimerSlot& slot = timer_slots_[index - 1];
+  return slot.armed && slot.generation == static_cast<std::uint32_t>(id >> 32) ? &slot : nullptr;
+}
+
+void Reactor::release_timer(TimerSlot& slot, std::uint32_t index) {
+  slot.armed = false;
+  slot.fn = nullptr;  // what it captured goes now, not when the slot is reused
+  free_timer_slots_.push_back(index);
+}
+
+void Reactor::cancel_timer(TimerId id) {
+  if (TimerSlot* slot = armed_timer(id)) release_timer(*slot, static_cast<std::uint32_t>((id & 0xFFFFFFFF) - 1));
+}
 
 void Reactor::run_due_timers() {
   while (!timer_heap_.empty() && timer_heap_.top().deadline <= now()) {
     const TimerId id = timer_heap_.top().id;
     timer_heap_.pop();
-    auto it = timer_fns_.find(id);
-    if (it == timer_fns_.end()) continue;  // cancelled
-    auto fn = std::move(it->second);
-    timer_fns_.erase(it);
+    TimerSlot* slot = armed_timer(id);
+    if (slot == nullptr) continue;  // cancelled
+    std::function<void()> fn = std::move(slot->fn);
+    release_timer(*slot, static_cast<std::uint32_t>((id & 0xFFFFFFFF) - 1));
     run_guarded(fn);
   }
 }
@@ -107,10 +133,12 @@ void Reactor::run_guarded(std::function<void()>& fn) {
 
 void Reactor::run_deferred() {
   // A deferred function may defer more; loop until none are left.
+  // Two vectors swapped back and forth keep their capacity: deferring
+  // allocates nothing in the steady state.
   while (!deferred_.empty()) {
-    std::vector<std::function<void()>> batch;
-    batch.swap(deferred_);
-    for (auto& fn : batch) run_guarded(fn);
+    running_deferred_.swap(deferred_);
+    for (auto& fn : running_deferred_) run_guarded(fn);
+    running_deferred_.clear();
   }
 }
 
@@ -161,7 +189,7 @@ void Reactor::run() {
   while (running_) {
     std::optional<std::chrono::nanoseconds> timeout;
     // Drop cancelled timers at the top so they do not shorten the wait.
-    while (!timer_heap_.empty() && !timer_fns_.contains(timer_heap_.top().id)) timer_heap_.pop();
+    while (!timer_heap_.empty() && armed_timer(timer_heap_.top().id) == nullptr) timer_heap_.pop();
     if (!timer_heap_.empty()) {
       const auto wait = timer_heap_.top().deadline - base::Clock::now();
       timeout = wait.count() > 0 ? std::chrono::duration_cast<std::chrono::nanoseconds>(wait)

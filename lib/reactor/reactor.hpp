@@ -20,7 +20,6 @@
 #include <memory>
 #include <mutex>
 #include <queue>
-#include <unordered_map>
 #include <vector>
 
 #include "base/clock.hpp"
@@ -161,11 +160,25 @@ class Reactor final : private CompletionSink {
   std::vector<Slot> slots_;
   std::vector<std::uint32_t> free_slots_;
 
+  // A timer's function lives in a reused slot, so arming one allocates
+  // nothing once the slots exist (a hash map would allocate a node per
+  // timer). A TimerId is the slot's generation and its index + 1, never 0;
+  // a heap entry whose id no longer matches its slot was cancelled.
+  struct TimerSlot {
+    std::function<void()> fn;
+    std::uint32_t generation = 0;
+    bool armed = false;
+  };
+  // The armed slot `id` names, or null (cancelled, run, or never armed).
+  TimerSlot* armed_timer(TimerId id) noexcept;
+  void release_timer(TimerSlot& slot, std::uint32_t index);
+
   std::priority_queue<Timer, std::vector<Timer>, std::greater<>> timer_heap_;
-  std::unordered_map<TimerId, std::function<void()>> timer_fns_;  // absent = cancelled
-  TimerId next_timer_id_ = 1;
+  std::vector<TimerSlot> timer_slots_;
+  std::vector<std::uint32_t> free_timer_slots_;
 
   std::vector<std::function<void()>> deferred_;
+  std::vector<std::function<void()>> running_deferred_;
   std::uint64_t allocation_failures_ = 0;
 
   // Cross-thread wake-up: an eventfd the reactor keeps a read armed on.

@@ -104,7 +104,8 @@ void StreamTransport::arm_recv() {
     reactor_.recv(token_, kRecv, fd_.get(), tls_input_.write_ptr(), kTlsRecvSize);
     return;
   }
-  reactor_.recv(token_, kRecv, fd_.get(), input_.write_ptr(), input_.writable_size());
+  reactor_.recv(token_, kRecv, fd_.get(), input_.write_ptr(),
+                std::min(input_.writable_size(), options_.max_recv_size));
 }
 
 void StreamTransport::on_io(std::uint8_t tag, std::int32_t result, std::uint32_t /*flags*/) {

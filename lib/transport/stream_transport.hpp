@@ -62,6 +62,11 @@ struct StreamTransportOptions {
   std::size_t shrink_above = 1024 * 1024;
   // The least free space a recv is offered, so reads are never tiny.
   std::size_t min_recv_space = 4 * 1024;
+  // The most one recv may bring, however much room a large frame has made:
+  // the copy out of the kernel (and the page faults of fresh buffer memory)
+  // is one uninterrupted step of the reactor, and other connections wait
+  // for it. At loopback speed this is a fraction of a millisecond.
+  std::size_t max_recv_size = 512 * 1024;
   // Unsent bytes at which output_full() turns true.
   std::size_t output_high_water = 4 * 1024 * 1024;
   // How long a closing connection keeps draining the peer's unread bytes.
