@@ -146,8 +146,19 @@ int run(int argc, char** argv) {
 
   const UniqueFd listener = listen_on(host, static_cast<std::uint16_t>(port));
   if (!listener.valid()) return 1;
+  // The ring setup framed's io_uring backend asks for (lib/reactor/
+  // uring_backend.cpp), newest first: completions handled in batches when
+  // the thread waits, not by interrupting it. Without the same setup the
+  // ceiling would be lower than the daemon it is the ceiling for.
   io_uring ring{};
-  if (const int rc = io_uring_queue_init(kQueueDepth, &ring, 0); rc < 0) {
+  int rc = -EINVAL;
+  for (const unsigned flags : {IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SINGLE_ISSUER |
+                                   IORING_SETUP_DEFER_TASKRUN,
+                               IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN, 0U}) {
+    rc = io_uring_queue_init(kQueueDepth, &ring, flags);
+    if (rc != -EINVAL) break;  // an older kernel refuses flags it does not know
+  }
+  if (rc < 0) {
     std::fprintf(stderr, "raw-echo-server: io_uring_queue_init: %s\n", std::strerror(-rc));
     return 1;
   }
@@ -156,7 +167,7 @@ int run(int argc, char** argv) {
   arm_accept(ring, listener.get());
   while (true) {
     io_uring_cqe* cqe = nullptr;
-    const int rc = io_uring_submit_and_wait(&ring, 1);
+    rc = io_uring_submit_and_wait(&ring, 1);
     if (rc < 0 && rc != -EINTR) {
       std::fprintf(stderr, "raw-echo-server: io_uring_submit_and_wait: %s\n", std::strerror(-rc));
       break;
