@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <limits>
 #include <memory>
 #include <utility>
 
@@ -121,7 +122,8 @@ class InFlightQueue {
 enum class ConnState { connecting, handshaking, open, draining, closed };
 
 struct Connection {
-  Connection(unsigned index_in, std::size_t pipeline) : index(index_in), in_flight(pipeline) {}
+  Connection(unsigned index_in, std::size_t pipeline, std::uint64_t budget)
+      : index(index_in), in_flight(pipeline), requests_left(budget) {}
 
   unsigned index;
   UniqueFd fd;
@@ -133,6 +135,9 @@ struct Connection {
   std::size_t out_offset = 0;
   std::size_t unstamped = 0;  // requests queued since the last write
   std::uint64_t next_id = 1;
+  // --requests: this connection's share still to be sent; without it, no
+  // limit (UINT64_MAX).
+  std::uint64_t requests_left;
   bool write_interest = false;         // EPOLLOUT registered
   std::optional<std::string> failure;  // set while decoding; acted on after feed()
   // A TLS read that failed after it had bytes: they are decoded first, then
@@ -168,7 +173,7 @@ class ClientThread final : public ReplySink {
       return;
     }
     for (const unsigned index : config_.connection_ids) {
-      connections_.push_back(std::make_unique<Connection>(index, options_.pipeline));
+      connections_.push_back(std::make_unique<Connection>(index, options_.pipeline, request_budget(index)));
     }
     for (auto& connection : connections_) start_connect(*connection, /*first=*/true);
 
@@ -178,6 +183,7 @@ class ClientThread final : public ReplySink {
       update_window_end();
       if (sending_ && now >= window_end_) begin_drain();
       if (!sending_ && (live_ == 0 || now >= config_.timeline.drain_end)) break;
+      if (fixed_count_ && live_ == 0) break;  // every share sent and answered (or failed)
 
       const Clock::time_point boundary = sending_ ? window_end_ : config_.timeline.drain_end;
       const auto wait = std::chrono::ceil<std::chrono::milliseconds>(boundary - now);
@@ -225,10 +231,11 @@ class ClientThread final : public ReplySink {
       // A handshake cycle's latency is all of it: connect, handshake, request, reply.
       result_.latency.record(received_at_ - (handshake_mode_ ? connection.cycle_started : request.sent));
       ++result_.completed;
+      result_.last_reply = received_at_;
     }
     if (handshake_mode_) {
       connection.cycle_done = true;
-    } else if (sending_) {
+    } else if (sending_ && connection.requests_left > 0) {
       // Closed loop: every answer makes room for exactly one new request.
       queue_request(connection);
     }
@@ -370,7 +377,7 @@ class ClientThread final : public ReplySink {
     if (handshake_mode_) {
       queue_request(connection);  // a cycle has one request
     } else {
-      while (!connection.in_flight.full()) queue_request(connection);
+      while (!connection.in_flight.full() && connection.requests_left > 0) queue_request(connection);
     }
     flush(connection);
   }
@@ -507,7 +514,16 @@ class ClientThread final : public ReplySink {
   }
   void fail_server_closed(Connection& connection) { fail(connection, server_closed_text(connection)); }
 
+  // --requests: connection `index`'s share, the remainder going to the first ones.
+  std::uint64_t request_budget(unsigned index) const noexcept {
+    if (!fixed_count_) return std::numeric_limits<std::uint64_t>::max();
+    const std::uint64_t connections = options_.connections;
+    return options_.requests / connections + (index < options_.requests % connections ? 1 : 0);
+  }
+
   void queue_request(Connection& connection) {
+    // Its share sent: the connection closes once the replies are in, as in the drain.
+    if (--connection.requests_left == 0 && fixed_count_) connection.state = ConnState::draining;
     const std::uint64_t id = connection.next_id++;
     append_request(connection.out, spec_, id);
     connection.in_flight.push(id);
@@ -671,6 +687,7 @@ class ClientThread final : public ReplySink {
   std::size_t live_ = 0;          // connections with an open fd
   bool sending_ = true;
   const bool handshake_mode_;
+  const bool fixed_count_ = options_.requests != 0;  // --requests
   const bool server_name_is_ip_;  // --server-name is an address: no SNI, IP check
 };
 

@@ -66,6 +66,7 @@ struct ThreadResult {
   std::uint64_t connected = 0;   // connections that were established (each counted once)
   std::uint64_t handshakes = 0;  // completed TLS handshakes (plaintext: TCP connects), whole run
   std::uint64_t undrained = 0;   // connections closed with replies still due
+  Clock::time_point last_reply;  // --requests: when this thread's last reply came
   std::vector<std::string> error_samples;  // the first few error messages
 };
 

@@ -17,6 +17,35 @@ void append_number(std::vector<char>& out, std::uint64_t value) {
   out.insert(out.end(), digits.data(), end);
 }
 
+// The json request header is these pieces around the id (and, for echo,
+// the body size): append_request() writes them, is_request_header()
+// compares an echoed header with them, without building a string per reply.
+constexpr std::string_view kPingHeaderStart = R"({"cmd":"ping","id":)";
+constexpr std::string_view kEchoHeaderStart = R"({"cmd":"echo","id":)";
+constexpr std::string_view kSizeKey = R"(,"total_size":)";
+
+// Consumes `piece` from the front of `text`; false when text does not start with it.
+bool take_prefix(std::string_view& text, std::string_view piece) noexcept {
+  if (!text.starts_with(piece)) return false;
+  text.remove_prefix(piece.size());
+  return true;
+}
+
+bool take_number(std::string_view& text, std::uint64_t value) noexcept {
+  std::array<char, 24> digits{};
+  const auto [end, ec] = std::to_chars(digits.data(), digits.data() + digits.size(), value);
+  static_cast<void>(ec);  // cannot fail: the array fits UINT64_MAX
+  return take_prefix(text, std::string_view(digits.data(), static_cast<std::size_t>(end - digits.data())));
+}
+
+// Whether `header` is exactly the json header append_request() writes.
+bool is_request_header(std::string_view header, Command command, std::uint64_t id, std::uint64_t body_size) noexcept {
+  const bool echo = command == Command::echo;
+  if (!take_prefix(header, echo ? kEchoHeaderStart : kPingHeaderStart) || !take_number(header, id)) return false;
+  if (echo && (!take_prefix(header, kSizeKey) || !take_number(header, body_size))) return false;
+  return header == "}";
+}
+
 void store_u32(char* p, std::uint32_t value, ByteOrder order) noexcept {
   for (int i = 0; i < 4; ++i) {
     const int shift = order == ByteOrder::big ? 24 - 8 * i : 8 * i;
@@ -140,9 +169,13 @@ class JsonScanner {
   std::size_t pos_ = 0;
 };
 
+// echoed_requests: Protocol::echo, where each "reply" is a json request
+// sent back as it was. The framing is the same; the header has no "ok" and
+// is handed on whole (reply.text), for check_reply() to compare with the
+// request's.
 class JsonDecoder final : public ReplyDecoder {
  public:
-  explicit JsonDecoder(ByteOrder order) : order_(order) {}
+  JsonDecoder(ByteOrder order, bool echoed_requests) : order_(order), echoed_requests_(echoed_requests) {}
 
   std::optional<std::string> feed(std::span<const char> bytes, ReplySink& sink) override {
     std::size_t pos = 0;
@@ -183,7 +216,12 @@ class JsonDecoder final : public ReplyDecoder {
           if (reply_.body_size > kMaxReplyBody) {
             return "reply body of " + std::to_string(reply_.body_size) + " bytes is over the limit";
           }
-          if (!reply_.ok) {
+          if (echoed_requests_) {
+            // Copied: with an echo body the reply completes in a later feed().
+            echoed_header_.assign(header);
+            reply_.text = echoed_header_;
+            reply_.ok = true;
+          } else if (!reply_.ok) {
             // Kept for the error report; a prefix says enough.
             error_text_.assign(header.substr(0, 300));
             reply_.text = error_text_;
@@ -213,12 +251,14 @@ class JsonDecoder final : public ReplyDecoder {
   enum class State { length, header, body };
 
   ByteOrder order_;
+  bool echoed_requests_;
   State state_ = State::length;
   std::array<unsigned char, 4> length_bytes_{};
   std::size_t length_have_ = 0;
   std::uint32_t header_size_ = 0;
   std::string header_;  // only a header split across reads is copied here
   std::string error_text_;
+  std::string echoed_header_;
 };
 
 class RespDecoder final : public ReplyDecoder {
@@ -347,7 +387,7 @@ std::size_t ReplyDecoder::consume_body(std::span<const char> bytes) noexcept {
 
 std::unique_ptr<ReplyDecoder> make_decoder(Protocol protocol, ByteOrder byte_order) {
   if (protocol == Protocol::resp) return std::make_unique<RespDecoder>();
-  return std::make_unique<JsonDecoder>(byte_order);
+  return std::make_unique<JsonDecoder>(byte_order, protocol == Protocol::echo);
 }
 
 std::optional<std::string> parse_json_header(std::string_view header, Reply& reply) {
@@ -392,6 +432,7 @@ std::optional<std::string> parse_json_header(std::string_view header, Reply& rep
 
 void append_request(std::vector<char>& out, const RequestSpec& spec, std::uint64_t id) {
   const bool echo = spec.command == Command::echo;
+  // Protocol::echo sends the json request unchanged; the server sends it back.
   if (spec.protocol == Protocol::resp) {
     if (!echo) {
       append(out, "*1\r\n$4\r\nPING\r\n");
@@ -407,10 +448,10 @@ void append_request(std::vector<char>& out, const RequestSpec& spec, std::uint64
 
   const std::size_t start = out.size();
   out.resize(start + 4);  // the length prefix, filled in once the header is written
-  append(out, echo ? R"({"cmd":"echo","id":)" : R"({"cmd":"ping","id":)");
+  append(out, echo ? kEchoHeaderStart : kPingHeaderStart);
   append_number(out, id);
   if (echo) {
-    append(out, R"(,"total_size":)");
+    append(out, kSizeKey);
     append_number(out, spec.body.size());
   }
   append(out, "}");
@@ -430,7 +471,11 @@ std::vector<char> make_body(std::size_t size) {
 
 std::optional<std::string> check_reply(const Reply& reply, const Expectation& expected) {
   if (!reply.ok) return "error reply: " + std::string(reply.text);
-  if (expected.protocol == Protocol::json) {
+  if (expected.protocol == Protocol::echo) {
+    if (!is_request_header(reply.text, expected.command, expected.id, expected.body_size)) {
+      return "echoed header differs from the request's: " + std::string(reply.text.substr(0, 200));
+    }
+  } else if (expected.protocol == Protocol::json) {
     if (!reply.id || *reply.id < 0 || static_cast<std::uint64_t>(*reply.id) != expected.id) {
       return "reply id " + (reply.id ? std::to_string(*reply.id) : std::string("(missing)")) + " where " +
              std::to_string(expected.id) + " was due";

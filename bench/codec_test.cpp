@@ -200,6 +200,42 @@ void test_check_reply() {
   CHECK(check_reply(pong, {Protocol::resp, Command::ping, 0, 0}));
 }
 
+// --protocol echo: the json requests come back as they went, and only the
+// exact bytes of the request answer it.
+void test_echoed_requests() {
+  const std::vector<char> body = make_body(300);
+  std::vector<char> sent;
+  append_request(sent, RequestSpec{Protocol::json, Command::ping, ByteOrder::big, {}}, 41);
+  append_request(sent, RequestSpec{Protocol::json, Command::echo, ByteOrder::big, body}, 42);
+  const Outcome out = decode_all_ways(Protocol::echo, ByteOrder::big, std::string(sent.begin(), sent.end()), body);
+  CHECK(!out.error);
+  CHECK(out.replies.size() == 2);
+  if (out.replies.size() != 2) return;
+  const auto as_reply = [](const Seen& seen) {
+    Reply reply;
+    reply.ok = seen.ok;
+    reply.id = seen.id;
+    reply.text = seen.text;
+    reply.body_size = seen.body_size;
+    reply.body_checked = seen.body_checked;
+    reply.body_matches = seen.body_matches;
+    return reply;
+  };
+  const Reply ping = as_reply(out.replies[0]);
+  const Reply echo = as_reply(out.replies[1]);
+  CHECK(!check_reply(ping, {Protocol::echo, Command::ping, 0, 41}));
+  CHECK(check_reply(ping, {Protocol::echo, Command::ping, 0, 4}));     // another id: a prefix of the digits
+  CHECK(check_reply(ping, {Protocol::echo, Command::ping, 0, 410}));   // another id: longer
+  CHECK(check_reply(ping, {Protocol::echo, Command::echo, 0, 41}));    // not the echo request
+  CHECK(echo.body_checked && echo.body_matches);
+  CHECK(!check_reply(echo, {Protocol::echo, Command::echo, 300, 42}));
+  CHECK(check_reply(echo, {Protocol::echo, Command::echo, 301, 42}));  // wrong size
+  Reply changed = ping;
+  const std::string spaced = R"({"cmd":"ping", "id":41})";  // the same JSON, not the same bytes
+  changed.text = spaced;
+  CHECK(check_reply(changed, {Protocol::echo, Command::ping, 0, 41}));
+}
+
 }  // namespace
 }  // namespace framed::bench
 
@@ -211,6 +247,7 @@ int main() {
   test_resp_replies();
   test_requests();
   test_check_reply();
+  test_echoed_requests();
   if (g_failures != 0) {
     std::fprintf(stderr, "%d checks failed\n", g_failures);
     return 1;

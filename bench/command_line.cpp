@@ -24,7 +24,8 @@ Verdict parse_server_option(std::string_view name, std::string_view value, Serve
     if (value.empty() || value == "@") return "a socket path";
     server.unix_path = value;
   } else if (name == "--protocol") {
-    return parse_choice(value, {{"json", Protocol::json}, {"resp", Protocol::resp}}, server.protocol, "json or resp");
+    return parse_choice(value, {{"json", Protocol::json}, {"resp", Protocol::resp}, {"echo", Protocol::echo}},
+                        server.protocol, "json, resp or echo");
   } else if (name == "--byte-order") {
     return parse_choice(value, {{"big", ByteOrder::big}, {"little", ByteOrder::little}}, server.byte_order,
                         "big or little");
@@ -34,7 +35,17 @@ Verdict parse_server_option(std::string_view name, std::string_view value, Serve
 
 }  // namespace
 
-std::string_view to_string(Protocol protocol) { return protocol == Protocol::json ? "json" : "resp"; }
+std::string_view to_string(Protocol protocol) {
+  switch (protocol) {
+    case Protocol::json:
+      return "json";
+    case Protocol::resp:
+      return "resp";
+    case Protocol::echo:
+      return "echo";
+  }
+  return "?";
+}
 std::string_view to_string(ByteOrder order) { return order == ByteOrder::big ? "big" : "little"; }
 
 bool parse_seconds(std::string_view text, double min, double max, double& out) {

@@ -15,7 +15,9 @@
 
 namespace framed::bench {
 
-enum class Protocol { json, resp };
+// echo: framed-bench only; the request bytes of json, answered by the same
+// bytes (bench/raw-echo-server: the ceiling with no framing at all).
+enum class Protocol { json, resp, echo };
 enum class ByteOrder { big, little };
 
 enum ExitCode { kExitOk = 0, kExitFailed = 1, kExitUsage = 2, kExitDeadline = 3, kExitInterrupted = 130 };

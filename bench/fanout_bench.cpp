@@ -98,6 +98,8 @@ CommandLine parse_options(int argc, char** argv, FanoutOptions& options) {
         }
         return std::nullopt;
       });
+  // The raw echo server has no channels: echo is framed-bench's alone.
+  if (result.error.empty() && options.protocol == Protocol::echo) result.error = "--protocol: fanout-bench speaks json or resp";
   options.threads = std::min(options.threads, options.subscribers);
   return result;
 }

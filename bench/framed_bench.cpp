@@ -76,10 +76,11 @@ void print_text(const Options& options, const Target& target, const Summary& sum
   const double rate = summary.measured_s > 0 ? static_cast<double>(summary.completed) / summary.measured_s : 0.0;
   std::printf("framed-bench: %s %s, protocol %s", target.tcp ? "tcp" : "unix", target.description.c_str(),
               std::string(to_string(options.protocol)).c_str());
-  if (options.protocol == Protocol::json) std::printf(" (%s-endian)", std::string(to_string(options.byte_order)).c_str());
+  if (options.protocol != Protocol::resp) std::printf(" (%s-endian)", std::string(to_string(options.byte_order)).c_str());
   std::printf(", command %s", std::string(to_string(options.command)).c_str());
   if (options.command == Command::echo) std::printf(" %u B", options.size);
   std::printf("\n  %s, mode %s", tls_description(options.tls).c_str(), std::string(to_string(options.mode)).c_str());
+  if (options.requests != 0) std::printf(", %llu requests", static_cast<unsigned long long>(options.requests));
   std::printf("\n  %u connections x %u pipeline on %u thread%s, warmup %g s, duration %g s (measured %.3f s%s)\n",
               options.connections, options.pipeline, options.threads, options.threads == 1 ? "" : "s",
               options.warmup_s, options.duration_s, summary.measured_s, summary.interrupted ? ", interrupted" : "");
@@ -112,7 +113,7 @@ void print_json(const Options& options, const Target& target, const Summary& sum
   std::printf(
       "{\"target\":\"%s\",\"transport\":\"%s\",\"protocol\":\"%s\",\"byte_order\":\"%s\",\"command\":\"%s\","
       "\"size\":%u,\"connections\":%u,\"pipeline\":%u,\"threads\":%u,\"warmup_s\":%g,\"duration_s\":%g,"
-      "\"measured_s\":%.6f,\"interrupted\":%s,\"requests\":%llu,\"errors\":%llu,\"connected\":%llu,"
+      "\"measured_s\":%.6f,\"interrupted\":%s,\"fixed_requests\":%llu,\"requests\":%llu,\"errors\":%llu,\"connected\":%llu,"
       "\"undrained\":%llu,\"tls\":%s,\"mode\":\"%s\",\"handshakes\":%llu,\"handshakes_per_s\":%.1f,"
       "\"requests_per_s\":%.1f,\"latency_us\":{\"min\":%.1f,\"p50\":%.1f,\"p90\":%.1f,"
       "\"p99\":%.1f,\"p99_9\":%.1f,\"max\":%.1f,\"mean\":%.1f}}\n",
@@ -120,7 +121,7 @@ void print_json(const Options& options, const Target& target, const Summary& sum
       std::string(to_string(options.protocol)).c_str(), std::string(to_string(options.byte_order)).c_str(),
       std::string(to_string(options.command)).c_str(), options.command == Command::echo ? options.size : 0U,
       options.connections, options.pipeline, options.threads, options.warmup_s, options.duration_s,
-      summary.measured_s, summary.interrupted ? "true" : "false",
+      summary.measured_s, summary.interrupted ? "true" : "false", static_cast<unsigned long long>(options.requests),
       static_cast<unsigned long long>(summary.completed), static_cast<unsigned long long>(summary.errors),
       static_cast<unsigned long long>(summary.connected), static_cast<unsigned long long>(summary.undrained),
       options.tls.enabled ? "true" : "false", std::string(to_string(options.mode)).c_str(),
@@ -228,6 +229,18 @@ int run(int argc, char** argv) {
   Clock::time_point window_end = timeline.measure_end;
   if (const Clock::rep stop = stop_at.load(); stop != 0) {
     window_end = std::min(window_end, Clock::time_point(Clock::duration(stop)));
+  }
+  if (options.requests != 0 && !interrupted) {
+    // A fixed count is measured to its last reply, not to the time limit.
+    Clock::time_point last_reply = timeline.measure_begin;
+    for (const ThreadResult& result : results) last_reply = std::max(last_reply, result.last_reply);
+    window_end = std::min(window_end, last_reply);
+    if (summary.completed != options.requests) {
+      ++summary.errors;
+      results[0].error_samples.push_back(std::to_string(summary.completed) + " of the " +
+                                         std::to_string(options.requests) + " requests answered within --duration " +
+                                         std::to_string(options.duration_s) + " s");
+    }
   }
   summary.measured_s =
       std::max(0.0, std::chrono::duration<double>(window_end - timeline.measure_begin).count());

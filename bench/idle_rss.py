@@ -2,13 +2,15 @@
 """Memory per idle connection: the daemon's RSS growth for N open, idle
 clients, for each binary given (e.g. two builds of framed, side by side).
 
-    bench/idle_rss.py [--connections 10000] [--rounds 2] BINARY [BINARY...]
+    bench/idle_rss.py [--connections 10000] [--rounds 2] [--redis] BINARY [BINARY...]
 
 Each binary runs on its built-in defaults except for a temporary config
 (TCP on 127.0.0.1, a free port, max_connections above N). Every client does
 one ping, so its buffers exist as they would in use, then stays idle. RSS is
 VmRSS from /proc, read after the clients are connected; rounds alternate
 between the binaries and the table gives each binary's median.
+With --redis, redis-server (persistence off, maxclients above N) is
+measured the same way in the same rounds, each client sending one PING.
 Loopback only; everything started is stopped on exit.
 """
 import argparse
@@ -24,9 +26,16 @@ import time
 
 
 
+REDIS = "redis-server"
+
+
 def ping_frame():
     header = b'{"cmd":"ping"}'
     return struct.pack(">I", len(header)) + header
+
+
+RESP_PING = b"*1\r\n$4\r\nPING\r\n"
+RESP_PONG = b"+PONG\r\n"
 
 
 def free_port():
@@ -54,8 +63,14 @@ def wait_for_port(port, deadline=10.0):
     raise RuntimeError(f"daemon did not listen on {port}")
 
 
-def measure(binary, connections, workdir):
+def start_server(binary, connections, workdir):
+    """The server process and its port: framed on a temporary config, or
+    Redis on the command line."""
     port = free_port()
+    if binary == REDIS:
+        command = [REDIS, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                   "--maxclients", str(connections + 100), "--loglevel", "warning"]
+        return subprocess.Popen(command, stdout=subprocess.DEVNULL), port
     config = os.path.join(workdir, "idle.toml")
     with open(config, "w") as out:
         out.write(f"""[daemon]
@@ -66,47 +81,68 @@ log_level = "warn"
 kind = "tcp"
 address = "127.0.0.1:{port}"
 """)
-    daemon = subprocess.Popen([binary, "--config", config])
+    return subprocess.Popen([binary, "--config", config]), port
+
+
+def read_reply(sock, resp):
+    """Reads one whole reply: +PONG, or one json frame."""
+    need = len(RESP_PONG) if resp else 4
+    data = b""
+    while len(data) < need:
+        chunk = sock.recv(4096)
+        if not chunk:
+            raise RuntimeError("the server closed a connection")
+        data += chunk
+        if not resp and len(data) >= 4:
+            need = 4 + struct.unpack(">I", data[:4])[0]
+    if resp and data != RESP_PONG:
+        raise RuntimeError(f"unexpected reply to PING: {data!r}")
+
+
+def measure(binary, connections, workdir):
+    resp = binary == REDIS
+    server, port = start_server(binary, connections, workdir)
     clients = []
     try:
         wait_for_port(port)
         time.sleep(0.2)
-        before = rss_kib(daemon.pid)
-        frame = ping_frame()
+        before = rss_kib(server.pid)
+        frame = RESP_PING if resp else ping_frame()
         for _ in range(connections):
             sock = socket.create_connection(("127.0.0.1", port), timeout=5)
             sock.sendall(frame)
             clients.append(sock)
-        for sock in clients:  # every reply read: the daemon has served each one
-            need = 4
-            data = b""
-            while len(data) < need:
-                chunk = sock.recv(4096)
-                if not chunk:
-                    raise RuntimeError("daemon closed a connection")
-                data += chunk
-                if len(data) >= 4:
-                    need = 4 + struct.unpack(">I", data[:4])[0]
+        for sock in clients:  # every reply read: the server has served each one
+            read_reply(sock, resp)
         time.sleep(0.5)
-        after = rss_kib(daemon.pid)
+        after = rss_kib(server.pid)
         return before, after
     finally:
         for sock in clients:
             sock.close()
-        daemon.terminate()
-        daemon.wait(timeout=10)
+        server.terminate()
+        server.wait(timeout=10)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--connections", type=int, default=10000)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("binaries", nargs="+")
+    parser.add_argument("--redis", action="store_true", help="measure redis-server too")
+    parser.add_argument("binaries", nargs="*")
     args = parser.parse_args()
+    if args.redis:
+        args.binaries.append(REDIS)
+    if not args.binaries:
+        parser.error("nothing to measure: give a binary or --redis")
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    # This process holds every client socket, the server as many again: both
+    # need N descriptors and spares (the server inherits the limit).
     need = args.connections + 200
     if soft < need:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (min(need, hard), hard))  # the daemon inherits it
+        if hard != resource.RLIM_INFINITY and hard < need:
+            sys.exit(f"idle_rss.py: {args.connections} connections need {need} descriptors; the hard limit is {hard}")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (need, hard))
     results = {binary: [] for binary in args.binaries}
     with tempfile.TemporaryDirectory() as workdir:
         for _ in range(args.rounds):

@@ -19,6 +19,8 @@ constexpr std::uint32_t kMaxSize = 64U << 20;
 // A benchmark longer than a day is a mistake on the command line.
 constexpr double kMaxDurationS = 86400.0;
 constexpr double kMaxWarmupS = 3600.0;
+// --requests: a trillion is days of work at loopback rates.
+constexpr std::uint64_t kMaxRequests = 1'000'000'000'000ULL;
 // Every connection may hold pipeline requests of size bytes in its send
 // buffer at once; refuse runs whose buffers alone would exceed this.
 constexpr double kMaxInFlightBytes = 4.0 * (1ULL << 30);
@@ -42,7 +44,10 @@ std::string usage() {
          "  --threads T           client threads, each with its own epoll loop (default 1)\n"
          "  --command ping|echo   request to send (default ping)\n"
          "  --size BYTES          echo body size (default 1024)\n"
-         "  --protocol json|resp  framed json framing, or Redis RESP (default json)\n"
+         "  --requests N          send N requests in all, count every reply, stop after the last\n"
+         "                        (no warmup; --duration becomes a time limit)\n"
+         "  --protocol json|resp|echo  framed json framing, Redis RESP, or echo: json requests\n"
+         "                        expected back byte for byte (bench/raw-echo-server) (default json)\n"
          "  --byte-order big|little  json header length byte order (default big)\n"
          "  --mode load|handshake connections stay open with --pipeline requests in flight (default load);\n"
          "                        handshake: connect, (TLS handshake,) one request, close, again\n"
@@ -60,7 +65,7 @@ CommandLine parse_options(int argc, char** argv, Options& options) {
   CommandLine result = walk_command_line(
       argc, argv,
       {"--connections", "--pipeline", "--threads", "--duration", "--warmup", "--size", "--command", "--mode",
-       "--tls-ca", "--server-name"},
+       "--tls-ca", "--server-name", "--requests"},
       options,
       [&options](std::string_view name, std::string_view value) -> Verdict {
         if (name == "--tls") {
@@ -91,6 +96,10 @@ CommandLine parse_options(int argc, char** argv, Options& options) {
         if (name == "--command") {
           return parse_choice(value, {{"ping", Command::ping}, {"echo", Command::echo}}, options.command, "ping or echo");
         }
+        if (name == "--requests") {
+          if (!parse_integer<std::uint64_t>(value, 1, kMaxRequests, options.requests)) return "a request count (1-10^12)";
+          return std::nullopt;
+        }
         if (name == "--duration") {
           // Zero would divide the request count by nothing.
           if (!parse_seconds(value, 0.001, kMaxDurationS, options.duration_s)) return "a duration (0.001-86400 s)";
@@ -120,6 +129,17 @@ CommandLine parse_options(int argc, char** argv, Options& options) {
     return result;
   }
   if (options.tls.enabled && options.tls.server_name.empty()) options.tls.server_name = options.host;
+  if (options.requests != 0) {
+    if (options.mode == Mode::handshake) {
+      result.error = "--requests is for --mode load";
+      return result;
+    }
+    if (options.requests < options.connections) {
+      result.error = "--requests must give every connection at least one request";
+      return result;
+    }
+    options.warmup_s = 0;  // every request is part of the count
+  }
   // A handshake cycle has exactly one request in flight.
   if (options.mode == Mode::handshake) options.pipeline = 1;
 

@@ -33,6 +33,11 @@ struct Options : ServerOptions {
   Command command = Command::ping;
   std::uint32_t size = 1024;  // echo body bytes
   Mode mode = Mode::load;
+  // --requests: a fixed amount of work instead of a window (instruction
+  // counts per request under callgrind): this many requests in all, spread
+  // evenly over the connections, every reply counted (no warmup); the run
+  // ends with the last reply, --duration is then only a time limit.
+  std::uint64_t requests = 0;  // 0: run for --duration
   TlsOptions tls;
 };
 

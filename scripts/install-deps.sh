@@ -32,6 +32,8 @@ packages=(
   # (on a systemd machine the package also starts its own, idle, service;
   # they run HAProxy processes of their own)
   haproxy
+  # bench/compare: instruction counts per request (callgrind) and its SVG chart
+  valgrind gnuplot-nox
 )
 
 missing=()
