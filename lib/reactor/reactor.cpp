@@ -94,20 +94,21 @@ TimerId Reactor::add_timer(base::TimePoint deadline, std::function<void()> fn) {
 }
 
 Reactor::TimerSlot* Reactor::armed_timer(TimerId id) noexcept {
-  const auto index = static_cast<std::uint32_t>(id & 0xFFFFFFFF);
-  if (index == 0 || index > timer_slots_.size()) return nullptr;
-  TimerSlot& slot = timer_slots_[index - 1];
+  const std::uint32_t index = timer_index(id);
+  if (index >= timer_slots_.size()) return nullptr;
+  TimerSlot& slot = timer_slots_[index];
   return slot.armed && slot.generation == static_cast<std::uint32_t>(id >> 32) ? &slot : nullptr;
 }
 
-void Reactor::release_timer(TimerSlot& slot, std::uint32_t index) {
+void Reactor::release_timer(TimerId id) {
+  TimerSlot& slot = timer_slots_[timer_index(id)];
   slot.armed = false;
   slot.fn = nullptr;  // what it captured goes now, not when the slot is reused
-  free_timer_slots_.push_back(index);
+  free_timer_slots_.push_back(timer_index(id));
 }
 
 void Reactor::cancel_timer(TimerId id) {
-  if (TimerSlot* slot = armed_timer(id)) release_timer(*slot, static_cast<std::uint32_t>((id & 0xFFFFFFFF) - 1));
+  if (armed_timer(id) != nullptr) release_timer(id);
 }
 
 void Reactor::run_due_timers() {
@@ -117,7 +118,7 @@ void Reactor::run_due_timers() {
     TimerSlot* slot = armed_timer(id);
     if (slot == nullptr) continue;  // cancelled
     std::function<void()> fn = std::move(slot->fn);
-    release_timer(*slot, static_cast<std::uint32_t>((id & 0xFFFFFFFF) - 1));
+    release_timer(id);
     run_guarded(fn);
   }
 }

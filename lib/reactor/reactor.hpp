@@ -169,9 +169,13 @@ class Reactor final : private CompletionSink {
     std::uint32_t generation = 0;
     bool armed = false;
   };
+  // The slot index `id` names (the id's low half is the index + 1; an id
+  // of 0 wraps to an index past any slot).
+  static std::uint32_t timer_index(TimerId id) noexcept { return static_cast<std::uint32_t>(id) - 1; }
   // The armed slot `id` names, or null (cancelled, run, or never armed).
   TimerSlot* armed_timer(TimerId id) noexcept;
-  void release_timer(TimerSlot& slot, std::uint32_t index);
+  // Disarms the armed timer `id` and frees its slot.
+  void release_timer(TimerId id);
 
   std::priority_queue<Timer, std::vector<Timer>, std::greater<>> timer_heap_;
   std::vector<TimerSlot> timer_slots_;
